@@ -1,0 +1,1 @@
+//! chat-cluster-redis: an adapter of chat-core; its issue fills it in.

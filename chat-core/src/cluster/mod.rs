@@ -1,0 +1,107 @@
+//! What crosses between chat server nodes: the [`Bus`] that carries frames to
+//! users connected elsewhere, [`PresenceStore`] (who is online, on which
+//! node, with heartbeat expiry) and [`Discovery`] (live nodes, their load,
+//! which node a user should use).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::model::{Millis, NodeId, Presence, UserId};
+
+/// Where a bus message goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// The sessions of one user, on whatever node they are.
+    User(UserId),
+    /// Watchers of one user's presence.
+    Presence(UserId),
+}
+
+/// One message off the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusMessage {
+    /// The topic it was published to.
+    pub topic: Topic,
+    /// An encoded server frame, shared as is with local sessions.
+    pub payload: Bytes,
+}
+
+/// The stream of bus messages for one node.
+pub type BusReceiver = tokio::sync::mpsc::Receiver<BusMessage>;
+
+/// Carries encoded frames between nodes. A node receives only the topics it
+/// subscribed to: no broadcast of every message to every node.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Starts receiving for this node. Called once, by the engine at build.
+    async fn open(&self) -> Result<BusReceiver>;
+
+    /// Publishes `payload` to every topic in `topics`.
+    async fn publish(&self, topics: &[Topic], payload: Bytes) -> Result<()>;
+
+    /// This node wants messages for `topic`.
+    async fn subscribe(&self, topic: &Topic) -> Result<()>;
+
+    /// This node no longer wants messages for `topic`.
+    async fn unsubscribe(&self, topic: &Topic) -> Result<()>;
+}
+
+/// A user's presence as stored: [`Presence`] plus the nodes it is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceEntry {
+    /// Online or offline, with last_seen.
+    pub presence: Presence,
+    /// Nodes holding at least one of its connections.
+    pub nodes: Vec<NodeId>,
+}
+
+/// Who is online, on which node. A user is online while any node holds a
+/// connection of it and that node's heartbeat has not expired.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// One more connection of `user` on `node`. Returns true when the user
+    /// went from offline to online.
+    async fn connect(&self, user: &UserId, node: &NodeId, now: Millis) -> Result<bool>;
+
+    /// One connection of `user` on `node` closed. Returns true when the user
+    /// went offline (its last connection anywhere); last_seen becomes `now`.
+    async fn disconnect(&self, user: &UserId, node: &NodeId, now: Millis) -> Result<bool>;
+
+    /// The presence of each of `users`, in the same order.
+    async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>>;
+
+    /// `node` is alive at `now`; its connections count until `now + ttl`.
+    async fn heartbeat(&self, node: &NodeId, now: Millis, ttl: Millis) -> Result<()>;
+
+    /// Forgets the connections of nodes whose heartbeat expired before `now`
+    /// and returns the users that went offline because of it.
+    async fn reap(&self, now: Millis) -> Result<Vec<Presence>>;
+}
+
+/// One chat server node as discovery knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// The WebSocket URL clients connect to (`chat_url`).
+    pub public_url: String,
+    /// Open connections now.
+    pub load: u64,
+}
+
+/// Live nodes and the choice of a node for each user.
+#[async_trait]
+pub trait Discovery: Send + Sync + 'static {
+    /// Registers or refreshes `node` with its load; it stays live until `now + ttl`.
+    async fn register(&self, node: &NodeInfo, now: Millis, ttl: Millis) -> Result<()>;
+
+    /// Removes `node` at once (clean shutdown).
+    async fn deregister(&self, node: &NodeId) -> Result<()>;
+
+    /// Nodes whose registration has not expired at `now`.
+    async fn live_nodes(&self, now: Millis) -> Result<Vec<NodeInfo>>;
+
+    /// The node `user` should connect to, or `None` when no node is live.
+    async fn pick(&self, user: &UserId, now: Millis) -> Result<Option<NodeInfo>>;
+}

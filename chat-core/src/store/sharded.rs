@@ -1,0 +1,5 @@
+//! placeholder
+/// placeholder
+pub struct ShardedStore;
+/// placeholder
+pub enum ShardBy {}
