@@ -21,6 +21,10 @@ pub enum Topic {
 /// One message off the bus.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BusMessage {
+    /// The node that published it: the bus stamps its own node id on every
+    /// publish, so a node can skip what it published itself (it already
+    /// delivered those to its local sessions).
+    pub origin: NodeId,
     /// The topic it was published to.
     pub topic: Topic,
     /// An encoded server frame, shared as is with local sessions.
@@ -37,7 +41,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Starts receiving for this node. Called once, by the engine at build.
     async fn open(&self) -> Result<BusReceiver>;
 
-    /// Publishes `payload` to every topic in `topics`.
+    /// Publishes `payload` to every topic in `topics`, stamped with this
+    /// node's id as origin. Subscribed nodes receive it, the publisher too
+    /// when it is subscribed (it filters by origin).
     async fn publish(&self, topics: &[Topic], payload: Bytes) -> Result<()>;
 
     /// This node wants messages for `topic`.
