@@ -6,8 +6,10 @@
 //! - [`ConversationStore`]: conversations and their members.
 //! - [`AccountStore`]: usernames, password hashes and profiles.
 
+pub mod faulty;
 mod sharded;
 
+pub use faulty::{FaultSwitch, FaultyStore};
 pub use sharded::{ShardBy, ShardedStore};
 
 use async_trait::async_trait;
