@@ -1,0 +1,189 @@
+//! [`MemoryPresence`]: who is online, on which node, in process memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::cluster::{PresenceEntry, PresenceStore};
+use crate::error::Result;
+use crate::model::{Millis, NodeId, Presence, PresenceStatus, UserId};
+
+/// A [`PresenceStore`] in memory: counts connections per user and node.
+///
+/// Expiry: a node's connections count until `reap` is called with a time
+/// past that node's last `heartbeat` plus its ttl; `presence` does not take
+/// a time and reports what is stored, so an expired node counts until the
+/// next reap. A node that never sent a heartbeat has no expiry: its
+/// connections count until they disconnect (a single-node server needs no
+/// heartbeats).
+///
+/// When `reap` takes a user offline, its `last_seen` is the last heartbeat
+/// of the node that held it: the last moment it is known to have been there.
+#[derive(Debug, Default)]
+pub struct MemoryPresence {
+    state: Mutex<PresenceState>,
+}
+
+#[derive(Debug, Default)]
+struct PresenceState {
+    /// Open connections per user and node; a user is online while it has an entry.
+    connections: HashMap<UserId, BTreeMap<NodeId, u32>>,
+    /// The users with connections on each node, so `reap` finds them fast.
+    users_on: HashMap<NodeId, HashSet<UserId>>,
+    /// The last heartbeat of each node.
+    heartbeats: HashMap<NodeId, Heartbeat>,
+    /// When each user that went offline was last seen.
+    last_seen: HashMap<UserId, Millis>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Heartbeat {
+    at: Millis,
+    expires: Millis,
+}
+
+impl PresenceState {
+    /// Drops one connection (or all of them when `all`) of `user` on `node`;
+    /// returns true when that was the user's last connection anywhere.
+    fn drop_connections(&mut self, user: &UserId, node: &NodeId, all: bool) -> bool {
+        let Some(nodes) = self.connections.get_mut(user) else {
+            return false;
+        };
+        let Some(count) = nodes.get_mut(node) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 || all {
+            nodes.remove(node);
+            if let Some(users) = self.users_on.get_mut(node) {
+                users.remove(user);
+                if users.is_empty() {
+                    self.users_on.remove(node);
+                }
+            }
+        }
+        if nodes.is_empty() {
+            self.connections.remove(user);
+            return true;
+        }
+        false
+    }
+}
+
+impl MemoryPresence {
+    /// An empty presence store: everybody offline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresence {
+    async fn connect(&self, user: &UserId, node: &NodeId, _now: Millis) -> Result<bool> {
+        let mut state = self.state.lock();
+        let nodes = state.connections.entry(user.clone()).or_default();
+        let was_offline = nodes.is_empty();
+        *nodes.entry(node.clone()).or_default() += 1;
+        state
+            .users_on
+            .entry(node.clone())
+            .or_default()
+            .insert(user.clone());
+        Ok(was_offline)
+    }
+
+    async fn disconnect(&self, user: &UserId, node: &NodeId, now: Millis) -> Result<bool> {
+        let mut state = self.state.lock();
+        let went_offline = state.drop_connections(user, node, false);
+        if went_offline {
+            state.last_seen.insert(user.clone(), now);
+        }
+        Ok(went_offline)
+    }
+
+    async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>> {
+        let state = self.state.lock();
+        Ok(users
+            .iter()
+            .map(|user| match state.connections.get(user) {
+                Some(nodes) => PresenceEntry {
+                    presence: Presence {
+                        user_id: user.clone(),
+                        status: PresenceStatus::Online,
+                        last_seen: None,
+                    },
+                    nodes: nodes.keys().cloned().collect(),
+                },
+                None => PresenceEntry {
+                    presence: Presence {
+                        user_id: user.clone(),
+                        status: PresenceStatus::Offline,
+                        last_seen: state.last_seen.get(user).copied(),
+                    },
+                    nodes: Vec::new(),
+                },
+            })
+            .collect())
+    }
+
+    async fn heartbeat(&self, node: &NodeId, now: Millis, ttl: Millis) -> Result<()> {
+        let beat = Heartbeat {
+            at: now,
+            expires: now.saturating_add(ttl),
+        };
+        self.state.lock().heartbeats.insert(node.clone(), beat);
+        Ok(())
+    }
+
+    async fn reap(&self, now: Millis) -> Result<Vec<Presence>> {
+        let mut state = self.state.lock();
+        let expired: Vec<(NodeId, Heartbeat)> = state
+            .heartbeats
+            .iter()
+            .filter(|(_, beat)| beat.expires < now)
+            .map(|(node, beat)| (node.clone(), *beat))
+            .collect();
+        // A user on several expired nodes was last seen at the latest of their beats.
+        let mut offline: BTreeMap<UserId, Millis> = BTreeMap::new();
+        for (node, beat) in expired {
+            state.heartbeats.remove(&node);
+            let users = state.users_on.get(&node).cloned().unwrap_or_default();
+            for user in users {
+                let last = offline.entry(user.clone()).or_insert(beat.at);
+                *last = (*last).max(beat.at);
+                state.drop_connections(&user, &node, true);
+            }
+        }
+        offline.retain(|user, _| !state.connections.contains_key(user));
+        for (user, at) in &offline {
+            state.last_seen.insert(user.clone(), *at);
+        }
+        Ok(offline
+            .into_iter()
+            .map(|(user_id, at)| Presence {
+                user_id,
+                status: PresenceStatus::Offline,
+                last_seen: Some(at),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_user_on_two_expired_nodes_was_last_seen_at_the_later_beat() {
+        let presence = MemoryPresence::new();
+        let (u, a, b) = (UserId::from("u"), NodeId::from("a"), NodeId::from("b"));
+        presence.heartbeat(&a, 100, 10).await.unwrap();
+        presence.heartbeat(&b, 105, 10).await.unwrap();
+        presence.connect(&u, &a, 100).await.unwrap();
+        presence.connect(&u, &b, 105).await.unwrap();
+        let gone = presence.reap(200).await.unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].last_seen, Some(105));
+    }
+}

@@ -1,0 +1,174 @@
+//! The macros that stamp out one `#[tokio::test]` per conformance function.
+//!
+//! They expand in the adapter crate, which therefore needs tokio as a
+//! dev-dependency with the "macros" and "rt-multi-thread" features: the
+//! tests run on a multi-threaded runtime so that racing calls really race.
+
+/// Stamps out one test per listed function; each test builds its adapter
+/// with the factory expression, coerces it to `Arc<$ty>` and calls the
+/// function with `&*adapter` (`dyn_ref`) or the `Arc` itself (`arc`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($factory:expr; $ty:ty; $module:ident; $($how:ident $name:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let adapter: ::std::sync::Arc<$ty> = $factory.await;
+                $crate::__conformance_tests!(@call $how $crate::testkit::$module::$name, adapter);
+            }
+        )+
+    };
+    (@call dyn_ref $f:path, $adapter:ident) => { $f(&*$adapter).await };
+    (@call arc $f:path, $adapter:ident) => { $f($adapter).await };
+}
+
+/// One test per [`MessageStore`](crate::store::MessageStore) conformance
+/// function ([`messages`](crate::testkit::messages) and
+/// [`deliveries`](crate::testkit::deliveries)).
+///
+/// The argument is an expression, evaluated afresh for each test, whose
+/// `.await` gives an `Arc` of the store (anything that coerces to
+/// `Arc<dyn MessageStore>`):
+///
+/// ```ignore
+/// chat_core::message_store_conformance!(async { std::sync::Arc::new(MemoryStore::new()) });
+/// ```
+#[macro_export]
+macro_rules! message_store_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; messages;
+            dyn_ref append_stores_message_and_pending,
+            dyn_ref append_dedups_by_sender_and_key,
+            arc append_concurrent_duplicates_store_once,
+            dyn_ref history_newest_first_and_paged,
+            dyn_ref remove_undoes_append,
+            arc concurrent_senders_one_conversation,
+        );
+        $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; deliveries;
+            dyn_ref pending_oldest_first_across_conversations,
+            dyn_ref ack_removes_pending_up_to_in_one_conversation,
+            dyn_ref ack_cumulative_idempotent_never_backwards,
+            dyn_ref read_cursor_and_unread,
+            dyn_ref clear_pending_drops_one_conversation,
+            dyn_ref retention_forever_acks_keep_history,
+            dyn_ref purge_deletes_only_fully_delivered,
+        );
+    };
+}
+
+/// One test per [`ConversationStore`](crate::store::ConversationStore)
+/// conformance function ([`conversations`](crate::testkit::conversations)).
+/// The argument works as in [`message_store_conformance!`](crate::message_store_conformance).
+#[macro_export]
+macro_rules! conversation_store_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::store::ConversationStore; conversations;
+            dyn_ref create_group_and_read_back,
+            dyn_ref create_group_rejects_taken_id,
+            dyn_ref ensure_direct_is_idempotent,
+            dyn_ref membership_add_and_remove,
+            arc concurrent_add_member,
+        );
+    };
+}
+
+/// One test per [`AccountStore`](crate::store::AccountStore) conformance
+/// function ([`accounts`](crate::testkit::accounts)). The argument works as
+/// in [`message_store_conformance!`](crate::message_store_conformance).
+#[macro_export]
+macro_rules! account_store_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::store::AccountStore; accounts;
+            dyn_ref account_create_and_read,
+            dyn_ref account_username_and_id_unique,
+            arc account_concurrent_signups_one_wins,
+            dyn_ref account_set_display_name,
+        );
+    };
+}
+
+/// One test per [`PresenceStore`](crate::cluster::PresenceStore) conformance
+/// function ([`presence`](crate::testkit::presence)). The argument works as
+/// in [`message_store_conformance!`](crate::message_store_conformance); the
+/// instance it gives must not be reaped by concurrent tests (see
+/// [`presence_heartbeat_expiry_and_reap`](crate::testkit::presence::presence_heartbeat_expiry_and_reap)).
+#[macro_export]
+macro_rules! presence_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::cluster::PresenceStore; presence;
+            dyn_ref presence_counts_connections_across_nodes,
+            dyn_ref presence_answers_in_order,
+            dyn_ref presence_heartbeat_expiry_and_reap,
+        );
+    };
+}
+
+/// One test per [`Discovery`](crate::cluster::Discovery) conformance
+/// function ([`discovery`](crate::testkit::discovery)). The argument works
+/// as in [`message_store_conformance!`](crate::message_store_conformance);
+/// each instance it gives must be empty and its own.
+#[macro_export]
+macro_rules! discovery_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::cluster::Discovery; discovery;
+            dyn_ref discovery_register_and_refresh,
+            dyn_ref discovery_expiry_and_deregister,
+            dyn_ref discovery_pick_least_loaded_live_node,
+        );
+    };
+}
+
+/// One test per [`Authenticator`](crate::auth::Authenticator) conformance
+/// function ([`auth`](crate::testkit::auth)). The argument works as in
+/// [`message_store_conformance!`](crate::message_store_conformance).
+#[macro_export]
+macro_rules! authenticator_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::auth::Authenticator; auth;
+            dyn_ref auth_issue_and_verify,
+        );
+    };
+}
+
+/// One test per [`Bus`](crate::cluster::Bus) conformance function
+/// ([`bus`](crate::testkit::bus)).
+///
+/// The argument is an expression, evaluated afresh for each test, whose
+/// `.await` gives two [`BusNode`](crate::testkit::bus::BusNode)s of one
+/// deployment (distinct node ids, not shared with concurrent tests):
+///
+/// ```ignore
+/// chat_core::bus_conformance!(async {
+///     let hub = MemoryBusHub::new();
+///     (BusNode::new("a", hub.node("a")), BusNode::new("b", hub.node("b")))
+/// });
+/// ```
+#[macro_export]
+macro_rules! bus_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__bus_conformance!($factory;
+            bus_delivers_to_subscribed_node_only,
+            bus_delivers_to_every_subscriber_including_publisher,
+            bus_unsubscribe_stops_delivery,
+            bus_publish_to_several_topics,
+            bus_keeps_publish_order,
+        );
+    };
+}
+
+/// The body of [`bus_conformance!`]: the factory gives a pair, not an `Arc`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bus_conformance {
+    ($factory:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (a, b): ($crate::testkit::bus::BusNode, $crate::testkit::bus::BusNode) =
+                    $factory.await;
+                $crate::testkit::bus::$name(a, b).await
+            }
+        )+
+    };
+}
