@@ -1,6 +1,7 @@
 //! ShardedStore over in-memory shards: routing, the two-shard send with its
 //! undo, a shard down, and the pending merge.
 
+use std::slice::from_ref;
 use std::sync::Arc;
 
 use chat_core::memory::MemoryStore;
@@ -146,7 +147,7 @@ async fn by_user_direct_message_is_on_both_users_shards_only() {
     let c = ConversationId::direct(&a, &b);
     let sent = cl
         .store
-        .append(msg(10, &c, &a, Some("k")), &[b.clone()])
+        .append(msg(10, &c, &a, Some("k")), from_ref(&b))
         .await
         .unwrap();
     assert!(!sent.duplicate);
@@ -177,7 +178,7 @@ async fn by_user_direct_message_is_on_both_users_shards_only() {
     // So purge deletes on both, and only once acked.
     let d = cl
         .store
-        .append(msg(11, &c, &b, None), &[a.clone()])
+        .append(msg(11, &c, &b, None), from_ref(&a))
         .await
         .unwrap();
     assert!(!d.duplicate);
@@ -202,7 +203,7 @@ async fn by_user_same_shard_pair_is_written_once() {
     let home = cl.store.shard_of_user(&a);
     let c = ConversationId::direct(&a, &b);
     cl.store
-        .append(msg(5, &c, &b, Some("k")), &[a.clone()])
+        .append(msg(5, &c, &b, Some("k")), from_ref(&a))
         .await
         .unwrap();
     for shard in 0..3 {
@@ -221,7 +222,7 @@ async fn by_user_groups_live_on_the_conversation_shard() {
     let g = cl.group_on(2, "team");
     let (a, b) = cl.users_apart();
     cl.store
-        .append(msg(7, &g, &a, None), &[b.clone()])
+        .append(msg(7, &g, &a, None), from_ref(&b))
         .await
         .unwrap();
     for shard in 0..3 {
@@ -246,7 +247,7 @@ async fn by_user_second_shard_failure_stores_nothing_and_the_retry_stores_once()
 
     let err = cl
         .store
-        .append(msg(20, &c, &a, Some("k1")), &[b.clone()])
+        .append(msg(20, &c, &a, Some("k1")), from_ref(&b))
         .await
         .unwrap_err();
     assert!(is_injected_unavailable(&err), "{err:?}");
@@ -271,7 +272,7 @@ async fn by_user_second_shard_failure_stores_nothing_and_the_retry_stores_once()
     // under the retry's id, so no dedup key was left behind.
     let retry = cl
         .store
-        .append(msg(21, &c, &a, Some("k1")), &[b.clone()])
+        .append(msg(21, &c, &a, Some("k1")), from_ref(&b))
         .await
         .unwrap();
     assert!(!retry.duplicate);
@@ -291,7 +292,7 @@ async fn by_user_second_shard_failure_stores_nothing_and_the_retry_stores_once()
     // And a third attempt is a plain duplicate.
     let third = cl
         .store
-        .append(msg(22, &c, &a, Some("k1")), &[b.clone()])
+        .append(msg(22, &c, &a, Some("k1")), from_ref(&b))
         .await
         .unwrap();
     assert!(third.duplicate);
@@ -310,7 +311,7 @@ async fn by_user_failed_undo_leaves_a_residue_that_the_retry_completes() {
 
     let err = cl
         .store
-        .append(msg(30, &c, &a, Some("k")), &[b.clone()])
+        .append(msg(30, &c, &a, Some("k")), from_ref(&b))
         .await
         .unwrap_err();
     assert!(is_injected_unavailable(&err), "{err:?}");
@@ -324,7 +325,7 @@ async fn by_user_failed_undo_leaves_a_residue_that_the_retry_completes() {
     // answered as new so that the caller delivers it.
     let retry = cl
         .store
-        .append(msg(31, &c, &a, Some("k")), &[b.clone()])
+        .append(msg(31, &c, &a, Some("k")), from_ref(&b))
         .await
         .unwrap();
     assert!(!retry.duplicate);
@@ -356,7 +357,7 @@ async fn by_user_lost_reply_on_the_second_shard_is_reconciled_by_the_retry() {
 
     let err = cl
         .store
-        .append(msg(40, &c, &b, Some("k")), &[a.clone()])
+        .append(msg(40, &c, &b, Some("k")), from_ref(&a))
         .await
         .unwrap_err();
     assert!(is_injected_unavailable(&err), "{err:?}");
@@ -374,7 +375,7 @@ async fn by_user_lost_reply_on_the_second_shard_is_reconciled_by_the_retry() {
     cl.switches[sb].fail_removes(true);
     let err = cl
         .store
-        .append(msg(41, &c, &a, Some("k2")), &[b.clone()])
+        .append(msg(41, &c, &a, Some("k2")), from_ref(&b))
         .await
         .unwrap_err();
     assert!(is_injected_unavailable(&err), "{err:?}");
@@ -385,7 +386,7 @@ async fn by_user_lost_reply_on_the_second_shard_is_reconciled_by_the_retry() {
     // a's retry meets 41 on b's shard under its key: a's shard adopts it.
     let retry = cl
         .store
-        .append(msg(42, &c, &a, Some("k2")), &[b.clone()])
+        .append(msg(42, &c, &a, Some("k2")), from_ref(&b))
         .await
         .unwrap();
     assert_eq!(retry.message.message_id, MessageId(41));
@@ -398,7 +399,7 @@ async fn by_user_lost_reply_on_the_second_shard_is_reconciled_by_the_retry() {
     // b's retry of 40 completes it on a's shard.
     let retry = cl
         .store
-        .append(msg(43, &c, &b, Some("k")), &[a.clone()])
+        .append(msg(43, &c, &b, Some("k")), from_ref(&a))
         .await
         .unwrap();
     assert_eq!(retry.message.message_id, MessageId(40));
@@ -438,11 +439,11 @@ async fn by_user_reads_fall_back_to_the_other_copy() {
     let (a, b) = cl.users_apart();
     let c = ConversationId::direct(&a, &b);
     cl.store
-        .append(msg(50, &c, &a, None), &[b.clone()])
+        .append(msg(50, &c, &a, None), from_ref(&b))
         .await
         .unwrap();
     cl.store
-        .append(msg(51, &c, &b, None), &[a.clone()])
+        .append(msg(51, &c, &b, None), from_ref(&a))
         .await
         .unwrap();
     cl.store.mark_read(&a, &c, MessageId(51)).await.unwrap();
@@ -482,7 +483,7 @@ async fn by_user_half_done_ack_is_finished_by_the_next_ack() {
     let c = ConversationId::direct(&a, &b);
     for id in [60, 61] {
         cl.store
-            .append(msg(id, &c, &a, None), &[b.clone()])
+            .append(msg(id, &c, &a, None), from_ref(&b))
             .await
             .unwrap();
     }
@@ -514,7 +515,7 @@ async fn by_conversation_one_shard_down_fails_only_its_conversations() {
     let groups: Vec<ConversationId> = (0..3).map(|s| cl.group_on(s, "down")).collect();
     for (n, g) in groups.iter().enumerate() {
         cl.store
-            .append(msg(70 + n as u64, g, &a, None), &[b.clone()])
+            .append(msg(70 + n as u64, g, &a, None), from_ref(&b))
             .await
             .unwrap();
     }
@@ -523,7 +524,7 @@ async fn by_conversation_one_shard_down_fails_only_its_conversations() {
     for (n, g) in groups.iter().enumerate() {
         let send = cl
             .store
-            .append(msg(80 + n as u64, g, &a, None), &[b.clone()])
+            .append(msg(80 + n as u64, g, &a, None), from_ref(&b))
             .await;
         let history = cl.store.history(g, None, 10).await;
         let ack = cl.store.ack(&b, g, MessageId(90)).await;
@@ -572,7 +573,7 @@ async fn pending_merges_every_shard_in_id_order_with_paging() {
                 None => sender.clone(),
             };
             cl.store
-                .append(msg(id, c, &sender, None), &[r.clone()])
+                .append(msg(id, c, &sender, None), from_ref(&r))
                 .await
                 .unwrap();
             expected.push(id);

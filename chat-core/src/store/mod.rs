@@ -7,7 +7,7 @@
 //! - [`AccountStore`]: usernames, password hashes and profiles.
 
 pub mod faulty;
-mod sharded;
+pub mod sharded;
 
 pub use faulty::{FaultSwitch, FaultyStore};
 pub use sharded::{ShardBy, ShardedStore};
