@@ -46,10 +46,13 @@ pub trait Bus: Send + Sync + 'static {
     /// when it is subscribed (it filters by origin).
     async fn publish(&self, topics: &[Topic], payload: Bytes) -> Result<()>;
 
-    /// This node wants messages for `topic`.
+    /// This node wants messages for `topic`: those published after this
+    /// returns. Messages that one node publishes one after another (each
+    /// publish awaited) reach a subscriber in that order.
     async fn subscribe(&self, topic: &Topic) -> Result<()>;
 
-    /// This node no longer wants messages for `topic`.
+    /// This node no longer wants messages for `topic`: none published
+    /// after this returns.
     async fn unsubscribe(&self, topic: &Topic) -> Result<()>;
 }
 
@@ -64,6 +67,12 @@ pub struct PresenceEntry {
 
 /// Who is online, on which node. A user is online while any node holds a
 /// connection of it and that node's heartbeat has not expired.
+///
+/// Expiry takes effect at [`reap`](PresenceStore::reap): `presence` takes no
+/// time and reports the stored connections. A node that never sent a
+/// heartbeat never expires (a single node needs no heartbeats). A
+/// `disconnect` for a connection that is not counted (say, reaped) changes
+/// nothing.
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
     /// One more connection of `user` on `node`. Returns true when the user
@@ -81,7 +90,8 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn heartbeat(&self, node: &NodeId, now: Millis, ttl: Millis) -> Result<()>;
 
     /// Forgets the connections of nodes whose heartbeat expired before `now`
-    /// and returns the users that went offline because of it.
+    /// and returns the users that went offline because of it, with a
+    /// last_seen between that node's last heartbeat and `now`.
     async fn reap(&self, now: Millis) -> Result<Vec<Presence>>;
 }
 

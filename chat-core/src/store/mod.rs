@@ -54,7 +54,10 @@ pub struct Cursors {
 ///   per recipient are all stored, or none is.
 /// - a second `append` with the same sender and `client_msg_id` stores
 ///   nothing and returns the first message with `duplicate: true`, also when
-///   both race.
+///   both race. The key lives as long as its message (`remove` and
+///   `purge_delivered` drop it); whether a key used in one conversation also
+///   matches in another is left to the store (clients use unique keys, and a
+///   store sharded by conversation cannot tell).
 /// - `history` pages newest first by message id; `pending` lists oldest first.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
