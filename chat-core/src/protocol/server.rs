@@ -1,0 +1,172 @@
+//! Frames that the server sends to a client, and their exact JSON encoding.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::error::BadFrame;
+use crate::model::{ConversationId, Message, MessageId, Millis, Presence, Receipt, UserId};
+
+/// A frame from server to client. Serializes as the contract's JSON: the
+/// variant is `type` in snake_case, absent `reply_to`s are left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The answer to `send`: the message is stored.
+    Sent {
+        /// The `send` frame's `id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+        /// The stored message's id (the first one for a retried `client_msg_id`).
+        message_id: MessageId,
+        /// Its conversation (derived from `to` for a direct send).
+        conversation_id: ConversationId,
+        /// When the server accepted it.
+        ts: Millis,
+    },
+    /// Every pending message has been sent. The sync the server does by
+    /// itself after connect answers no request, so it has no `reply_to`.
+    Synced {
+        /// The `sync` frame's `id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
+    /// The answer to `history`: a page of messages, newest first.
+    History {
+        /// The `history` frame's `id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+        /// The page.
+        messages: Vec<Message>,
+    },
+    /// A message delivered to this user.
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// A delivered or read receipt, its fields beside `type`.
+    Receipt(Receipt),
+    /// A user's presence, its fields beside `type`.
+    Presence(Presence),
+    /// Another member types in a conversation.
+    Typing {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who types.
+        user_id: UserId,
+    },
+    /// The answer to `ping`.
+    Pong {
+        /// The `ping` frame's `id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
+    /// A request failed, or a frame was bad.
+    Error {
+        /// The failed frame's `id`, when it had one that could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+        /// A stable code: `bad_frame`, `not_member`, `too_large`, …
+        code: String,
+        /// A message for a human.
+        message: String,
+    },
+}
+
+/// Every server frame `type`, for naming a malformed one in an error.
+pub(super) const SERVER_TYPES: [&str; 9] = [
+    "sent", "synced", "history", "message", "receipt", "presence", "typing", "pong", "error",
+];
+
+impl ServerFrame {
+    /// The error frame answering a failed request, coded by [`crate::Error::code`].
+    pub fn error_from(reply_to: Option<String>, error: &crate::Error) -> Self {
+        Self::Error {
+            reply_to,
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The error frame answering a frame that could not be decoded: code
+    /// `bad_frame`, echoing the frame's `id` when it could be read.
+    pub fn bad_frame(bad: &BadFrame) -> Self {
+        Self::Error {
+            reply_to: bad.reply_to.clone(),
+            code: bad.code().to_owned(),
+            message: bad.message(),
+        }
+    }
+
+    /// The frame's `type`, as on the wire (for logs and metrics).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Synced { .. } => "synced",
+            Self::History { .. } => "history",
+            Self::Message { .. } => "message",
+            Self::Receipt(_) => "receipt",
+            Self::Presence(_) => "presence",
+            Self::Typing { .. } => "typing",
+            Self::Pong { .. } => "pong",
+            Self::Error { .. } => "error",
+        }
+    }
+
+    /// The frame as the contract's JSON text, in one pre-sized buffer that
+    /// every recipient's connection can share.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(self.to_vec())
+    }
+
+    /// The frame as the contract's JSON text, as a `String`.
+    pub fn encode_text(&self) -> String {
+        // serde_json writes only valid UTF-8; the fallback cannot be taken.
+        String::from_utf8(self.to_vec()).unwrap_or_default()
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint());
+        // Writing into a Vec cannot fail, and every field serializes: strings,
+        // numbers and string-keyed objects only.
+        serde_json::to_writer(&mut out, self).expect("server frames always serialize");
+        out
+    }
+
+    /// A close upper guess of the encoded length (keys, quotes, numbers of
+    /// at most 20 digits), so the buffer rarely grows.
+    fn size_hint(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 16);
+        96 + match self {
+            Self::Sent {
+                reply_to,
+                conversation_id,
+                ..
+            } => opt(reply_to) + conversation_id.as_str().len() + 48,
+            Self::Synced { reply_to } | Self::Pong { reply_to } => opt(reply_to),
+            Self::History { reply_to, messages } => {
+                opt(reply_to) + messages.iter().map(message_hint).sum::<usize>()
+            }
+            Self::Message { message } => message_hint(message),
+            Self::Receipt(r) => r.conversation_id.as_str().len() + r.user_id.as_str().len() + 24,
+            Self::Presence(p) => p.user_id.as_str().len() + 24,
+            Self::Typing {
+                conversation_id,
+                user_id,
+            } => conversation_id.as_str().len() + user_id.as_str().len(),
+            Self::Error {
+                reply_to,
+                code,
+                message,
+            } => opt(reply_to) + code.len() + message.len() + message.len() / 8,
+        }
+    }
+}
+
+/// The encoded length guess of one message object. The body gets an eighth
+/// more for escapes (quotes, newlines) that JSON doubles.
+fn message_hint(m: &Message) -> usize {
+    96 + m.conversation_id.as_str().len()
+        + m.sender_id.as_str().len()
+        + m.body.len()
+        + m.body.len() / 8
+}
