@@ -45,11 +45,13 @@
 
 mod client;
 mod decode;
+#[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
+mod encode_tests;
 mod error;
 mod raw;
 mod server;
-#[cfg(test)]
-mod tests;
 
 pub use client::{ClientFrame, SendFrame, SendTarget};
 pub use decode::{decode_client, decode_server};
