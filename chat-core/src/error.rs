@@ -90,10 +90,7 @@ impl Error {
         }
     }
     /// An [`Error::Unavailable`] that wraps a backend error.
-    pub fn unavailable(
-        reason: impl Into<String>,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn unavailable(reason: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Unavailable {
             reason: reason.into(),
             source: Some(source.into()),

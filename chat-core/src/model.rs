@@ -358,7 +358,10 @@ mod tests {
     fn direct_id_is_the_same_from_both_sides() {
         let a = UserId::from("alice");
         let b = UserId::from("bob");
-        assert_eq!(ConversationId::direct(&a, &b), ConversationId::direct(&b, &a));
+        assert_eq!(
+            ConversationId::direct(&a, &b),
+            ConversationId::direct(&b, &a)
+        );
         let c = ConversationId::direct(&a, &b);
         assert!(c.is_direct());
         assert_eq!(c.direct_pair(), Some((a, b)));
@@ -371,7 +374,10 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, "\"18446744073709551615\"");
         assert_eq!(serde_json::from_str::<MessageId>(&json).unwrap(), id);
-        assert_eq!(serde_json::from_str::<MessageId>("42").unwrap(), MessageId(42));
+        assert_eq!(
+            serde_json::from_str::<MessageId>("42").unwrap(),
+            MessageId(42)
+        );
         assert!(serde_json::from_str::<MessageId>("\"x1\"").is_err());
         assert!(serde_json::from_str::<MessageId>("-1").is_err());
     }

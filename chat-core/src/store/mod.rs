@@ -15,9 +15,7 @@ pub use sharded::{ShardBy, ShardedStore};
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{
-    Account, Conversation, ConversationId, Message, MessageId, NewMessage, UserId,
-};
+use crate::model::{Account, Conversation, ConversationId, Message, MessageId, NewMessage, UserId};
 
 /// What [`MessageStore::append`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]

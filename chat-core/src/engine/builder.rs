@@ -1,0 +1,228 @@
+//! [`EngineBuilder`]: in-memory parts by default, every part replaceable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Engine, Inner, accounts::PasswordHashing, background, registry, sequencer};
+use crate::auth::Authenticator;
+use crate::cluster::{Bus, Discovery, PresenceStore};
+use crate::error::Result;
+use crate::id::IdGenerator;
+use crate::memory::{
+    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryPresence, MemoryStore,
+};
+use crate::model::{NodeId, Retention};
+use crate::push::Notifier;
+use crate::store::{AccountStore, ConversationStore, MessageStore};
+
+/// Sizes and rates the engine enforces. Every field has a default fit for chat.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest message body in bytes (UTF-8). Default 16 KiB.
+    pub max_body_bytes: usize,
+    /// Frames queued for one session before it counts as too slow and is
+    /// closed (it resumes by sync). Default 512.
+    pub outbound_queue: usize,
+    /// Live messages held for a session while its sync runs. Default 4096.
+    pub sync_buffer: usize,
+    /// Messages read from the store per sync page. Default 256.
+    pub sync_page: usize,
+    /// History page size when the client names none. Default 50.
+    pub history_default: usize,
+    /// Largest history page. Default 200.
+    pub history_max: usize,
+    /// Sends and typing frames per second one session may make on average
+    /// (`None`: no limit). Default 50.
+    pub frames_per_second: Option<u32>,
+    /// Burst allowance above that rate. Default 100.
+    pub frame_burst: u32,
+    /// Most users one presence_subscribe may name. Default 1000.
+    pub max_presence_watch: usize,
+    /// Most members of a group. Default 100,000.
+    pub max_group_members: usize,
+    /// How often this node heartbeats presence and discovery. Default 5 s.
+    pub heartbeat_every: Duration,
+    /// How long a heartbeat keeps a node alive. Default 15 s.
+    pub heartbeat_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            outbound_queue: 512,
+            sync_buffer: 4096,
+            sync_page: 256,
+            history_default: 50,
+            history_max: 200,
+            frames_per_second: Some(50),
+            frame_burst: 100,
+            max_presence_watch: 1000,
+            max_group_members: 100_000,
+            heartbeat_every: Duration::from_secs(5),
+            heartbeat_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Builds an [`Engine`]. Parts left unset are in-memory.
+#[derive(Default)]
+pub struct EngineBuilder {
+    node: Option<NodeId>,
+    worker: u16,
+    public_url: Option<String>,
+    retention: Retention,
+    limits: Limits,
+    messages: Option<Arc<dyn MessageStore>>,
+    conversations: Option<Arc<dyn ConversationStore>>,
+    accounts: Option<Arc<dyn AccountStore>>,
+    presence: Option<Arc<dyn PresenceStore>>,
+    bus: Option<Arc<dyn Bus>>,
+    discovery: Option<Arc<dyn Discovery>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    auth: Option<Arc<dyn Authenticator>>,
+    passwords: Option<PasswordHashing>,
+}
+
+impl EngineBuilder {
+    /// This node's Snowflake worker id (0..1024); also names the node as
+    /// `node-N` unless [`EngineBuilder::node_name`] says otherwise. Default 0.
+    pub fn worker_id(mut self, worker: u16) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// The node's name in presence, bus and discovery.
+    pub fn node_name(mut self, node: impl Into<NodeId>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The WebSocket URL clients should use for this node (`chat_url`).
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Keep messages forever (default) or until every recipient acked them.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sizes and rates.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// One store for messages, conversations and accounts.
+    pub fn store<S>(mut self, store: Arc<S>) -> Self
+    where
+        S: MessageStore + ConversationStore + AccountStore,
+    {
+        self.messages = Some(store.clone());
+        self.conversations = Some(store.clone());
+        self.accounts = Some(store);
+        self
+    }
+
+    /// The message store (for example a [`crate::store::ShardedStore`]).
+    pub fn message_store(mut self, store: Arc<dyn MessageStore>) -> Self {
+        self.messages = Some(store);
+        self
+    }
+
+    /// The conversation and membership store.
+    pub fn conversation_store(mut self, store: Arc<dyn ConversationStore>) -> Self {
+        self.conversations = Some(store);
+        self
+    }
+
+    /// The account store.
+    pub fn account_store(mut self, store: Arc<dyn AccountStore>) -> Self {
+        self.accounts = Some(store);
+        self
+    }
+
+    /// Presence (who is online where).
+    pub fn presence(mut self, presence: Arc<dyn PresenceStore>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// The cross-node bus.
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Service discovery.
+    pub fn discovery(mut self, discovery: Arc<dyn Discovery>) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// The push notifier for recipients with no open connection (none by default).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The token authenticator.
+    pub fn authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Argon2id with the smallest cost: for tests only, never in production.
+    pub fn insecure_fast_password_hashing(mut self) -> Self {
+        self.passwords = Some(PasswordHashing::insecure_fast());
+        self
+    }
+
+    /// Builds the engine and starts its background tasks (bus receiver,
+    /// heartbeats, presence reaping). Needs a Tokio runtime.
+    pub async fn build(self) -> Result<Engine> {
+        let ids = IdGenerator::new(self.worker)?;
+        let node = self
+            .node
+            .unwrap_or_else(|| NodeId::from(format!("node-{}", self.worker)));
+        let store = Arc::new(MemoryStore::default());
+        let bus = match self.bus {
+            Some(bus) => bus,
+            None => Arc::new(MemoryBusHub::default().node(node.clone())),
+        };
+        let receiver = bus.open().await?;
+        let inner = Arc::new(Inner {
+            public_url: self
+                .public_url
+                .unwrap_or_else(|| "ws://127.0.0.1:8080/ws".to_owned()),
+            retention: self.retention,
+            ids,
+            messages: self.messages.unwrap_or_else(|| store.clone()),
+            conversations: self.conversations.unwrap_or_else(|| store.clone()),
+            accounts: self.accounts.unwrap_or_else(|| store.clone()),
+            presence: self
+                .presence
+                .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
+            bus,
+            discovery: self
+                .discovery
+                .unwrap_or_else(|| Arc::new(MemoryDiscovery::default())),
+            notifier: self.notifier,
+            auth: self
+                .auth
+                .unwrap_or_else(|| Arc::new(MemoryAuthenticator::default())),
+            passwords: self.passwords.unwrap_or_default(),
+            registry: registry::Registry::default(),
+            watchers: registry::Watchers::default(),
+            sequencer: sequencer::Sequencer::default(),
+            tasks: parking_lot::Mutex::new(Vec::new()),
+            limits: self.limits,
+            node,
+        });
+        background::start(&inner, receiver).await?;
+        Ok(Engine { inner })
+    }
+}

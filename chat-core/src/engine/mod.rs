@@ -1,0 +1,164 @@
+//! The [`Engine`]: ties storage, cluster, push and auth together, and the
+//! [`Session`] that one client connection drives.
+//!
+//! The send path, as data: frame decoded → membership checked → id assigned →
+//! stored (the `sent` answer waits for this) → recipients looked up → encoded
+//! ONCE into shared bytes → handed to local sessions by non-blocking send, to
+//! other nodes by the [`Bus`](crate::cluster::Bus), to the
+//! [`Notifier`](crate::push::Notifier) for those offline. A slow socket never
+//! slows a sender: its bounded queue fills, that session is closed, and the
+//! client resumes by sync, losing nothing because delivery state lives in the
+//! store.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use chat_core::engine::Engine;
+//! use chat_core::protocol::ClientFrame;
+//!
+//! let engine = Engine::builder().insecure_fast_password_hashing().build().await?;
+//! let alice = engine.signup("alice", "correct horse").await?;
+//! let bob = engine.signup("bob", "battery staple").await?;
+//!
+//! let (mut bob_session, mut bob_out) = engine.connect(&bob.user_id).await?;
+//! bob_session.start().await?; // the automatic sync after connect
+//! let synced = bob_out.recv().await.unwrap();
+//! assert!(std::str::from_utf8(&synced)?.contains("synced"));
+//!
+//! let (mut alice_session, mut alice_out) = engine.connect(&alice.user_id).await?;
+//! alice_session.start().await?;
+//! alice_out.recv().await; // synced
+//! alice_session
+//!     .handle_text(&format!(
+//!         r#"{{"type":"send","id":"1","to":"{}","body":"hi"}}"#,
+//!         bob.user_id
+//!     ))
+//!     .await;
+//! let sent = alice_out.recv().await.unwrap();
+//! assert!(std::str::from_utf8(&sent)?.contains(r#""type":"sent""#));
+//! let message = bob_out.recv().await.unwrap();
+//! assert!(std::str::from_utf8(&message)?.contains(r#""body":"hi""#));
+//! # Ok(())
+//! # }
+//! ```
+
+mod accounts;
+mod background;
+mod builder;
+mod conversations;
+mod fanout;
+mod rate;
+mod registry;
+mod send;
+mod sequencer;
+mod session;
+
+use std::sync::Arc;
+
+pub use accounts::{LoginOk, SignupOk};
+pub use builder::{EngineBuilder, Limits};
+pub use registry::CloseReason;
+pub use session::{Outbound, Session};
+
+use crate::auth::Authenticator;
+use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
+use crate::error::Result;
+use crate::id::IdGenerator;
+use crate::model::{NodeId, Retention};
+use crate::push::Notifier;
+use crate::store::{AccountStore, ConversationStore, MessageStore};
+
+/// The chat engine of one node. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Everything the engine holds; shared by sessions and background tasks.
+pub(crate) struct Inner {
+    pub(crate) node: NodeId,
+    pub(crate) public_url: String,
+    pub(crate) retention: Retention,
+    pub(crate) limits: Limits,
+    pub(crate) ids: IdGenerator,
+    pub(crate) messages: Arc<dyn MessageStore>,
+    pub(crate) conversations: Arc<dyn ConversationStore>,
+    pub(crate) accounts: Arc<dyn AccountStore>,
+    pub(crate) presence: Arc<dyn PresenceStore>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) discovery: Arc<dyn Discovery>,
+    pub(crate) notifier: Option<Arc<dyn Notifier>>,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) passwords: accounts::PasswordHashing,
+    pub(crate) registry: registry::Registry,
+    pub(crate) watchers: registry::Watchers,
+    pub(crate) sequencer: sequencer::Sequencer,
+    pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// A builder with in-memory parts by default.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.inner.node
+    }
+
+    /// The retention mode.
+    pub fn retention(&self) -> Retention {
+        self.inner.retention
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Open sessions on this node.
+    pub fn connection_count(&self) -> usize {
+        self.inner.registry.session_count()
+    }
+
+    /// The user a bearer token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<crate::model::UserId> {
+        self.inner.auth.verify(token).await
+    }
+
+    /// This node as discovery should list it now.
+    pub fn node_info(&self) -> NodeInfo {
+        self.inner.node_info()
+    }
+
+    /// Stops background tasks, closes every session and leaves discovery.
+    /// Messages are already stored; clients reconnect and sync.
+    pub async fn shutdown(&self) {
+        for task in self.inner.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.inner.registry.close_all(CloseReason::Shutdown);
+        if let Err(e) = self.inner.discovery.deregister(&self.inner.node).await {
+            tracing::warn!(error = %e, "could not leave discovery at shutdown");
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.node.clone(),
+            public_url: self.public_url.clone(),
+            load: self.registry.session_count() as u64,
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in self.tasks.get_mut().drain(..) {
+            task.abort();
+        }
+    }
+}

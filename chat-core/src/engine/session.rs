@@ -1,0 +1,431 @@
+//! [`Session`]: what one client connection drives; [`Outbound`]: the bounded
+//! stream of encoded server frames the transport writes to the socket.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::registry::{CloseReason, SessionShared};
+use super::{Engine, Inner, rate::TokenBucket};
+use crate::cluster::Topic;
+use crate::error::{Error, Result};
+use crate::model::{
+    ConversationId, MessageId, Presence, PresenceStatus, Receipt, ReceiptStatus, Retention, UserId,
+    now_millis,
+};
+use crate::protocol::{ClientFrame, ServerFrame, decode_client};
+
+/// One client connection's side of the engine. The transport feeds it client
+/// frames ([`Session::handle_text`]) and writes what [`Outbound`] yields.
+///
+/// Call [`Session::start`] once the transport is ready to write: it runs the
+/// automatic sync that follows every connect. Dropping a session (or calling
+/// [`Session::close`]) unregisters it and updates presence.
+pub struct Session {
+    inner: Arc<Inner>,
+    shared: Arc<SessionShared>,
+    limiter: Option<TokenBucket>,
+    watching: HashSet<UserId>,
+    closed: bool,
+}
+
+/// The frames a session has for its client: each an encoded JSON text frame,
+/// shared (not copied) among every recipient of the same message.
+pub struct Outbound {
+    rx: mpsc::Receiver<Bytes>,
+    shared: Arc<SessionShared>,
+}
+
+impl Outbound {
+    /// The next frame, or `None` once the engine closed the session (see
+    /// [`Outbound::close_reason`]) or the session was dropped.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        if self.shared.is_closed() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = self.shared.closed() => None,
+            frame = self.rx.recv() => frame,
+        }
+    }
+
+    /// Why the engine closed the session, if it did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.close_reason()
+    }
+}
+
+impl Engine {
+    /// Opens a session for an authenticated `user`: registers it for live
+    /// delivery (held until [`Session::start`]'s sync has run) and marks the
+    /// user online.
+    pub async fn connect(&self, user: &UserId) -> Result<(Session, Outbound)> {
+        let inner = &self.inner;
+        let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
+        let shared = Arc::new(SessionShared::new(
+            inner.registry.next_session_id(),
+            user.clone(),
+            tx,
+            inner.limits.sync_buffer,
+        ));
+        if inner.registry.insert(shared.clone())
+            && let Err(e) = inner.bus.subscribe(&Topic::User(user.clone())).await
+        {
+            tracing::warn!(error = %e, %user, "bus subscribe failed; cross-node delivery waits for sync");
+        }
+        match inner
+            .presence
+            .connect(user, &inner.node, now_millis())
+            .await
+        {
+            Ok(true) => {
+                inner
+                    .announce_presence(Presence {
+                        user_id: user.clone(),
+                        status: PresenceStatus::Online,
+                        last_seen: None,
+                    })
+                    .await
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
+        }
+        let limiter = inner
+            .limits
+            .frames_per_second
+            .map(|rate| TokenBucket::new(rate, inner.limits.frame_burst));
+        let session = Session {
+            inner: inner.clone(),
+            shared: shared.clone(),
+            limiter,
+            watching: HashSet::new(),
+            closed: false,
+        };
+        Ok((session, Outbound { rx, shared }))
+    }
+}
+
+impl Session {
+    /// The user this session belongs to.
+    pub fn user_id(&self) -> &UserId {
+        &self.shared.user
+    }
+
+    /// Runs the automatic sync after connect: every unacked message, oldest
+    /// first, then `synced`.
+    pub async fn start(&mut self) -> Result<()> {
+        self.sync(None).await
+    }
+
+    /// Decodes and handles one text frame. Bad frames are answered with an
+    /// `error` frame (`bad_frame`); the session stays open.
+    pub async fn handle_text(&mut self, text: &str) {
+        match decode_client(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(bad) => {
+                self.reply(ServerFrame::bad_frame(&bad)).await;
+            }
+        }
+    }
+
+    /// Handles one decoded client frame; answers (and errors) go to [`Outbound`].
+    pub async fn handle(&mut self, frame: ClientFrame) {
+        let reply_to = frame.request_id().map(str::to_owned);
+        if let Err(e) = self.dispatch(frame).await {
+            self.reply(ServerFrame::error_from(reply_to, &e)).await;
+        }
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) -> Result<()> {
+        match frame {
+            ClientFrame::Send(send) => {
+                self.check_rate()?;
+                let reply_to = send.id.clone();
+                let sent = self
+                    .inner
+                    .send(&self.shared.user, self.shared.id, send)
+                    .await?;
+                self.reply(ServerFrame::Sent {
+                    reply_to,
+                    message_id: sent.message_id,
+                    conversation_id: sent.conversation_id,
+                    ts: sent.ts,
+                })
+                .await;
+            }
+            ClientFrame::Ack {
+                conversation_id,
+                message_id,
+            } => self.ack(conversation_id, message_id).await?,
+            ClientFrame::Read {
+                conversation_id,
+                message_id,
+            } => self.read(conversation_id, message_id).await?,
+            ClientFrame::Sync { id } => self.sync(id).await?,
+            ClientFrame::History {
+                id,
+                conversation_id,
+                before,
+                limit,
+            } => {
+                let engine = Engine {
+                    inner: self.inner.clone(),
+                };
+                let messages = engine
+                    .history(
+                        &self.shared.user,
+                        &conversation_id,
+                        before,
+                        limit.map(|l| l as usize),
+                    )
+                    .await?;
+                self.reply(ServerFrame::History {
+                    reply_to: id,
+                    messages,
+                })
+                .await;
+            }
+            ClientFrame::Typing { conversation_id } => {
+                self.check_rate()?;
+                let others = self.others_in(&conversation_id).await?;
+                let frame = ServerFrame::Typing {
+                    conversation_id,
+                    user_id: self.shared.user.clone(),
+                }
+                .encode();
+                self.inner.send_to_users(&others, frame, None, None).await;
+            }
+            ClientFrame::PresenceSubscribe { user_ids, .. } => self.watch(user_ids).await?,
+            ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { reply_to: id }).await,
+        }
+        Ok(())
+    }
+
+    fn check_rate(&mut self) -> Result<()> {
+        match self.limiter.as_mut().map(TokenBucket::try_take) {
+            Some(false) => Err(Error::RateLimited),
+            _ => Ok(()),
+        }
+    }
+
+    async fn reply(&self, frame: ServerFrame) {
+        self.shared.push_wait(frame.encode()).await;
+    }
+
+    /// The other members of a conversation this session's user belongs to.
+    async fn others_in(&self, conversation: &ConversationId) -> Result<Vec<UserId>> {
+        let members = self.inner.conversations.members(conversation).await?;
+        if !members.contains(&self.shared.user) {
+            return Err(Error::NotMember {
+                conversation: conversation.clone(),
+            });
+        }
+        Ok(members
+            .into_iter()
+            .filter(|m| *m != self.shared.user)
+            .collect())
+    }
+
+    async fn ack(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
+        let user = self.shared.user.clone();
+        if !self
+            .inner
+            .conversations
+            .is_member(&conversation, &user)
+            .await?
+        {
+            return Err(Error::NotMember { conversation });
+        }
+        let acked = self.inner.messages.ack(&user, &conversation, up_to).await?;
+        if acked.is_empty() {
+            return Ok(());
+        }
+        if self.inner.retention == Retention::UntilDelivered {
+            let ids: Vec<MessageId> = acked.iter().map(|a| a.message_id).collect();
+            self.inner
+                .messages
+                .purge_delivered(&conversation, &ids)
+                .await?;
+        }
+        // One receipt per sender, naming its newest message this ack covered.
+        let mut newest: BTreeMap<UserId, MessageId> = BTreeMap::new();
+        for a in acked {
+            let entry = newest.entry(a.sender_id).or_default();
+            *entry = (*entry).max(a.message_id);
+        }
+        for (sender, message_id) in newest {
+            if sender == user {
+                continue;
+            }
+            let frame = ServerFrame::Receipt(Receipt {
+                conversation_id: conversation.clone(),
+                message_id,
+                user_id: user.clone(),
+                status: ReceiptStatus::Delivered,
+            })
+            .encode();
+            self.inner.send_to_users(&[sender], frame, None, None).await;
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
+        let others = self.others_in(&conversation).await?;
+        if !self
+            .inner
+            .messages
+            .mark_read(&self.shared.user, &conversation, up_to)
+            .await?
+        {
+            return Ok(());
+        }
+        let frame = ServerFrame::Receipt(Receipt {
+            conversation_id: conversation,
+            message_id: up_to,
+            user_id: self.shared.user.clone(),
+            status: ReceiptStatus::Read,
+        })
+        .encode();
+        // Read receipts go to the other members who are connected: only they
+        // can show them, and the read cursor is in the store for the rest.
+        self.inner.send_to_users(&others, frame, None, None).await;
+        Ok(())
+    }
+
+    /// Sends every pending message oldest first, then `synced`. Live messages
+    /// that arrive meanwhile are held and sent after, so that each
+    /// conversation's messages reach the client in id order.
+    async fn sync(&mut self, reply_to: Option<String>) -> Result<()> {
+        self.shared.held.lock().get_or_insert_with(Vec::new);
+        let result = self.send_pending().await;
+        let sent = result.as_ref().ok();
+        {
+            let mut held = self.shared.held.lock();
+            // Flushed under the lock: a live message that comes now waits for
+            // the flush, so it cannot overtake the held ones.
+            for h in held.take().unwrap_or_default() {
+                if sent.is_some_and(|s| s.contains(&h.id)) {
+                    continue;
+                }
+                self.shared.push(h.frame);
+            }
+        }
+        result?;
+        self.reply(ServerFrame::Synced { reply_to }).await;
+        Ok(())
+    }
+
+    async fn send_pending(&self) -> Result<HashSet<MessageId>> {
+        let page = self.inner.limits.sync_page.max(1);
+        let mut sent = HashSet::new();
+        let mut after = None;
+        loop {
+            let messages = self
+                .inner
+                .messages
+                .pending(&self.shared.user, after, page)
+                .await?;
+            let full = messages.len() >= page;
+            for message in messages {
+                after = Some(message.message_id);
+                sent.insert(message.message_id);
+                if !self
+                    .shared
+                    .push_wait(ServerFrame::Message { message }.encode())
+                    .await
+                {
+                    return Ok(sent);
+                }
+            }
+            if !full {
+                return Ok(sent);
+            }
+        }
+    }
+
+    async fn watch(&mut self, users: Vec<UserId>) -> Result<()> {
+        let limit = self.inner.limits.max_presence_watch;
+        if users.len() + self.watching.len() > limit {
+            return Err(Error::invalid(format!(
+                "a session may watch the presence of at most {limit} users"
+            )));
+        }
+        let fresh = self.inner.watchers.watch(&self.shared, &users);
+        for u in fresh {
+            if let Err(e) = self.inner.bus.subscribe(&Topic::Presence(u)).await {
+                tracing::warn!(error = %e, "bus subscribe for presence failed");
+            }
+        }
+        self.watching.extend(users.iter().cloned());
+        let entries = self.inner.presence.presence(&users).await?;
+        for entry in entries {
+            self.reply(ServerFrame::Presence(entry.presence)).await;
+        }
+        Ok(())
+    }
+
+    /// Unregisters the session and updates presence (the user goes offline
+    /// when this was its last connection anywhere).
+    pub async fn close(mut self) {
+        self.closed = true;
+        cleanup(
+            self.inner.clone(),
+            self.shared.clone(),
+            std::mem::take(&mut self.watching),
+        )
+        .await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let inner = self.inner.clone();
+        let shared = self.shared.clone();
+        let watching = std::mem::take(&mut self.watching);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(cleanup(inner, shared, watching));
+            }
+            Err(_) => {
+                // No runtime (the engine is being torn down): at least stop delivery.
+                inner.registry.remove(&shared.user, shared.id);
+                shared.close(CloseReason::Disconnected);
+            }
+        }
+    }
+}
+
+async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
+    shared.close(CloseReason::Disconnected);
+    let user = shared.user.clone();
+    if inner.registry.remove(&user, shared.id)
+        && let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await
+    {
+        tracing::warn!(error = %e, "bus unsubscribe failed");
+    }
+    for u in inner.watchers.unwatch(shared.id, &watching) {
+        if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
+            tracing::warn!(error = %e, "bus unsubscribe failed");
+        }
+    }
+    let now = now_millis();
+    match inner.presence.disconnect(&user, &inner.node, now).await {
+        Ok(true) => {
+            inner
+                .announce_presence(Presence {
+                    user_id: user,
+                    status: PresenceStatus::Offline,
+                    last_seen: Some(now),
+                })
+                .await
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+    }
+}
