@@ -572,3 +572,54 @@ async fn two_nodes_share_messages_presence_and_typing_through_the_bus() {
     assert_eq!(id.worker(), 1);
     let _: UserId = bob;
 }
+
+#[tokio::test]
+async fn a_live_message_during_a_sync_comes_after_the_older_ones() {
+    let engine = engine_with(|b| {
+        b.limits(Limits {
+            outbound_queue: 4,
+            frames_per_second: None,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let alice = signup(&engine, "alice").await;
+    let bob = signup(&engine, "bob").await;
+    let mut a = Client::connect(&engine, &alice).await;
+    for i in 0..10 {
+        a.send(json!({"type":"send","id":"s","to":bob.as_str(),"body":format!("old {i}")}))
+            .await;
+        a.expect("sent").await;
+    }
+    let (mut session, mut out) = engine.connect(&bob).await.unwrap();
+    let read = async {
+        let mut frames = Vec::new();
+        let mut next =
+            async || serde_json::from_slice::<Value>(&out.recv().await.unwrap()).unwrap();
+        // The sync is now stuck on the full 4-frame queue: a live message comes in.
+        frames.push(next().await);
+        a.send(json!({"type":"send","id":"s","to":bob.as_str(),"body":"live"}))
+            .await;
+        a.expect("sent").await;
+        loop {
+            let f = next().await;
+            let done = f["type"] == "synced";
+            frames.push(f);
+            if done {
+                return frames;
+            }
+        }
+    };
+    let (synced, frames) = tokio::join!(session.start(), read);
+    synced.unwrap();
+    let bodies: Vec<&str> = frames
+        .iter()
+        .filter_map(|f| f["message"]["body"].as_str())
+        .collect();
+    let mut want: Vec<String> = (0..10).map(|i| format!("old {i}")).collect();
+    want.push("live".into());
+    assert_eq!(
+        bodies, want,
+        "the live message is held until the older ones are out"
+    );
+}

@@ -30,6 +30,8 @@
 //! - [`bus`] for [`Bus`](crate::cluster::Bus), [`bus_conformance!`](crate::bus_conformance).
 //! - [`discovery`] for [`Discovery`](crate::cluster::Discovery),
 //!   [`discovery_conformance!`](crate::discovery_conformance).
+//! - [`engine_model`]: the engine driven by random operations against a simple
+//!   model, over any store (a proptest state machine).
 //! - [`auth`] for [`Authenticator`](crate::auth::Authenticator),
 //!   [`authenticator_conformance!`](crate::authenticator_conformance).
 
@@ -39,6 +41,7 @@ pub mod bus;
 pub mod conversations;
 pub mod deliveries;
 pub mod discovery;
+pub mod engine_model;
 mod fixtures;
 mod macros;
 pub mod messages;
