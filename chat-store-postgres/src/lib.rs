@@ -1,1 +1,21 @@
-//! chat-store-postgres: an adapter of chat-core; its issue fills it in.
+#![doc = include_str!("../README.md")]
+
+mod accounts;
+mod append;
+mod batcher;
+mod config;
+mod conn;
+mod conversations;
+mod error;
+mod ids;
+mod messages;
+mod migrations;
+mod plans;
+mod rows;
+mod schema;
+mod store;
+pub mod testing;
+
+pub use config::PostgresConfig;
+pub use plans::HotQuery;
+pub use store::PostgresStore;

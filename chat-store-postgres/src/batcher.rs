@@ -1,0 +1,99 @@
+//! Group commit: appends from many callers written together.
+//!
+//! Callers hand their append to one background task over a bounded channel
+//! and wait for its answer. The task takes a free slot (at most
+//! `batch_inflight` batches are in flight, each on its own connection),
+//! waits for the first append, takes everything else already queued up to
+//! `batch_max` (lingering up to `batch_linger` for more when configured)
+//! and writes the lot with one statement (see `append.rs`). While a batch
+//! is in flight the next one fills up, so under load a batch holds about
+//! what arrived during one round trip and commit, and a sender waits for
+//! one shared commit instead of queueing for a connection of its own.
+
+use std::sync::Arc;
+
+use chat_core::store::Appended;
+use chat_core::{Error, NewMessage, Result, UserId};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::append::{self, Job};
+use crate::error;
+use crate::store::Shared;
+
+/// The handle that [`PostgresStore`](crate::PostgresStore) sends appends
+/// through. Dropping it stops the task once the queue is empty.
+pub(crate) struct Batcher {
+    queue: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Batcher {
+    /// Starts the batch task on the current tokio runtime.
+    pub(crate) fn start(shared: Arc<Shared>) -> Self {
+        let (queue, jobs) = mpsc::channel(shared.config.batch_max * 4);
+        tokio::spawn(run(shared.clone(), jobs));
+        Self { queue, shared }
+    }
+
+    /// Appends through the next batch and waits for the answer.
+    pub(crate) async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
+        let config = &self.shared.config;
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            msg,
+            recipients: recipients.to_vec(),
+            deadline: Instant::now() + config.statement_timeout,
+            reply,
+        };
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| Error::unavailable_msg("postgres: the append writer has stopped"))?;
+        // The writer answers every job within a bounded time (expired jobs
+        // are refused, every statement has a deadline); this only guards
+        // against a writer that died.
+        let backstop = config.reply_deadline() * 4 + config.statement_timeout;
+        match tokio::time::timeout(backstop, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::unavailable_msg(
+                "postgres: the append writer stopped before answering",
+            )),
+            Err(_) => Err(error::no_reply("append")),
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
+    let config = &shared.config;
+    let slots = Arc::new(Semaphore::new(config.batch_inflight));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = jobs.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < config.batch_max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if !config.batch_linger.is_zero() {
+            let until = Instant::now() + config.batch_linger;
+            while batch.len() < config.batch_max {
+                match tokio::time::timeout_at(until, jobs.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            append::write(&shared, batch).await;
+            drop(slot);
+        });
+    }
+}
