@@ -1,1 +1,14 @@
-//! chat-transport-ws: an adapter of chat-core; its issue fills it in.
+//! chat-transport-ws: the WebSocket transport of chat-core.
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod connection;
+mod error;
+mod route;
+
+pub use config::WsConfig;
+pub use connection::{
+    CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, SLOW_CONSUMER_REASON,
+};
+pub use error::{WsError, error_body, status_of};
+pub use route::ws_route;

@@ -1,0 +1,204 @@
+//! One upgraded connection: a writer task forwards the session's frames to
+//! the socket and pings; this task reads client frames into the session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chat_core::engine::{CloseReason, Engine, Outbound, Session};
+use chat_core::protocol::ServerFrame;
+use chat_core::UserId;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::Mutex;
+use tokio::time::{Instant, sleep_until};
+
+use crate::config::WsConfig;
+
+/// Close code for a client that read too slowly: its queue overflowed.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
+/// Close reason sent with [`CLOSE_SLOW_CONSUMER`].
+pub const SLOW_CONSUMER_REASON: &str = "slow consumer, reconnect and sync";
+/// Close code when the server shuts down (RFC 6455 "going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a message bigger than the configured maximum (RFC 6455).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a peer that stopped answering pings, or a server failure.
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+
+/// What the reader and writer tell each other without a channel.
+#[derive(Default)]
+struct Shared {
+    /// The peer sent something since the last ping.
+    heard: AtomicBool,
+}
+
+/// Drives one authenticated connection until either side ends it.
+pub(crate) async fn run(socket: WebSocket, engine: Engine, user: UserId, config: WsConfig) {
+    let (sink, mut stream) = socket.split();
+    let sink: Sink = Arc::new(Mutex::new(sink));
+    let (mut session, outbound) = match engine.connect(&user).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(error = %e, %user, "cannot open a session");
+            let mut sink = sink.lock().await;
+            let _ = sink.send(close(CLOSE_INTERNAL, "server unavailable, retry")).await;
+            return;
+        }
+    };
+    let shared = Arc::new(Shared::default());
+    let mut writer = tokio::spawn(write_loop(
+        sink.clone(),
+        outbound,
+        shared.clone(),
+        config.clone(),
+    ));
+    // The writer runs first: the sync may queue more than the outbound holds.
+    if let Err(e) = session.start().await {
+        tracing::debug!(error = %e, %user, "sync after connect failed");
+        let frame = ServerFrame::error_from(None, &e).encode_text();
+        let _ = sink.lock().await.send(Message::Text(frame.into())).await;
+    }
+    let writer_done = tokio::select! {
+        _ = &mut writer => true,
+        _ = read_loop(&mut stream, &sink, &mut session, &shared) => false,
+    };
+    session.close().await;
+    if !writer_done {
+        // The session is closed, so the writer's outbound ends at once.
+        let _ = writer.await;
+    }
+    linger(&mut stream, &config).await;
+}
+
+/// Reads client frames until the peer closes or fails, or a frame is too big.
+async fn read_loop(
+    stream: &mut SplitStream<WebSocket>,
+    sink: &Sink,
+    session: &mut Session,
+    shared: &Shared,
+) {
+    while let Some(next) = stream.next().await {
+        shared.heard.store(true, Ordering::Relaxed);
+        match next {
+            Ok(Message::Text(text)) => session.handle_text(text.as_str()).await,
+            Ok(Message::Binary(_)) => {
+                let frame = error_frame("bad_frame", "binary frames are not supported");
+                if sink.lock().await.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            // tungstenite answers pings and close frames by itself.
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(Message::Close(_)) => return,
+            Err(e) => {
+                if let Some((size, max)) = too_long(&e) {
+                    let message = format!(
+                        "a WebSocket message is at most {max} bytes, this one has {size}; closing"
+                    );
+                    let mut sink = sink.lock().await;
+                    let _ = sink.send(error_frame("too_large", &message)).await;
+                    let _ = sink.send(close(CLOSE_TOO_BIG, "message too big")).await;
+                } else {
+                    tracing::debug!(error = %e, "WebSocket read failed");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Forwards the session's frames, pings on schedule, and closes the socket
+/// with a fitting code when the engine ends the session.
+async fn write_loop(sink: Sink, mut outbound: Outbound, shared: Arc<Shared>, config: WsConfig) {
+    let mut awaiting_pong = false;
+    let mut deadline = Instant::now() + config.ping_every;
+    loop {
+        tokio::select! {
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { break };
+                let Ok(text) = Utf8Bytes::try_from(frame) else {
+                    // Frames are encoded by serde_json: always UTF-8.
+                    tracing::error!("engine produced a frame that is not UTF-8");
+                    continue;
+                };
+                if sink.lock().await.send(Message::Text(text)).await.is_err() {
+                    return;
+                }
+            }
+            () = sleep_until(deadline) => {
+                let heard = shared.heard.swap(false, Ordering::Relaxed);
+                if awaiting_pong && !heard {
+                    tracing::debug!("peer stopped answering pings; closing");
+                    let _ = sink.lock().await.send(close(CLOSE_INTERNAL, "ping timeout")).await;
+                    return;
+                }
+                if awaiting_pong {
+                    awaiting_pong = false;
+                    deadline += config.ping_every.saturating_sub(config.pong_timeout);
+                    deadline = deadline.max(Instant::now());
+                    continue;
+                }
+                if sink.lock().await.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                awaiting_pong = true;
+                deadline = Instant::now() + config.pong_timeout;
+            }
+        }
+    }
+    let message = match outbound.close_reason() {
+        Some(CloseReason::SlowConsumer) => Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)),
+        Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+        // The reader ended the session: the peer closed or failed.
+        _ => None,
+    };
+    if let Some(message) = message {
+        let _ = sink.lock().await.send(message).await;
+    }
+}
+
+/// Reads (and drops) what the peer still sends after our close frame, for at
+/// most `close_linger`, so the close frame is not lost to a TCP reset.
+async fn linger(stream: &mut SplitStream<WebSocket>, config: &WsConfig) {
+    let until = Instant::now() + config.close_linger;
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            () = sleep_until(until) => return,
+        }
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+fn error_frame(code: &str, message: &str) -> Message {
+    let frame = ServerFrame::Error {
+        reply_to: None,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    };
+    Message::Text(frame.encode_text().into())
+}
+
+/// The size and limit of a message the library refused as too long.
+fn too_long(error: &axum::Error) -> Option<(usize, usize)> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsLibError};
+    let source = std::error::Error::source(error)?;
+    match source.downcast_ref::<WsLibError>()? {
+        WsLibError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some((*size, *max_size))
+        }
+        _ => None,
+    }
+}

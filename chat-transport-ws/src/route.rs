@@ -1,0 +1,108 @@
+//! The `GET /ws` handler: authenticate before the upgrade, then hand the
+//! socket to [`crate::connection`].
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use chat_core::engine::Engine;
+use serde::Deserialize;
+
+use crate::config::WsConfig;
+use crate::connection;
+use crate::error::WsError;
+
+/// The `?token=` query parameter (browsers cannot set headers on a WebSocket).
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// A `GET` route that turns each authenticated WebSocket connection into an
+/// engine [`Session`](chat_core::engine::Session). Mount it where clients
+/// expect the chat, e.g. `Router::new().route("/ws", ws_route(engine, config))`.
+///
+/// A bad or missing token is answered with 401 and the contract's JSON error
+/// body before any upgrade; a request that is no WebSocket upgrade with 400.
+pub fn ws_route<S>(engine: Engine, config: WsConfig) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let shared = Arc::new((engine, config));
+    get(
+        move |headers: HeaderMap,
+              query: Result<Query<TokenQuery>, QueryRejection>,
+              upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+            let shared = shared.clone();
+            async move {
+                let (engine, config) = &*shared;
+                let query_token = query.ok().and_then(|Query(q)| q.token);
+                accept(engine, config, &headers, query_token, upgrade)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+        },
+    )
+}
+
+async fn accept(
+    engine: &Engine,
+    config: &WsConfig,
+    headers: &HeaderMap,
+    query_token: Option<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, WsError> {
+    let token = bearer_token(headers)
+        .map(str::to_owned)
+        .or(query_token)
+        .filter(|t| !t.is_empty())
+        .ok_or(WsError::MissingToken)?;
+    let user = engine.authenticate(&token).await?;
+    let upgrade = upgrade.map_err(|e| WsError::NotUpgrade(e.body_text()))?;
+    let engine = engine.clone();
+    let config = config.clone();
+    let response = upgrade
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(config.write_buffer_bytes)
+        .max_write_buffer_size(config.max_write_buffer_bytes)
+        .max_message_size(config.max_message_bytes)
+        .max_frame_size(config.max_message_bytes)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| connection::run(socket, engine, user, config));
+    Ok(response)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer  xyz "));
+        assert_eq!(bearer_token(&h), Some("xyz"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&h), None);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(bearer_token(&h), None);
+    }
+}

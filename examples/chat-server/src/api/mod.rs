@@ -1,0 +1,50 @@
+//! The HTTP API of the contract, plus `GET /api/users?username=` (an extension).
+
+mod accounts;
+mod conversations;
+mod error;
+mod extract;
+mod groups;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use chat_core::engine::Engine;
+
+pub use error::ApiError;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat engine.
+    pub engine: Engine,
+}
+
+/// The `/api/…` routes and `/healthz`, with request bodies capped at `max_body` bytes.
+pub fn routes(engine: Engine, max_body: usize) -> Router {
+    Router::new()
+        .route("/api/signup", post(accounts::signup))
+        .route("/api/login", post(accounts::login))
+        .route("/api/me", get(accounts::me).patch(accounts::patch_me))
+        .route("/api/users", get(accounts::user_by_name))
+        .route("/api/users/{user_id}", get(accounts::user))
+        .route("/api/groups", post(groups::create))
+        .route(
+            "/api/groups/{id}/members",
+            get(groups::members).post(groups::add_member),
+        )
+        .route(
+            "/api/groups/{id}/members/{user_id}",
+            axum::routing::delete(groups::remove_member),
+        )
+        .route("/api/conversations", get(conversations::list))
+        .route("/api/conversations/{id}/messages", get(conversations::messages))
+        .route("/api/{*rest}", axum::routing::any(unknown))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(AppState { engine })
+}
+
+async fn unknown() -> ApiError {
+    ApiError::not_found("no such API call")
+}

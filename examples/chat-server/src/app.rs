@@ -1,0 +1,154 @@
+//! Assembly: the engine from the configuration, the router, and serving
+//! with a clean shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use chat_core::engine::Engine;
+use tokio::net::TcpListener;
+
+use crate::auth::JwtAuthenticator;
+use crate::config::{Config, retention_name};
+use crate::error::ServerError;
+use crate::push::{WebhookNotifier, WebhookOptions};
+use crate::{api, stores, web};
+
+/// Builds the engine that `config` describes and the router that serves it
+/// (API, `/ws`, web page). `public_url` is the `chat_url` this node hands out.
+pub async fn build_app(config: &Config, public_url: String) -> Result<(Router, Engine), ServerError> {
+    let ttl = Duration::from_secs(config.token_ttl_secs);
+    let auth = match &config.jwt_secret {
+        Some(secret) => JwtAuthenticator::new(secret.as_bytes(), ttl),
+        None => {
+            tracing::warn!(
+                "no --jwt-secret (CHAT_JWT_SECRET): using a random secret; tokens stop working at restart"
+            );
+            JwtAuthenticator::random(ttl)
+        }
+    };
+    let mut builder = Engine::builder()
+        .worker_id(config.node_id)
+        .public_url(public_url)
+        .retention(config.retention)
+        .authenticator(Arc::new(auth));
+    if config.insecure_fast_hashing {
+        builder = builder.insecure_fast_password_hashing();
+    }
+    if let Some(url) = &config.push_webhook {
+        builder = builder.notifier(Arc::new(WebhookNotifier::start(
+            url.clone(),
+            WebhookOptions::default(),
+        )));
+    }
+    let builder = stores::with_store(builder, &config.store, config.retention).await?;
+    let builder = stores::with_cluster(builder, config.cluster.as_deref()).await?;
+    let engine = builder.build().await?;
+    let router = Router::new()
+        .route(
+            "/ws",
+            chat_transport_ws::ws_route(engine.clone(), config.ws()),
+        )
+        .merge(api::routes(engine.clone(), config.max_frame_bytes))
+        .merge(web::routes())
+        .fallback(|| async { api::ApiError::not_found("no such page") });
+    Ok((router, engine))
+}
+
+/// A server that is bound and ready to accept.
+pub struct Bound {
+    listener: TcpListener,
+    router: Router,
+    engine: Engine,
+    addr: SocketAddr,
+    banner: String,
+}
+
+impl Bound {
+    /// Binds `config.listen` and builds the app.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (router, engine) = build_app(config, config.public_url_for(addr)).await?;
+        let banner = format!(
+            "chat-server ready on http://{addr} (store {}, retention {})",
+            stores::store_label(&config.store),
+            retention_name(config.retention)
+        );
+        Ok(Self {
+            listener,
+            router,
+            engine,
+            addr,
+            banner,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The engine behind the server.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets HTTP
+    /// requests finish, closes every WebSocket (code 1001) and stops the engine.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        tracing::info!("{}", self.banner);
+        let engine = self.engine.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        engine.shutdown().await;
+        // Upgraded connections are not awaited by axum: give their close
+        // frames a moment to reach the clients.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while engine.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("chat-server stopped");
+        Ok(())
+    }
+}
+
+/// Binds, serves until `shutdown`, and stops cleanly.
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Bound::bind(config).await?.serve(shutdown).await
+}
+
+/// Completes at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

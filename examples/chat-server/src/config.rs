@@ -1,0 +1,131 @@
+//! [`Config`]: the command line and environment of the server, as the
+//! contract's "Running it" names them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_core::Retention;
+use clap::Parser;
+
+/// How the server runs. Every flag can also come from the environment.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "chat-server", version, about = "The example chat server")]
+pub struct Config {
+    /// Address of the HTTP API, the WebSocket and the web page.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `memory`, `postgres://…` or `cassandra://HOST:PORT/KEYSPACE`.
+    #[arg(long, env = "CHAT_STORE", default_value = "memory")]
+    pub store: String,
+    /// `forever` or `until_delivered`.
+    #[arg(long, env = "CHAT_RETENTION", default_value = "forever")]
+    pub retention: Retention,
+    /// `redis://…`: join other nodes through Redis. Without it, one node.
+    #[arg(long, env = "CHAT_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's Snowflake worker id (0..1024).
+    #[arg(long, env = "CHAT_NODE_ID", default_value_t = 0)]
+    pub node_id: u16,
+    /// The WebSocket URL that `chat_url` hands out; default `ws://<listen>/ws`.
+    #[arg(long, env = "CHAT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// POST a notification here for each recipient with no open connection.
+    #[arg(long, env = "CHAT_PUSH_WEBHOOK")]
+    pub push_webhook: Option<String>,
+    /// HS256 secret of the tokens; without it, a random one per start.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// How long a token stays valid, in seconds (default 7 days).
+    #[arg(long, env = "CHAT_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
+    pub token_ttl_secs: u64,
+    /// Largest WebSocket message and HTTP request body, in bytes.
+    #[arg(long, env = "CHAT_MAX_FRAME", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Seconds between the server's WebSocket pings (a peer silent for as
+    /// long after a ping is closed).
+    #[arg(long, env = "CHAT_PING_INTERVAL", default_value_t = 20)]
+    pub ping_interval_secs: u64,
+    /// Cheapest argon2 settings: for tests only, never in production.
+    #[arg(long, env = "CHAT_INSECURE_FAST_HASHING", hide = true)]
+    pub insecure_fast_hashing: bool,
+}
+
+impl Default for Config {
+    /// The defaults of every flag, ignoring the environment.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: "memory".to_owned(),
+            retention: Retention::Forever,
+            cluster: None,
+            node_id: 0,
+            public_url: None,
+            push_webhook: None,
+            jwt_secret: None,
+            token_ttl_secs: 7 * 24 * 3600,
+            max_frame_bytes: 64 * 1024,
+            ping_interval_secs: 20,
+            insecure_fast_hashing: false,
+        }
+    }
+}
+
+impl Config {
+    /// The WebSocket settings this configuration asks for.
+    pub fn ws(&self) -> chat_transport_ws::WsConfig {
+        let every = Duration::from_secs(self.ping_interval_secs.max(1));
+        chat_transport_ws::WsConfig {
+            max_message_bytes: self.max_frame_bytes,
+            max_write_buffer_bytes: 4 * self.max_frame_bytes,
+            ping_every: every,
+            pong_timeout: every,
+            ..Default::default()
+        }
+    }
+
+    /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws` for the
+    /// address actually bound.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://{bound}/ws"))
+    }
+}
+
+/// The retention mode as the contract spells it.
+pub fn retention_name(r: Retention) -> &'static str {
+    match r {
+        Retention::Forever => "forever",
+        Retention::UntilDelivered => "until_delivered",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_contract_defaults() {
+        let c = Config::try_parse_from(["chat-server"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store, "memory");
+        assert_eq!(c.retention, Retention::Forever);
+        let c = Config::try_parse_from([
+            "chat-server",
+            "--retention",
+            "until_delivered",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(c.retention, Retention::UntilDelivered);
+        assert_eq!(c.node_id, 3);
+        assert!(Config::try_parse_from(["chat-server", "--retention", "sometimes"]).is_err());
+        assert_eq!(
+            c.public_url_for("127.0.0.1:9000".parse().unwrap()),
+            "ws://127.0.0.1:9000/ws"
+        );
+    }
+}

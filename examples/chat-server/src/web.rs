@@ -1,0 +1,38 @@
+//! The web page: files of `static/` compiled into the binary.
+
+use axum::Router;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::routing::get;
+
+/// `/` and `/index.html`, `/app.js`, `/style.css`.
+pub fn routes() -> Router {
+    let html = || async {
+        page(
+            "text/html; charset=utf-8",
+            include_str!("../static/index.html"),
+        )
+    };
+    Router::new()
+        .route("/", get(html))
+        .route("/index.html", get(html))
+        .route(
+            "/app.js",
+            get(|| async {
+                page(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../static/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { page("text/css; charset=utf-8", include_str!("../static/style.css")) }),
+        )
+}
+
+fn page(content_type: &'static str, body: &'static str) -> impl axum::response::IntoResponse {
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
+    )
+}
