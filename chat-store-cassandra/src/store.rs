@@ -1,0 +1,202 @@
+//! [`CassandraStore`]: the session, its prepared statements and the helpers
+//! that every trait implementation shares.
+
+use std::fmt;
+use std::time::Duration;
+
+use chat_core::{Error, Result};
+use futures::TryStreamExt;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency as CqlConsistency, SerialConsistency};
+
+use crate::codec::backend;
+use crate::config::{CassandraConfig, Consistency};
+use crate::schema;
+use crate::statements::Statements;
+
+/// chat-core's [`MessageStore`](chat_core::store::MessageStore),
+/// [`ConversationStore`](chat_core::store::ConversationStore) and
+/// [`AccountStore`](chat_core::store::AccountStore) on Apache Cassandra.
+///
+/// See the [crate docs](crate) for the tables, the consistency of each
+/// operation and what a reader may see after a failure. One store holds one
+/// driver session (a connection pool per node) and is meant to be shared
+/// behind an `Arc` by the whole process.
+pub struct CassandraStore {
+    pub(crate) session: Session,
+    pub(crate) st: Statements,
+    pub(crate) bucket_ms: u64,
+    /// The TTL of pending rows in seconds; 0 means none.
+    pub(crate) pending_ttl: i32,
+}
+
+impl fmt::Debug for CassandraStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CassandraStore")
+            .field("keyspace", &self.session.get_keyspace())
+            .field("bucket_ms", &self.bucket_ms)
+            .field("pending_ttl", &self.pending_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CassandraStore {
+    /// Connects, creates the keyspace and tables that are missing (waiting
+    /// for schema agreement) and prepares every statement.
+    ///
+    /// [`Error::InvalidInput`] for a bad keyspace name or bucket width,
+    /// [`Error::Unavailable`] when the cluster cannot be reached.
+    pub async fn connect(config: CassandraConfig) -> Result<Self> {
+        if !schema::valid_keyspace(&config.keyspace) {
+            return Err(Error::invalid(format!(
+                "keyspace {:?}: use 1 to 48 letters, digits or '_'",
+                config.keyspace
+            )));
+        }
+        if config.bucket_ms == 0 {
+            return Err(Error::invalid("bucket_ms must be at least 1"));
+        }
+        let pending_ttl = match config.pending_ttl {
+            None => 0,
+            Some(ttl) => i32::try_from(ttl.as_secs())
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| Error::invalid("pending_ttl must be 1 s to 68 years"))?,
+        };
+        let profile = ExecutionProfile::builder()
+            .consistency(cql_consistency(config.consistency))
+            .serial_consistency(Some(SerialConsistency::LocalSerial))
+            .request_timeout(Some(config.request_timeout))
+            .build();
+        let session = SessionBuilder::new()
+            .known_nodes(&config.contact_points)
+            .connection_timeout(config.connect_timeout)
+            .default_execution_profile_handle(profile.into_handle())
+            // Only our keyspace's metadata is needed (for token-aware routing).
+            .keyspaces_to_fetch([config.keyspace.clone()])
+            .keepalive_interval(Duration::from_secs(1))
+            .keepalive_timeout(config.request_timeout)
+            .build()
+            .await
+            .map_err(backend("connect"))?;
+        schema::create(&session, &config).await?;
+        // The keyspace did not exist when the session fetched metadata:
+        // refresh it so that statements are routed to their replicas.
+        session
+            .refresh_metadata()
+            .await
+            .map_err(backend("refresh metadata"))?;
+        let st = Statements::prepare(&session, &config.keyspace).await?;
+        Ok(Self {
+            session,
+            st,
+            bucket_ms: config.bucket_ms,
+            pending_ttl,
+        })
+    }
+
+    /// Runs a statement that returns no rows we need.
+    pub(crate) async fn run(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+        what: &'static str,
+    ) -> Result<QueryResult> {
+        self.session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(backend(what))
+    }
+
+    /// Runs a select and deserializes every row it returns.
+    pub(crate) async fn rows<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+        what: &'static str,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = self.run(st, values, what).await?;
+        let rows = result.into_rows_result().map_err(backend(what))?;
+        let typed = rows.rows::<R>().map_err(backend(what))?;
+        typed.collect::<Result<Vec<R>, _>>().map_err(backend(what))
+    }
+
+    /// Runs a select through the driver's pager (pages of the statement's
+    /// page size, fetched as consumed) and keeps at most `limit` rows.
+    pub(crate) async fn paged<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let pager = self
+            .session
+            .execute_iter(st.clone(), values)
+            .await
+            .map_err(backend(what))?;
+        let mut stream = pager.rows_stream::<R>().map_err(backend(what))?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match stream.try_next().await.map_err(backend(what))? {
+                Some(row) => out.push(row),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `statements` (each with its values) as one logged batch: once the
+    /// batch log holds it, every statement is applied eventually, also when
+    /// the coordinator dies half-way.
+    pub(crate) async fn logged_batch(
+        &self,
+        statements: Vec<(&PreparedStatement, BoxedRow)>,
+        what: &'static str,
+    ) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new(BatchType::Logged);
+        let mut values = Vec::with_capacity(statements.len());
+        for (st, row) in statements {
+            batch.append_statement(st.clone());
+            values.push(row);
+        }
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(backend(what))?;
+        Ok(())
+    }
+}
+
+/// One statement's values in a batch of mixed statements.
+pub(crate) type BoxedRow = Box<dyn SerializeRow + Send + Sync>;
+
+/// Boxes one statement's values for [`CassandraStore::logged_batch`].
+pub(crate) fn row(values: impl SerializeRow + Send + Sync + 'static) -> BoxedRow {
+    Box::new(values)
+}
+
+fn cql_consistency(c: Consistency) -> CqlConsistency {
+    match c {
+        Consistency::One => CqlConsistency::One,
+        Consistency::Quorum => CqlConsistency::Quorum,
+        Consistency::LocalQuorum => CqlConsistency::LocalQuorum,
+        Consistency::All => CqlConsistency::All,
+    }
+}
