@@ -61,16 +61,29 @@ pub(crate) async fn run(socket: WebSocket, engine: Engine, user: UserId, config:
         let frame = ServerFrame::error_from(None, &e).encode_text();
         let _ = sink.lock().await.send(Message::Text(frame.into())).await;
     }
-    let writer_done = tokio::select! {
-        _ = &mut writer => true,
-        _ = read_loop(&mut stream, &sink, &mut session, &shared) => false,
+    let (writer_done, end) = tokio::select! {
+        _ = &mut writer => (true, ReadEnd::Closed),
+        end = read_loop(&mut stream, &sink, &mut session, &shared) => (false, end),
     };
     session.close().await;
     if !writer_done {
         // The session is closed, so the writer's outbound ends at once.
         let _ = writer.await;
     }
-    linger(&mut stream, &config).await;
+    // After an oversized frame the stream sits inside that frame's payload:
+    // reading on would buffer the whole payload, so the socket is dropped.
+    if end == ReadEnd::Closed {
+        linger(&mut stream, &config).await;
+    }
+}
+
+/// How the read loop ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadEnd {
+    /// The peer closed or failed, or the writer ended first.
+    Closed,
+    /// The peer sent a message over the limit.
+    TooLarge,
 }
 
 /// Reads client frames until the peer closes or fails, or a frame is too big.
@@ -79,7 +92,7 @@ async fn read_loop(
     sink: &Sink,
     session: &mut Session,
     shared: &Shared,
-) {
+) -> ReadEnd {
     while let Some(next) = stream.next().await {
         shared.heard.store(true, Ordering::Relaxed);
         match next {
@@ -87,12 +100,12 @@ async fn read_loop(
             Ok(Message::Binary(_)) => {
                 let frame = error_frame("bad_frame", "binary frames are not supported");
                 if sink.lock().await.send(frame).await.is_err() {
-                    return;
+                    return ReadEnd::Closed;
                 }
             }
             // tungstenite answers pings and close frames by itself.
             Ok(Message::Ping(_) | Message::Pong(_)) => {}
-            Ok(Message::Close(_)) => return,
+            Ok(Message::Close(_)) => return ReadEnd::Closed,
             Err(e) => {
                 if let Some((size, max)) = too_long(&e) {
                     let message = format!(
@@ -101,13 +114,14 @@ async fn read_loop(
                     let mut sink = sink.lock().await;
                     let _ = sink.send(error_frame("too_large", &message)).await;
                     let _ = sink.send(close(CLOSE_TOO_BIG, "message too big")).await;
-                } else {
-                    tracing::debug!(error = %e, "WebSocket read failed");
+                    return ReadEnd::TooLarge;
                 }
-                return;
+                tracing::debug!(error = %e, "WebSocket read failed");
+                return ReadEnd::Closed;
             }
         }
     }
+    ReadEnd::Closed
 }
 
 /// Forwards the session's frames, pings on schedule, and closes the socket

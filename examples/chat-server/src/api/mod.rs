@@ -40,7 +40,10 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
         .route("/api/conversations", get(conversations::list))
         .route("/api/conversations/{id}/messages", get(conversations::messages))
         .route("/api/{*rest}", axum::routing::any(unknown))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(AppState { engine })
 }
