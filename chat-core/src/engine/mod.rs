@@ -4,8 +4,8 @@
 //! The send path, as data: frame decoded → membership checked → id assigned →
 //! stored (the `sent` answer waits for this) → recipients looked up → encoded
 //! ONCE into shared bytes → handed to local sessions by non-blocking send, to
-//! other nodes by the [`Bus`](crate::cluster::Bus), to the
-//! [`Notifier`](crate::push::Notifier) for those offline. A slow socket never
+//! other nodes by the [`Bus`], to the
+//! [`Notifier`] for those offline. A slow socket never
 //! slows a sender: its bounded queue fills, that session is closed, and the
 //! client resumes by sync, losing nothing because delivery state lives in the
 //! store.
