@@ -1,0 +1,116 @@
+//! The push webhook against a real HTTP listener that records what it gets.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use chat_server::Config;
+use common::{HANG, TestServer};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// A webhook on 127.0.0.1:0 that fails the first `fail_first` posts with 500
+/// and reports every post it receives (failed or not) on the channel.
+async fn webhook(fail_first: usize) -> (String, mpsc::UnboundedReceiver<(u16, Value)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                move |State((tx, seen)): State<(mpsc::UnboundedSender<(u16, Value)>, Arc<AtomicUsize>)>,
+                 body: axum::Json<Value>| async move {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let status = if n < fail_first {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    };
+                    let _ = tx.send((status.as_u16(), body.0));
+                    status
+                },
+            ),
+        )
+        .with_state((tx, seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+async fn next_post(rx: &mut mpsc::UnboundedReceiver<(u16, Value)>) -> (u16, Value) {
+    tokio::time::timeout(HANG, rx.recv())
+        .await
+        .expect("a webhook post within the hang guard")
+        .expect("webhook running")
+}
+
+async fn server_with_webhook(url: String) -> TestServer {
+    TestServer::start_with(Config {
+        push_webhook: Some(url),
+        ..TestServer::config()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_recipients_are_posted_to_the_webhook() {
+    let (url, mut posts) = webhook(0).await;
+    let s = server_with_webhook(url).await;
+    let alice = s.signup("alice").await;
+    let bob = s.signup("bob").await;
+    let carol = s.signup("carol").await;
+    let group = s.group(&alice, &[&bob, &carol]).await;
+    let (_carol_ws, _) = s.ws(&carol).await;
+    let (mut a, _) = s.ws(&alice).await;
+    a.send(serde_json::json!({"type": "send", "id": "1", "conversation_id": group,
+        "body": "hello offline bob"}))
+        .await;
+    let (sent, _) = a.until("sent").await;
+    let (status, body) = next_post(&mut posts).await;
+    assert_eq!(status, 204);
+    // Only bob: alice sent it and carol is online.
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "user_id": bob.id,
+            "conversation_id": group,
+            "message_id": sent["message_id"],
+            "sender_id": alice.id,
+            "preview": "hello offline bob",
+        })
+    );
+    assert!(body["message_id"].is_string());
+    // A second message: again only bob (no post for carol came in between).
+    a.send(serde_json::json!({"type": "send", "id": "2", "conversation_id": group, "body": "again"}))
+        .await;
+    a.until("sent").await;
+    let (_, body) = next_post(&mut posts).await;
+    assert_eq!(body["user_id"], bob.id.as_str());
+    assert_eq!(body["preview"], "again");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_is_retried() {
+    let (url, mut posts) = webhook(2).await;
+    let s = server_with_webhook(url).await;
+    let alice = s.signup("alice").await;
+    let bob = s.signup("bob").await;
+    let (mut a, _) = s.ws(&alice).await;
+    a.send_text(&bob.id, "are you there", "1").await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = next_post(&mut posts).await;
+        assert_eq!(body["user_id"], bob.id.as_str());
+        assert_eq!(body["preview"], "are you there");
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [500, 500, 204]);
+    s.stop().await;
+}
