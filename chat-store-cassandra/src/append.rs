@@ -37,7 +37,8 @@ impl Claimed {
         Ok(Self {
             message: Message {
                 message_id: id_from_cql(
-                    lwt.bigint("message_id").ok_or_else(|| missing("message_id"))?,
+                    lwt.bigint("message_id")
+                        .ok_or_else(|| missing("message_id"))?,
                 ),
                 conversation_id: ConversationId::from(
                     lwt.text("conversation_id")

@@ -159,10 +159,21 @@ mod tests {
 
     #[test]
     fn id_encoding_round_trips_and_keeps_order() {
-        let ids = [0, 1, 42, (1 << 62) + 7, u64::MAX / 2, u64::MAX / 2 + 1, u64::MAX];
+        let ids = [
+            0,
+            1,
+            42,
+            (1 << 62) + 7,
+            u64::MAX / 2,
+            u64::MAX / 2 + 1,
+            u64::MAX,
+        ];
         for pair in ids.windows(2) {
             let (a, b) = (MessageId(pair[0]), MessageId(pair[1]));
-            assert!(id_to_cql(a) < id_to_cql(b), "{a:?} < {b:?} must hold stored");
+            assert!(
+                id_to_cql(a) < id_to_cql(b),
+                "{a:?} < {b:?} must hold stored"
+            );
         }
         for id in ids {
             assert_eq!(id_from_cql(id_to_cql(MessageId(id))), MessageId(id));

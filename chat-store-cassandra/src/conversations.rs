@@ -127,7 +127,11 @@ impl ConversationStore for CassandraStore {
 
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
         let rows: Vec<(String, Option<String>, String, i64)> = self
-            .rows(&self.st.select_conversation, (id.as_str(),), "read conversation")
+            .rows(
+                &self.st.select_conversation,
+                (id.as_str(),),
+                "read conversation",
+            )
             .await?;
         rows.into_iter()
             .next()

@@ -195,7 +195,11 @@ impl CassandraStore {
         to: MessageId,
     ) -> Result<bool> {
         let (raise, start, column) = match cursor {
-            Cursor::Delivered => (&self.st.raise_delivered, &self.st.start_delivered, "delivered"),
+            Cursor::Delivered => (
+                &self.st.raise_delivered,
+                &self.st.start_delivered,
+                "delivered",
+            ),
             Cursor::Read => (&self.st.raise_read, &self.st.start_read, "read"),
         };
         let to = id_to_cql(to);
@@ -216,9 +220,7 @@ impl CassandraStore {
                 continue;
             }
             // No cursor yet: set the first one, unless a racer just did.
-            let started = self
-                .run(start, (to, key.0, key.1), "start cursor")
-                .await?;
+            let started = self.run(start, (to, key.0, key.1), "start cursor").await?;
             if Lwt::from_result(started, "start cursor")?.applied {
                 return Ok(true);
             }

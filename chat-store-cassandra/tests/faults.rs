@@ -124,17 +124,26 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
     )
     .await
     .expect("a send with the cluster unreachable must answer, not hang");
-    eprintln!("send during the outage answered after {:?}", started.elapsed());
+    eprintln!(
+        "send during the outage answered after {:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(during, Err(Error::Unavailable { .. })),
         "a send with the cluster unreachable must answer Unavailable, got {during:?}"
     );
     assert!(
-        matches!(store.history(&conv, None, 10).await, Err(Error::Unavailable { .. })),
+        matches!(
+            store.history(&conv, None, 10).await,
+            Err(Error::Unavailable { .. })
+        ),
         "a read with the cluster unreachable must answer Unavailable"
     );
     assert_eq!(
-        direct.history(&conv, None, 10).await.expect("direct history"),
+        direct
+            .history(&conv, None, 10)
+            .await
+            .expect("direct history"),
         vec![first.message.clone()],
         "the failed send must leave no message behind"
     );
@@ -159,14 +168,23 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
         }
     };
     eprintln!("served again {:?} after the restart", started.elapsed());
-    assert_eq!(appended.message, second.message, "the retried send stores the message");
     assert_eq!(
-        store.history(&conv, None, 10).await.expect("history after recovery"),
+        appended.message, second.message,
+        "the retried send stores the message"
+    );
+    assert_eq!(
+        store
+            .history(&conv, None, 10)
+            .await
+            .expect("history after recovery"),
         vec![second.message.clone(), first.message.clone()],
         "both messages are stored exactly once"
     );
     assert_eq!(
-        store.pending(&r, None, 10).await.expect("pending after recovery"),
+        store
+            .pending(&r, None, 10)
+            .await
+            .expect("pending after recovery"),
         vec![first.message, second.message],
         "both deliveries are pending exactly once"
     );
