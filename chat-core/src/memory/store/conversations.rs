@@ -110,12 +110,10 @@ impl ConversationStore for MemoryStore {
             .members
             .get_mut(id)
             .is_some_and(|members| members.remove(user));
-        if removed {
-            if let Some(conversations) = state.of_user.get_mut(user) {
-                conversations.remove(id);
-                if conversations.is_empty() {
-                    state.of_user.remove(user);
-                }
+        if removed && let Some(conversations) = state.of_user.get_mut(user) {
+            conversations.remove(id);
+            if conversations.is_empty() {
+                state.of_user.remove(user);
             }
         }
         Ok(removed)

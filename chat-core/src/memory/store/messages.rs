@@ -106,15 +106,15 @@ impl MessageState {
             self.conversations.remove(conversation);
         }
         let sender = &stored.message.sender_id;
-        if let Some(key) = &stored.client_msg_id {
-            if let Some(keys) = self.dedup.get_mut(sender) {
-                // Only drop the key if it still names this message.
-                if keys.get(key) == Some(&(conversation.clone(), id)) {
-                    keys.remove(key);
-                }
-                if keys.is_empty() {
-                    self.dedup.remove(sender);
-                }
+        if let Some(key) = &stored.client_msg_id
+            && let Some(keys) = self.dedup.get_mut(sender)
+        {
+            // Only drop the key if it still names this message.
+            if keys.get(key) == Some(&(conversation.clone(), id)) {
+                keys.remove(key);
+            }
+            if keys.is_empty() {
+                self.dedup.remove(sender);
             }
         }
         for user in &stored.pending_for {
