@@ -1,0 +1,210 @@
+//! [`RedisDiscovery`]: live nodes, their load, and the node for each user, in Redis.
+
+use async_trait::async_trait;
+use chat_core::cluster::{Discovery, NodeInfo};
+use chat_core::model::{Millis, NodeId, UserId};
+use chat_core::{Error, Result};
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use crate::conn::within;
+use crate::keys::Keys;
+use crate::options::RedisOptions;
+
+/// How long after expiry a registration is deleted. Expired ones are never
+/// reported live; keeping them a while means a node whose clock runs ahead
+/// cannot make the others' registrations flicker.
+const FORGET_AFTER: Millis = 60_000;
+
+/// A [`Discovery`] in Redis, shared by every node of a deployment.
+///
+/// Layout (under the prefix `p`): `p:nodes`, a sorted set node → the time
+/// its registration expires; `p:node_url` and `p:node_load`, hashes node →
+/// public URL and load. `register` and `deregister` are one MULTI/EXEC
+/// each; `live_nodes` is one script.
+///
+/// # Which node `pick` chooses
+///
+/// The least loaded live node; among nodes with equal load, the one with
+/// the highest rendezvous weight for the user (FNV-1a of user id, a 0xff
+/// byte and node id: fixed by its specification, so every API server
+/// computes the same answer). This is the in-memory reference's rule, and
+/// the conformance suite holds every adapter to it.
+///
+/// Why least loaded rather than rendezvous hashing with a load cap: chat
+/// connections are long-lived and a user has no data on a node (delivery
+/// state is in the store, presence in Redis), so stickiness buys little,
+/// while filling new or emptied nodes (after a deploy or a crash) matters.
+/// The rendezvous tie-break still keeps a user on one node while loads
+/// are equal, and moves only the users of a node that leaves.
+///
+/// The cost: loads are as fresh as the last heartbeat, so a burst of logins
+/// between two heartbeats all lands on the node that was least loaded at
+/// the last one. With heartbeats every few seconds this evens out within a
+/// few beats; deployments with login storms can lower the heartbeat interval.
+#[derive(Clone)]
+pub struct RedisDiscovery {
+    keys: Keys,
+    options: RedisOptions,
+    commands: ConnectionManager,
+    live: &'static Script,
+}
+
+fn live_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("scripts/live_nodes.lua")))
+}
+
+impl RedisDiscovery {
+    /// Discovery in the Redis at `url`, under `options.prefix`.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
+        let client = crate::client(url)?;
+        let commands = crate::conn::commands(&client, &options).await?;
+        Ok(Self::with_connection(commands, options))
+    }
+
+    pub(crate) fn with_connection(commands: ConnectionManager, options: RedisOptions) -> Self {
+        Self {
+            keys: Keys::new(&options.prefix),
+            options,
+            commands,
+            live: live_script(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisDiscovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDiscovery")
+            .field("prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The weight of `node` for `user` in rendezvous hashing.
+fn weight(user: &UserId, node: &NodeId) -> u64 {
+    let bytes = user
+        .as_str()
+        .bytes()
+        .chain([0xff])
+        .chain(node.as_str().bytes());
+    fnv1a(bytes)
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .into_iter()
+        .fold(OFFSET, |hash, b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The node `pick` chooses among `nodes` for `user`.
+fn choose(user: &UserId, nodes: Vec<NodeInfo>) -> Option<NodeInfo> {
+    nodes
+        .into_iter()
+        .min_by_key(|n| (n.load, std::cmp::Reverse(weight(user, &n.id))))
+}
+
+#[async_trait]
+impl Discovery for RedisDiscovery {
+    async fn register(&self, node: &NodeInfo, now: Millis, ttl: Millis) -> Result<()> {
+        let id = node.id.as_str();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zadd(self.keys.nodes(), id, now.saturating_add(ttl))
+            .ignore()
+            .hset(self.keys.node_url(), id, node.public_url.as_str())
+            .ignore()
+            .hset(self.keys.node_load(), id, node.load)
+            .ignore();
+        let mut con = self.commands.clone();
+        within(
+            "discovery register",
+            self.options.response_timeout,
+            pipe.query_async::<()>(&mut con),
+        )
+        .await
+    }
+
+    async fn deregister(&self, node: &NodeId) -> Result<()> {
+        let id = node.as_str();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(self.keys.nodes(), id)
+            .ignore()
+            .hdel(self.keys.node_url(), id)
+            .ignore()
+            .hdel(self.keys.node_load(), id)
+            .ignore();
+        let mut con = self.commands.clone();
+        within(
+            "discovery deregister",
+            self.options.response_timeout,
+            pipe.query_async::<()>(&mut con),
+        )
+        .await
+    }
+
+    async fn live_nodes(&self, now: Millis) -> Result<Vec<NodeInfo>> {
+        let mut call = self.live.prepare_invoke();
+        call.key(self.keys.nodes())
+            .key(self.keys.node_url())
+            .key(self.keys.node_load())
+            .arg(now)
+            .arg(now.saturating_sub(FORGET_AFTER));
+        let mut con = self.commands.clone();
+        let flat: Vec<String> = within(
+            "discovery live nodes",
+            self.options.response_timeout,
+            call.invoke_async(&mut con),
+        )
+        .await?;
+        flat.chunks_exact(3)
+            .map(|n| {
+                let load = n[2].parse::<u64>().map_err(|e| {
+                    Error::unavailable(format!("redis: node {} has a bad load {:?}", n[0], n[2]), e)
+                })?;
+                Ok(NodeInfo {
+                    id: NodeId::from(n[0].as_str()),
+                    public_url: n[1].clone(),
+                    load,
+                })
+            })
+            .collect()
+    }
+
+    async fn pick(&self, user: &UserId, now: Millis) -> Result<Option<NodeInfo>> {
+        Ok(choose(user, self.live_nodes(now).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(*b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn least_load_wins_and_ties_go_to_the_heaviest_weight() {
+        let node = |id: &str, load| NodeInfo {
+            id: NodeId::from(id),
+            public_url: format!("ws://{id}"),
+            load,
+        };
+        let user = UserId::from("alice");
+        let nodes = vec![node("n1", 1), node("n2", 1), node("n3", 0), node("n4", 0)];
+        let heavier = ["n3", "n4"]
+            .into_iter()
+            .max_by_key(|id| weight(&user, &NodeId::from(*id)))
+            .unwrap();
+        assert_eq!(choose(&user, nodes).unwrap().id.as_str(), heavier);
+        assert_eq!(choose(&user, Vec::new()), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! Helpers for tests against a real Redis: the URL from the environment and
+//! a fresh key prefix per call.
+//!
+//! - `CHAT_TEST_REDIS_URL`: the server (`scripts/services up redis` prints
+//!   it; `scripts/test` exports it).
+//! - `CHAT_TEST_REQUIRE_SERVICES=1` (set by `scripts/test` under CI): a
+//!   missing URL or an unreachable server is a failure (a panic), never a
+//!   skip. Without it, the helpers print one line saying what is skipped
+//!   and answer `None`.
+
+use crate::{RedisCluster, RedisOptions};
+
+/// The environment variable with the test server's URL.
+pub const URL_VAR: &str = "CHAT_TEST_REDIS_URL";
+/// The environment variable that turns a skip into a failure.
+pub const REQUIRE_VAR: &str = "CHAT_TEST_REQUIRE_SERVICES";
+
+/// Whether tests must fail rather than skip without their server.
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
+}
+
+/// The test server's URL; `None` (after printing why) when it is not set
+/// and not required.
+///
+/// # Panics
+/// When it is not set and [`services_required`].
+pub fn test_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip_or_fail(&format!(
+                "{URL_VAR} is not set (run `scripts/services up redis`)"
+            ));
+            None
+        }
+    }
+}
+
+/// A prefix no other call produces: `t-` and 64 random bits in hex.
+pub fn fresh_prefix() -> String {
+    format!("t-{:016x}", rand::random::<u64>())
+}
+
+/// A deployment on the test server under a fresh prefix, with short
+/// reconnect waits. `None`, after printing why, when there is no server and
+/// it is not required.
+///
+/// # Panics
+/// When the server is required but not set or not reachable.
+pub async fn fresh_cluster() -> Option<RedisCluster> {
+    let url = test_url()?;
+    let options = RedisOptions {
+        reconnect_max: std::time::Duration::from_millis(500),
+        ..RedisOptions::with_prefix(fresh_prefix())
+    };
+    match RedisCluster::connect(&url, options).await {
+        Ok(cluster) => Some(cluster),
+        Err(e) => {
+            skip_or_fail(&format!("Redis at {url} cannot be used: {e}"));
+            None
+        }
+    }
+}
+
+/// Panics when services are required, else prints the skip line where
+/// `cargo test` shows it even for a passing test (straight to stderr).
+fn skip_or_fail(why: &str) {
+    if services_required() {
+        panic!("{REQUIRE_VAR}=1 but {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED (no Redis): {why}");
+}
