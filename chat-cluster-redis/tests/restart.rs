@@ -1,0 +1,192 @@
+//! Redis goes away and comes back: calls fail with `Unavailable` meanwhile,
+//! and the bus reconnects by itself and subscribes again to every topic it
+//! holds, including one asked for while Redis was down.
+//!
+//! Runs a private `redis-server` on a free port, since stopping the shared
+//! one would break the other tests. It needs CHAT_TEST_REDIS_URL like the
+//! other tests (that is what says Redis tests are wanted here) and the
+//! `redis-server` binary on PATH.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chat_cluster_redis::{RedisCluster, RedisOptions, testing};
+use chat_core::Error;
+use chat_core::cluster::{Bus, BusMessage, BusReceiver, PresenceStore, Topic};
+use chat_core::model::{NodeId, UserId};
+
+/// A guard against a hang, not a speed check.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// A redis-server child process, killed on drop.
+struct PrivateRedis {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server (is it installed?): {e}"));
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until it answers PING.
+    async fn ready(&self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            if let Ok(mut con) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut con)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "private redis-server on port {} never answered",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn recv(rx: &mut BusReceiver, what: &str) -> BusMessage {
+    match tokio::time::timeout(HANG_GUARD, rx.recv()).await {
+        Ok(Some(m)) => m,
+        Ok(None) => panic!("receiver closed while expecting {what}"),
+        Err(_) => panic!("nothing received in {HANG_GUARD:?} while expecting {what}"),
+    }
+}
+
+/// Publishes until Redis takes it: the command connection notices a
+/// restart at its first failed call, then reconnects.
+async fn publish_when_back(bus: &dyn Bus, topics: &[Topic], payload: &'static str) {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        match bus
+            .publish(topics, Bytes::from_static(payload.as_bytes()))
+            .await
+        {
+            Ok(()) => return,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "publish never worked again after the restart: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(result: chat_core::Result<T>, what: &str) {
+    match result {
+        Err(e @ Error::Unavailable { .. }) => assert_eq!(e.code(), "unavailable"),
+        other => panic!("{what} while Redis is down must fail with Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_resubscribes_after_a_redis_restart() {
+    if testing::test_url().is_none() {
+        return; // test_url printed the skip line (or panicked under CI)
+    }
+    let port = free_port();
+    let mut redis = PrivateRedis::start(port);
+    redis.ready().await;
+    let options = RedisOptions {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(500),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ping_every: Duration::from_millis(200),
+        ..RedisOptions::with_prefix(testing::fresh_prefix())
+    };
+    let cluster = RedisCluster::connect(&redis.url(), options).await.unwrap();
+    let (a, b) = (NodeId::from("a"), NodeId::from("b"));
+    let bus_a = cluster.bus(a.clone()).await.unwrap();
+    let bus_b = cluster.bus(b).await.unwrap();
+    let _rx_a = bus_a.open().await.unwrap();
+    let mut rx_b = bus_b.open().await.unwrap();
+    let (t1, t2, t3) = (
+        Topic::User(UserId::from("u1")),
+        Topic::Presence(UserId::from("u2")),
+        Topic::User(UserId::from("u3")),
+    );
+    bus_b.subscribe(&t1).await.unwrap();
+    bus_b.subscribe(&t2).await.unwrap();
+    bus_a
+        .publish(std::slice::from_ref(&t1), Bytes::from_static(b"before"))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&mut rx_b, "the message before the restart")
+            .await
+            .payload,
+        "before"
+    );
+
+    let reconnects = bus_b.reconnects();
+    redis.kill();
+    assert_unavailable(
+        bus_a
+            .publish(std::slice::from_ref(&t1), Bytes::from_static(b"lost"))
+            .await,
+        "publish",
+    );
+    let presence = cluster.presence();
+    assert_unavailable(presence.presence(&[UserId::from("u1")]).await, "presence");
+    // Asked for while down: refused now, remembered for the next connection.
+    assert_unavailable(bus_b.subscribe(&t3).await, "subscribe");
+
+    let redis = PrivateRedis::start(port);
+    redis.ready().await;
+    tokio::time::timeout(HANG_GUARD, bus_b.wait_for_reconnect(reconnects))
+        .await
+        .expect("the bus never reconnected");
+
+    publish_when_back(&bus_a, &[t1.clone(), t2.clone(), t3.clone()], "after").await;
+    let mut topics = Vec::new();
+    for n in 0..3 {
+        let m = recv(&mut rx_b, &format!("message {n} after the restart")).await;
+        assert_eq!(m.payload, "after");
+        assert_eq!(m.origin, a);
+        topics.push(format!("{:?}", m.topic));
+    }
+    topics.sort();
+    let mut want = vec![format!("{t1:?}"), format!("{t2:?}"), format!("{t3:?}")];
+    want.sort();
+    assert_eq!(topics, want, "every held topic is subscribed again, once");
+}
