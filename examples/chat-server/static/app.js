@@ -120,11 +120,14 @@ function wantProfile(userId) {
     .finally(scheduleRender);
 }
 
-function userByName(username) {
-  return api("GET", `/api/users?username=${encodeURIComponent(username)}`).then((p) => {
+async function userByName(username) {
+  try {
+    const p = await api("GET", `/api/users?username=${encodeURIComponent(username)}`);
     profiles.set(p.user_id, p);
     return p;
-  });
+  } catch (e) {
+    throw e.status === 404 ? new Error(`No user named "${username}".`) : e;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,6 +425,7 @@ function rekey(c, id) {
   conversations.delete(c.id);
   const target = conversationFor(id);
   for (const [k, m] of c.messages) target.messages.set(k, m);
+  for (const p of c.pending) p.conversation = target;
   target.pending.push(...c.pending);
   if (openId === c.id) openId = id;
   return target;
