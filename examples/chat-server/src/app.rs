@@ -33,6 +33,7 @@ pub async fn build_app(config: &Config, public_url: String) -> Result<(Router, E
         .worker_id(config.node_id)
         .public_url(public_url)
         .retention(config.retention)
+        .limits(config.limits())
         .authenticator(Arc::new(auth));
     if config.insecure_fast_hashing {
         builder = builder.insecure_fast_password_hashing();
@@ -44,7 +45,7 @@ pub async fn build_app(config: &Config, public_url: String) -> Result<(Router, E
         )));
     }
     let builder = stores::with_store(builder, &config.store, config.retention).await?;
-    let builder = stores::with_cluster(builder, config.cluster.as_deref()).await?;
+    let builder = stores::with_cluster(builder, config).await?;
     let engine = builder.build().await?;
     let router = Router::new()
         .route(
@@ -72,11 +73,19 @@ impl Bound {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (router, engine) = build_app(config, config.public_url_for(addr)).await?;
-        let banner = format!(
+        let mut banner = format!(
             "chat-server ready on http://{addr} (store {}, retention {})",
             stores::store_label(&config.store),
             retention_name(config.retention)
         );
+        if let Some(cluster) = &config.cluster {
+            banner += &format!(
+                " as {} of cluster {} (prefix {})",
+                config.node_name(),
+                stores::store_label(cluster),
+                config.cluster_prefix
+            );
+        }
         Ok(Self {
             listener,
             router,

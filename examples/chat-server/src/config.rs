@@ -23,9 +23,18 @@ pub struct Config {
     /// `redis://…`: join other nodes through Redis. Without it, one node.
     #[arg(long, env = "CHAT_CLUSTER")]
     pub cluster: Option<String>,
-    /// This node's Snowflake worker id (0..1024).
+    /// Key prefix of this deployment in the `--cluster` Redis: nodes with
+    /// the same prefix form one service.
+    #[arg(long, env = "CHAT_CLUSTER_PREFIX", default_value = "chat")]
+    pub cluster_prefix: String,
+    /// This node's Snowflake worker id (0..1024); the node is named `node-N`
+    /// in presence, bus and discovery.
     #[arg(long, env = "CHAT_NODE_ID", default_value_t = 0)]
     pub node_id: u16,
+    /// Milliseconds between this node's heartbeats; a node silent for three
+    /// of them counts as dead and its users go offline.
+    #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 5000)]
+    pub heartbeat_ms: u64,
     /// The WebSocket URL that `chat_url` hands out; default `ws://<listen>/ws`.
     #[arg(long, env = "CHAT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -58,7 +67,9 @@ impl Default for Config {
             store: "memory".to_owned(),
             retention: Retention::Forever,
             cluster: None,
+            cluster_prefix: "chat".to_owned(),
             node_id: 0,
+            heartbeat_ms: 5000,
             public_url: None,
             push_webhook: None,
             jwt_secret: None,
@@ -81,6 +92,22 @@ impl Config {
             pong_timeout: every,
             ..Default::default()
         }
+    }
+
+    /// The engine limits: the defaults, with this configuration's heartbeat
+    /// (every `heartbeat_ms`, alive for three of them).
+    pub fn limits(&self) -> chat_core::engine::Limits {
+        let every = Duration::from_millis(self.heartbeat_ms.max(1));
+        chat_core::engine::Limits {
+            heartbeat_every: every,
+            heartbeat_ttl: every * 3,
+            ..Default::default()
+        }
+    }
+
+    /// This node's name in presence, bus and discovery.
+    pub fn node_name(&self) -> chat_core::model::NodeId {
+        chat_core::model::NodeId::from(format!("node-{}", self.node_id))
     }
 
     /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws` for the

@@ -10,9 +10,12 @@ pub enum ServerError {
     /// The store URL is not one the server knows.
     #[error("unknown store {0:?}: expected memory, postgres://… or cassandra://HOST:PORT/KEYSPACE")]
     UnknownStore(String),
-    /// `--cluster` was given, but clustering is not built yet.
-    #[error("cluster not built yet")]
-    ClusterNotBuilt,
+    /// `--cluster` names something other than `redis://…`.
+    #[error("unknown cluster {0:?}: expected redis://…")]
+    UnknownCluster(String),
+    /// The cluster's Redis could not be used (bad URL, unreachable).
+    #[error("cluster: {0}")]
+    Cluster(#[source] chat_core::Error),
     /// The engine could not be built (for example the store is unreachable).
     #[error("engine: {0}")]
     Engine(#[from] chat_core::Error),

@@ -1,8 +1,12 @@
 //! Store selection from `--store`: the one place that knows every backend.
 
+use std::sync::Arc;
+
+use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::engine::EngineBuilder;
 use chat_core::Retention;
 
+use crate::config::Config;
 use crate::error::ServerError;
 
 /// Gives `builder` the store that `url` names. `memory` keeps the engine's
@@ -33,15 +37,33 @@ pub fn store_label(url: &str) -> String {
 }
 
 /// Gives `builder` the cluster parts (bus, presence, discovery) that
-/// `--cluster` names; without it the engine's one-node defaults stay.
+/// `--cluster` names (`redis://…`, keys under `--cluster-prefix`, this node
+/// named by [`Config::node_name`]); without it the engine's one-node
+/// defaults stay.
 pub async fn with_cluster(
     builder: EngineBuilder,
-    cluster: Option<&str>,
+    config: &Config,
 ) -> Result<EngineBuilder, ServerError> {
-    match cluster {
-        None => Ok(builder),
-        Some(_) => Err(ServerError::ClusterNotBuilt),
+    let Some(url) = config.cluster.as_deref() else {
+        return Ok(builder);
+    };
+    if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
+        return Err(ServerError::UnknownCluster(url.to_owned()));
     }
+    let options = RedisOptions::with_prefix(config.cluster_prefix.clone());
+    let cluster = RedisCluster::connect(url, options)
+        .await
+        .map_err(ServerError::Cluster)?;
+    let node = config.node_name();
+    let bus = cluster
+        .bus(node.clone())
+        .await
+        .map_err(ServerError::Cluster)?;
+    Ok(builder
+        .node_name(node)
+        .bus(Arc::new(bus))
+        .presence(Arc::new(cluster.presence()))
+        .discovery(Arc::new(cluster.discovery())))
 }
 
 #[cfg(test)]
@@ -63,5 +85,22 @@ mod tests {
         assert!(err.to_string().contains("unknown store"));
         assert!(with_store(Engine::builder(), "memory", Retention::Forever).await.is_ok());
         assert_eq!(store_label("postgres://u:pw@db:5432/chat"), "postgres://db:5432/chat");
+    }
+
+    #[tokio::test]
+    async fn only_redis_clusters_are_known() {
+        let config = Config {
+            cluster: Some("memcached://x".into()),
+            ..Config::default()
+        };
+        let err = with_cluster(Engine::builder(), &config).await.err().unwrap();
+        assert!(err.to_string().contains("unknown cluster"), "{err}");
+        let config = Config {
+            cluster: Some("redis://".into()),
+            ..Config::default()
+        };
+        let err = with_cluster(Engine::builder(), &config).await.err().unwrap();
+        assert!(err.to_string().starts_with("cluster: "), "{err}");
+        assert!(with_cluster(Engine::builder(), &Config::default()).await.is_ok());
     }
 }
