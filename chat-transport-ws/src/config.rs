@@ -12,7 +12,7 @@ pub struct WsConfig {
     /// the rest of an oversized frame. Default 64 KiB.
     pub max_message_bytes: usize,
     /// Initial capacity of the read buffer; it grows for a larger frame.
-    /// Default 4 KiB.
+    /// Default 1 KiB: most chat frames fit, and idle connections hold little.
     pub read_buffer_bytes: usize,
     /// Bytes collected before a write goes to the socket. 0 (the default)
     /// writes every frame at once: the writer flushes after each anyway, and
@@ -37,7 +37,7 @@ impl Default for WsConfig {
         let max_message_bytes = 64 * 1024;
         Self {
             max_message_bytes,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 0,
             max_write_buffer_bytes: 4 * max_message_bytes,
             ping_every: Duration::from_secs(20),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chat_core::UserId;
 use chat_core::engine::{CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
-use chat_core::UserId;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
@@ -44,7 +44,9 @@ pub(crate) async fn run(socket: WebSocket, engine: Engine, user: UserId, config:
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");
             let mut sink = sink.lock().await;
-            let _ = sink.send(close(CLOSE_INTERNAL, "server unavailable, retry")).await;
+            let _ = sink
+                .send(close(CLOSE_INTERNAL, "server unavailable, retry"))
+                .await;
             return;
         }
     };

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::push::{Notifier, PushNotification};
 use chat_core::Result;
+use chat_core::push::{Notifier, PushNotification};
 use tokio::sync::{Mutex, mpsc};
 
 /// How the webhook is posted to.

@@ -26,7 +26,12 @@ pub fn routes() -> Router {
         )
         .route(
             "/style.css",
-            get(|| async { page("text/css; charset=utf-8", include_str!("../static/style.css")) }),
+            get(|| async {
+                page(
+                    "text/css; charset=utf-8",
+                    include_str!("../static/style.css"),
+                )
+            }),
         )
 }
 

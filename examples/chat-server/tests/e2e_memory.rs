@@ -3,4 +3,8 @@
 mod common;
 
 chat_server_e2e!(forever, "memory", chat_core::Retention::Forever);
-chat_server_e2e!(until_delivered, "memory", chat_core::Retention::UntilDelivered);
+chat_server_e2e!(
+    until_delivered,
+    "memory",
+    chat_core::Retention::UntilDelivered
+);

@@ -49,17 +49,26 @@ fn the_binary_starts_serves_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}; last lines {rest:?}");
-    assert!(rest.iter().any(|l| l.contains("chat-server stopped")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("chat-server stopped")),
+        "{rest:?}"
+    );
 }
 
 #[test]
 fn an_unbuilt_store_is_refused_with_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--listen", "127.0.0.1:0", "--store", "postgres://localhost/chat"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://localhost/chat",
+        ])
         .env("NO_COLOR", "1")
         .output()
         .expect("run chat-server");
     assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("postgres store not built yet"), "{text}");
 }

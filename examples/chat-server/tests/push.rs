@@ -14,6 +14,9 @@ use common::{HANG, TestServer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+/// What the recording webhook shares: where to report posts, and how many came.
+type Hook = (mpsc::UnboundedSender<(u16, Value)>, Arc<AtomicUsize>);
+
 /// A webhook on 127.0.0.1:0 that fails the first `fail_first` posts with 500
 /// and reports every post it receives (failed or not) on the channel.
 async fn webhook(fail_first: usize) -> (String, mpsc::UnboundedReceiver<(u16, Value)>) {
@@ -23,8 +26,7 @@ async fn webhook(fail_first: usize) -> (String, mpsc::UnboundedReceiver<(u16, Va
         .route(
             "/hook",
             post(
-                move |State((tx, seen)): State<(mpsc::UnboundedSender<(u16, Value)>, Arc<AtomicUsize>)>,
-                 body: axum::Json<Value>| async move {
+                move |State((tx, seen)): State<Hook>, body: axum::Json<Value>| async move {
                     let n = seen.fetch_add(1, Ordering::SeqCst);
                     let status = if n < fail_first {
                         StatusCode::INTERNAL_SERVER_ERROR
@@ -68,9 +70,11 @@ async fn offline_recipients_are_posted_to_the_webhook() {
     let group = s.group(&alice, &[&bob, &carol]).await;
     let (_carol_ws, _) = s.ws(&carol).await;
     let (mut a, _) = s.ws(&alice).await;
-    a.send(serde_json::json!({"type": "send", "id": "1", "conversation_id": group,
-        "body": "hello offline bob"}))
-        .await;
+    a.send(
+        serde_json::json!({"type": "send", "id": "1", "conversation_id": group,
+        "body": "hello offline bob"}),
+    )
+    .await;
     let (sent, _) = a.until("sent").await;
     let (status, body) = next_post(&mut posts).await;
     assert_eq!(status, 204);
@@ -87,8 +91,10 @@ async fn offline_recipients_are_posted_to_the_webhook() {
     );
     assert!(body["message_id"].is_string());
     // A second message: again only bob (no post for carol came in between).
-    a.send(serde_json::json!({"type": "send", "id": "2", "conversation_id": group, "body": "again"}))
-        .await;
+    a.send(
+        serde_json::json!({"type": "send", "id": "2", "conversation_id": group, "body": "again"}),
+    )
+    .await;
     a.until("sent").await;
     let (_, body) = next_post(&mut posts).await;
     assert_eq!(body["user_id"], bob.id.as_str());

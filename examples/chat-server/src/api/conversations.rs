@@ -40,15 +40,13 @@ pub(crate) async fn messages(
                 .map_err(|_| ApiError::bad_input(format!("before={b:?} is not a message id")))?,
         ),
     };
-    let limit = match page.limit.as_deref().filter(|l| !l.is_empty()) {
-        None => None,
-        Some(l) => Some(
-            l.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::bad_input(format!("limit={l:?} is not a positive number")))?,
-        ),
-    };
+    let limit =
+        match page.limit.as_deref().filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => Some(l.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::bad_input(format!("limit={l:?} is not a positive number"))
+            })?),
+        };
     let messages = state
         .engine
         .history(&me, &ConversationId::from(id), before, limit)

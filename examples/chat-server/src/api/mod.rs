@@ -38,7 +38,10 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
             axum::routing::delete(groups::remove_member),
         )
         .route("/api/conversations", get(conversations::list))
-        .route("/api/conversations/{id}/messages", get(conversations::messages))
+        .route(
+            "/api/conversations/{id}/messages",
+            get(conversations::messages),
+        )
         .route("/api/{*rest}", axum::routing::any(unknown))
         .route(
             "/healthz",

@@ -127,11 +127,13 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, Some(token), None).await
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body)).await
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn signup(&self, name: &str) -> User {
@@ -180,7 +182,9 @@ impl TestServer {
 
     /// A WebSocket with the token in the Authorization header, nothing read yet.
     pub async fn ws_raw(&self, token: &str) -> Ws {
-        let mut req = format!("ws://{}/ws", self.addr).into_client_request().unwrap();
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
         req.headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (socket, _) = tokio_tungstenite::connect_async(req)

@@ -16,23 +16,39 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
 pub async fn accounts_and_profiles(s: &TestServer) {
     let alice = s.signup("alice").await;
     let (st, body) = s
-        .post("/api/signup", None, json!({"username": "alice", "password": "x"}))
+        .post(
+            "/api/signup",
+            None,
+            json!({"username": "alice", "password": "x"}),
+        )
         .await;
     assert_error(st, &body, 409, "already_exists");
 
     let (st, body) = s
-        .post("/api/login", None, json!({"username": "alice", "password": "pw-alice"}))
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "pw-alice"}),
+        )
         .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["user_id"], alice.id.as_str());
     assert!(body["token"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(body["chat_url"], format!("ws://{}/ws", s.addr));
     let (st, body) = s
-        .post("/api/login", None, json!({"username": "alice", "password": "wrong"}))
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "wrong"}),
+        )
         .await;
     assert_error(st, &body, 401, "unauthorized");
     let (st, body) = s
-        .post("/api/login", None, json!({"username": "nobody", "password": "x"}))
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "nobody", "password": "x"}),
+        )
         .await;
     assert_error(st, &body, 401, "unauthorized");
 
@@ -43,12 +59,22 @@ pub async fn accounts_and_profiles(s: &TestServer) {
         json!({"user_id": alice.id, "username": "alice", "display_name": "alice"})
     );
     let (st, me) = s
-        .call(Method::PATCH, "/api/me", Some(&alice.token), Some(json!({"display_name": "Alice A."})))
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(&alice.token),
+            Some(json!({"display_name": "Alice A."})),
+        )
         .await;
     assert_eq!(st, 200);
     assert_eq!(me["display_name"], "Alice A.");
     let (st, me) = s
-        .call(Method::PATCH, "/api/me", Some(&alice.token), Some(json!({})))
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(&alice.token),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(st, 200);
     assert_eq!(me["display_name"], "Alice A.");
@@ -58,7 +84,9 @@ pub async fn accounts_and_profiles(s: &TestServer) {
     assert_eq!(st, 200);
     assert_eq!(profile["username"], "alice");
     assert_eq!(profile["display_name"], "Alice A.");
-    let (st, body) = s.get("/api/users/u000000000000000000000000", &bob.token).await;
+    let (st, body) = s
+        .get("/api/users/u000000000000000000000000", &bob.token)
+        .await;
     assert_error(st, &body, 404, "not_found");
     let (st, profile) = s.get("/api/users?username=alice", &bob.token).await;
     assert_eq!(st, 200);
@@ -123,13 +151,20 @@ pub async fn http_errors_have_the_contract_shape(s: &TestServer) {
     // Too large a body.
     let big = "x".repeat(200 * 1024);
     let (st, body) = s
-        .post("/api/signup", None, json!({"username": "big", "password": big}))
+        .post(
+            "/api/signup",
+            None,
+            json!({"username": "big", "password": big}),
+        )
         .await;
     assert_error(st, &body, 413, "too_large");
 
     // Bad query values, unknown calls.
     let bob = s.signup("bob").await;
-    let conv = format!("/api/conversations/{}/messages", s.group(&alice, &[&bob]).await);
+    let conv = format!(
+        "/api/conversations/{}/messages",
+        s.group(&alice, &[&bob]).await
+    );
     let (st, body) = s.get(&format!("{conv}?limit=abc"), &alice.token).await;
     assert_error(st, &body, 400, "invalid_input");
     let (st, body) = s.get(&format!("{conv}?before=xyz"), &alice.token).await;
@@ -162,12 +197,20 @@ pub async fn groups_and_membership(s: &TestServer) {
     let (st, body) = s.get(&members_path, &carol.token).await;
     assert_error(st, &body, 403, "not_member");
     let (st, body) = s
-        .post(&members_path, Some(&carol.token), json!({"user_id": dave.id}))
+        .post(
+            &members_path,
+            Some(&carol.token),
+            json!({"user_id": dave.id}),
+        )
         .await;
     assert_error(st, &body, 403, "not_member");
     // ...but may join itself; a member may add someone.
     let (st, _) = s
-        .post(&members_path, Some(&carol.token), json!({"user_id": carol.id}))
+        .post(
+            &members_path,
+            Some(&carol.token),
+            json!({"user_id": carol.id}),
+        )
         .await;
     assert_eq!(st, 204);
     let (st, _) = s
@@ -179,11 +222,21 @@ pub async fn groups_and_membership(s: &TestServer) {
 
     // Leave (self) and remove (another).
     let (st, _) = s
-        .call(Method::DELETE, &format!("{members_path}/{}", carol.id), Some(&carol.token), None)
+        .call(
+            Method::DELETE,
+            &format!("{members_path}/{}", carol.id),
+            Some(&carol.token),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
     let (st, _) = s
-        .call(Method::DELETE, &format!("{members_path}/{}", dave.id), Some(&alice.token), None)
+        .call(
+            Method::DELETE,
+            &format!("{members_path}/{}", dave.id),
+            Some(&alice.token),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
     let (_, body) = s.get(&members_path, &alice.token).await;
@@ -193,7 +246,11 @@ pub async fn groups_and_membership(s: &TestServer) {
 
     // Bad group input.
     let (st, body) = s
-        .post("/api/groups", Some(&alice.token), json!({"name": "", "members": []}))
+        .post(
+            "/api/groups",
+            Some(&alice.token),
+            json!({"name": "", "members": []}),
+        )
         .await;
     assert_error(st, &body, 400, "invalid_input");
     let (st, body) = s
@@ -348,12 +405,22 @@ pub async fn group_messages_and_history(s: &TestServer) {
     let h = b.next().await;
     assert_eq!(h["type"], "history");
     assert_eq!(h["reply_to"], "h1");
-    let page: Vec<&str> = h["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let page: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(page, [ids[4].as_str(), ids[3].as_str()]);
     b.send(json!({"type": "history", "id": "h2", "conversation_id": group, "before": ids[3], "limit": 10}))
         .await;
     let h = b.next().await;
-    let page: Vec<&str> = h["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let page: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(page, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
 
     // An outsider can neither send nor read.
@@ -365,7 +432,8 @@ pub async fn group_messages_and_history(s: &TestServer) {
     assert_eq!(err["type"], "error");
     assert_eq!(err["code"], "not_member");
     assert_eq!(err["reply_to"], "x");
-    d.send(json!({"type": "history", "id": "y", "conversation_id": group})).await;
+    d.send(json!({"type": "history", "id": "y", "conversation_id": group}))
+        .await;
     let err = d.next().await;
     assert_eq!(err["code"], "not_member");
     assert_eq!(err["reply_to"], "y");
@@ -382,12 +450,17 @@ pub async fn offline_messages_come_by_sync(s: &TestServer) {
     let (mut a, _) = s.ws(&alice).await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let sent = a.send_text(&bob.id, &format!("while away {i}"), &format!("{i}")).await;
+        let sent = a
+            .send_text(&bob.id, &format!("while away {i}"), &format!("{i}"))
+            .await;
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
     // The automatic sync after connect, oldest first.
     let (mut b, synced) = s.ws(&bob).await;
-    let got: Vec<&str> = synced.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = synced
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
     // Not acked: an explicit sync sends them again, then synced with reply_to.
     b.send(json!({"type": "sync", "id": "s1"})).await;
@@ -401,7 +474,10 @@ pub async fn offline_messages_come_by_sync(s: &TestServer) {
     b.roundtrip("after-ack").await;
     drop(b);
     let (_b2, synced) = s.ws(&bob).await;
-    let got: Vec<&str> = synced.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = synced
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, [ids[2].as_str()]);
 }
 
@@ -412,22 +488,30 @@ pub async fn conversations_list_and_paging(s: &TestServer) {
     let (mut a, _) = s.ws(&alice).await;
     let mut ids = Vec::new();
     for i in 0..4 {
-        let sent = a.send_text(&bob.id, &format!("d{i}"), &format!("{i}")).await;
+        let sent = a
+            .send_text(&bob.id, &format!("d{i}"), &format!("{i}"))
+            .await;
         ids.push(sent["message_id"].as_str().unwrap().to_owned());
     }
-    let conv = format!(
-        "{}",
-        a.send_text(&bob.id, "d4", "4").await["conversation_id"].as_str().unwrap()
-    );
+    let conv = a.send_text(&bob.id, "d4", "4").await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (st, body) = s.get("/api/conversations", &bob.token).await;
     assert_eq!(st, 200);
     let list = body["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{body}");
-    let direct = list.iter().find(|c| c["conversation_id"] == conv.as_str()).unwrap();
+    let direct = list
+        .iter()
+        .find(|c| c["conversation_id"] == conv.as_str())
+        .unwrap();
     assert_eq!(direct["kind"], "direct");
     assert_eq!(direct["unread"], 5);
     assert!(direct["last_message_id"].is_string());
-    let g = list.iter().find(|c| c["conversation_id"] == group.as_str()).unwrap();
+    let g = list
+        .iter()
+        .find(|c| c["conversation_id"] == group.as_str())
+        .unwrap();
     assert_eq!(g["kind"], "group");
     assert_eq!(g["unread"], 0);
     assert!(g["last_message_id"].is_null());
@@ -439,17 +523,35 @@ pub async fn conversations_list_and_paging(s: &TestServer) {
         .await;
     b.roundtrip("r").await;
     let (_, body) = s.get("/api/conversations", &bob.token).await;
-    let direct = body["conversations"].as_array().unwrap().iter().find(|c| c["conversation_id"] == conv.as_str()).unwrap().clone();
+    let direct = body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["conversation_id"] == conv.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(direct["unread"], 0);
 
     // Paging over HTTP: newest first, before and limit.
     let path = format!("/api/conversations/{conv}/messages");
     let (st, body) = s.get(&format!("{path}?limit=2"), &bob.token).await;
     assert_eq!(st, 200);
-    let page: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let page: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
     assert_eq!(page, ["d4", "d3"]);
-    let (_, body) = s.get(&format!("{path}?before={}&limit=10", ids[2]), &bob.token).await;
-    let page: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let (_, body) = s
+        .get(&format!("{path}?before={}&limit=10", ids[2]), &bob.token)
+        .await;
+    let page: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
     assert_eq!(page, ["d1", "d0"]);
 }
 
@@ -472,9 +574,13 @@ pub async fn typing_presence_and_ping(s: &TestServer) {
     assert_eq!(p["status"], "online");
     assert_eq!(p["user_id"], bob.id.as_str());
 
-    b.send(json!({"type": "typing", "conversation_id": conv})).await;
+    b.send(json!({"type": "typing", "conversation_id": conv}))
+        .await;
     let (t, _) = a.until("typing").await;
-    assert_eq!(t, json!({"type": "typing", "conversation_id": conv, "user_id": bob.id}));
+    assert_eq!(
+        t,
+        json!({"type": "typing", "conversation_id": conv, "user_id": bob.id})
+    );
 
     b.send(json!({"type": "ping", "id": "42"})).await;
     let pong = b.next().await;
@@ -499,19 +605,27 @@ pub async fn bad_frames_keep_the_connection(s: &TestServer) {
         }
     };
     use futures::SinkExt;
-    a.socket.send(Message::text("this is not json")).await.unwrap();
+    a.socket
+        .send(Message::text("this is not json"))
+        .await
+        .unwrap();
     bad_frame(&a.next().await, None);
     a.send(json!({"type": "dance", "id": "d"})).await;
     bad_frame(&a.next().await, Some("d"));
     a.send(json!({"id": "n"})).await;
     bad_frame(&a.next().await, Some("n"));
-    a.send(json!({"type": "send", "id": "m", "to": bob.id})).await;
+    a.send(json!({"type": "send", "id": "m", "to": bob.id}))
+        .await;
     bad_frame(&a.next().await, Some("m"));
-    a.send(json!({"type": "send", "id": "t", "body": "x"})).await;
+    a.send(json!({"type": "send", "id": "t", "body": "x"}))
+        .await;
     bad_frame(&a.next().await, Some("t"));
     a.send(json!({"type": "ack", "conversation_id": "x"})).await;
     bad_frame(&a.next().await, None);
-    a.socket.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    a.socket
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
     let f = a.next().await;
     bad_frame(&f, None);
     assert_eq!(f["message"], "binary frames are not supported");
@@ -553,7 +667,10 @@ pub async fn oversized_message_closes_with_1009(s: &TestServer) {
             other => panic!("unexpected {other:?}"),
         }
         frames += 1;
-        assert!(frames <= 2, "the connection must end after the oversized message");
+        assert!(
+            frames <= 2,
+            "the connection must end after the oversized message"
+        );
     }
 }
 
@@ -570,7 +687,12 @@ pub async fn retention_after_acks(s: &TestServer) {
     let history = |user: &User| {
         let path = format!("/api/conversations/{group}/messages");
         let token = user.token.clone();
-        async move { s.get(&path, &token).await.1["messages"].as_array().unwrap().len() }
+        async move {
+            s.get(&path, &token).await.1["messages"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
     };
     let (mut b, synced) = s.ws(&bob).await;
     assert_eq!(synced.len(), 1);
@@ -603,7 +725,9 @@ pub async fn leaving_a_group_stops_delivery(s: &TestServer) {
     a.until("sent").await;
     // Joining does not push earlier messages.
     let members = format!("/api/groups/{group}/members");
-    let (st, _) = s.post(&members, Some(&carol.token), json!({"user_id": carol.id})).await;
+    let (st, _) = s
+        .post(&members, Some(&carol.token), json!({"user_id": carol.id}))
+        .await;
     assert_eq!(st, 204);
     let (mut c, synced) = s.ws(&carol).await;
     assert!(synced.is_empty(), "{synced:?}");
@@ -614,7 +738,12 @@ pub async fn leaving_a_group_stops_delivery(s: &TestServer) {
     assert_eq!(m["message"]["body"], "with carol");
     // Leaving stops delivery at once.
     let (st, _) = s
-        .call(Method::DELETE, &format!("{members}/{}", carol.id), Some(&carol.token), None)
+        .call(
+            Method::DELETE,
+            &format!("{members}/{}", carol.id),
+            Some(&carol.token),
+            None,
+        )
         .await;
     assert_eq!(st, 204);
     a.send(json!({"type": "send", "id": "3", "conversation_id": group, "body": "after carol"}))
