@@ -18,7 +18,10 @@ use crate::{api, stores, web};
 
 /// Builds the engine that `config` describes and the router that serves it
 /// (API, `/ws`, web page). `public_url` is the `chat_url` this node hands out.
-pub async fn build_app(config: &Config, public_url: String) -> Result<(Router, Engine), ServerError> {
+pub async fn build_app(
+    config: &Config,
+    public_url: String,
+) -> Result<(Router, Engine), ServerError> {
     let ttl = Duration::from_secs(config.token_ttl_secs);
     let auth = match &config.jwt_secret {
         Some(secret) => JwtAuthenticator::new(secret.as_bytes(), ttl),
@@ -107,7 +110,10 @@ impl Bound {
 
     /// Serves until `shutdown` completes, then stops accepting, lets HTTP
     /// requests finish, closes every WebSocket (code 1001) and stops the engine.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         tracing::info!("{}", self.banner);
         let engine = self.engine.clone();
         axum::serve(self.listener, self.router)

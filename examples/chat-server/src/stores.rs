@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chat_cluster_redis::{RedisCluster, RedisOptions};
-use chat_core::engine::EngineBuilder;
 use chat_core::Retention;
+use chat_core::engine::EngineBuilder;
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -83,8 +83,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("unknown store"));
-        assert!(with_store(Engine::builder(), "memory", Retention::Forever).await.is_ok());
-        assert_eq!(store_label("postgres://u:pw@db:5432/chat"), "postgres://db:5432/chat");
+        assert!(
+            with_store(Engine::builder(), "memory", Retention::Forever)
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            store_label("postgres://u:pw@db:5432/chat"),
+            "postgres://db:5432/chat"
+        );
     }
 
     #[tokio::test]
@@ -93,14 +100,24 @@ mod tests {
             cluster: Some("memcached://x".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config).await.err().unwrap();
+        let err = with_cluster(Engine::builder(), &config)
+            .await
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("unknown cluster"), "{err}");
         let config = Config {
             cluster: Some("redis://".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config).await.err().unwrap();
+        let err = with_cluster(Engine::builder(), &config)
+            .await
+            .err()
+            .unwrap();
         assert!(err.to_string().starts_with("cluster: "), "{err}");
-        assert!(with_cluster(Engine::builder(), &Config::default()).await.is_ok());
+        assert!(
+            with_cluster(Engine::builder(), &Config::default())
+                .await
+                .is_ok()
+        );
     }
 }
