@@ -1,20 +1,30 @@
 //! `append` and `remove`: the message, its dedup key and its pending
-//! deliveries, written so that a reader never sees half of them.
+//! deliveries, written so that a reader never sees half of them: the
+//! deliveries first, the message row last as the commit point.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chat_core::store::Appended;
-use chat_core::{ConversationId, Message, MessageId, NewMessage, Result, UserId};
+use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, Result, UserId};
+use futures::{StreamExt, TryStreamExt, stream};
 use scylla::value::{CqlValue, MaybeUnset};
 
-use crate::codec::{Lwt, backend, bucket_to_cql, id_from_cql, id_to_cql};
-use crate::store::{BoxedRow, CassandraStore, row};
+use crate::codec::{Lwt, bucket_to_cql, id_from_cql, id_to_cql};
+use crate::residue;
+use crate::store::{CassandraStore, row};
 
 /// How long a retry that lost the dedup race waits for the winner's
 /// message to appear before it writes that message itself: the delays
 /// between successive reads.
 const WINNER_WAITS_MS: [u64; 6] = [5, 10, 20, 40, 80, 160];
+
+/// Writes of one append in flight at once: enough to hide round trips for
+/// a big group, few enough not to flood the coordinator.
+const WRITES_IN_FLIGHT: usize = 64;
+
+/// `pending_by_message` rows per unlogged batch (all in one partition).
+const ROWS_PER_BATCH: usize = 100;
 
 /// The dedup row that a racing or retried append found.
 struct Claimed {
@@ -114,9 +124,9 @@ impl CassandraStore {
 
     /// A retry met a dedup row: returns its message, first waiting for the
     /// winner's write, and writing it itself when the winner never did
-    /// (it died or timed out between the claim and the batch). The batch is
-    /// made of upserts of the same values, so a late winner and the retry
-    /// writing both leave one message.
+    /// (it died or timed out between the claim and its message row). The
+    /// writes are upserts of the same values, so a late winner and the
+    /// retry writing both leave one message.
     async fn finish_claimed(&self, claimed: Claimed, key: &str) -> Result<Message> {
         let (conversation, id) = (&claimed.message.conversation_id, claimed.message.message_id);
         if self.message_exists(conversation, id).await? {
@@ -172,66 +182,167 @@ impl CassandraStore {
         }))
     }
 
-    /// The message, its bucket and its pending deliveries in one logged
-    /// batch. Optional columns are left unset, never written as null.
+    /// Writes the pending deliveries and the bucket row, then the message
+    /// row: the commit point. Nothing reads a delivery whose message is
+    /// missing (see `residue`), so a failure before the commit leaves
+    /// only invisible rows, which a retry with the same key writes again.
+    /// Optional columns are left unset, never written as null.
     async fn write_message(
         &self,
         message: &Message,
         key: Option<&str>,
         recipients: &BTreeSet<UserId>,
     ) -> Result<()> {
-        let conversation = message.conversation_id.to_string();
-        let bucket = bucket_to_cql(message.message_id.bucket(self.bucket_ms));
-        let id = id_to_cql(message.message_id);
-        let sender = message.sender_id.to_string();
+        let started = residue::now_ms();
+        self.write_deliveries(message, recipients).await?;
+        if !residue::commit_in_time(message.message_id, started, residue::now_ms()) {
+            return Err(Error::unavailable_msg(format!(
+                "cassandra: append of {} ran past its residue cutoff; retry",
+                message.message_id
+            )));
+        }
         let key = match key {
-            Some(k) => MaybeUnset::Set(k.to_owned()),
+            Some(k) => MaybeUnset::Set(k),
             None => MaybeUnset::Unset,
         };
-        let ttl = self.pending_ttl;
-        let mut statements: Vec<(_, BoxedRow)> = Vec::with_capacity(2 + 3 * recipients.len());
-        statements.push((
+        self.run(
             &self.st.insert_message,
-            row((
-                conversation.clone(),
-                bucket,
-                id,
-                sender.clone(),
-                message.body.clone(),
+            (
+                message.conversation_id.as_str(),
+                bucket_to_cql(message.message_id.bucket(self.bucket_ms)),
+                id_to_cql(message.message_id),
+                message.sender_id.as_str(),
+                message.body.as_str(),
                 message.ts,
                 key,
-            )),
-        ));
-        statements.push((&self.st.insert_bucket, row((conversation.clone(), bucket))));
-        for user in recipients {
-            let user = user.to_string();
-            statements.push((
-                &self.st.insert_pending_user,
-                row((user.clone(), id, conversation.clone(), ttl)),
-            ));
-            statements.push((
-                &self.st.insert_pending_conversation,
-                row((user.clone(), conversation.clone(), id, sender.clone(), ttl)),
-            ));
-            statements.push((
-                &self.st.insert_pending_message,
-                row((conversation.clone(), id, user, ttl)),
-            ));
-        }
-        self.logged_batch(statements, "append").await
+            ),
+            "append",
+        )
+        .await?;
+        Ok(())
     }
 
-    /// See [`chat_core::store::MessageStore::remove`].
+    /// The bucket row and the three pending rows per recipient, as
+    /// idempotent writes at most [`WRITES_IN_FLIGHT`] at a time: one per
+    /// row of the per-user tables (each its own partition), and unlogged
+    /// batches of [`ROWS_PER_BATCH`] for `pending_by_message` (one
+    /// partition). Cost grows linearly with the recipients, and no
+    /// request grows with them.
+    async fn write_deliveries(
+        &self,
+        message: &Message,
+        recipients: &BTreeSet<UserId>,
+    ) -> Result<()> {
+        // Owned items: a stream of borrowed ones trips the `Send` check of
+        // the trait's boxed future (a higher-ranked lifetime error).
+        let recipients: Vec<UserId> = recipients.iter().cloned().collect();
+        let mut writes = vec![Write::Bucket];
+        writes.extend(
+            recipients
+                .chunks(ROWS_PER_BATCH)
+                .map(|users| Write::ByMessage(users.to_vec())),
+        );
+        for user in recipients {
+            writes.push(Write::ByUser(user.clone()));
+            writes.push(Write::ByConversation(user));
+        }
+        stream::iter(writes)
+            .map(|write| self.write_one(message, write))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn write_one(&self, message: &Message, write: Write) -> Result<()> {
+        let conversation = message.conversation_id.as_str();
+        let id = id_to_cql(message.message_id);
+        let ttl = self.pending_ttl;
+        match write {
+            Write::Bucket => {
+                let bucket = bucket_to_cql(message.message_id.bucket(self.bucket_ms));
+                self.run(
+                    &self.st.insert_bucket,
+                    (conversation, bucket),
+                    "append bucket",
+                )
+                .await?;
+            }
+            Write::ByUser(user) => {
+                self.run(
+                    &self.st.insert_pending_user,
+                    (user.as_str(), id, conversation, ttl),
+                    "append pending",
+                )
+                .await?;
+            }
+            Write::ByConversation(user) => {
+                self.run(
+                    &self.st.insert_pending_conversation,
+                    (
+                        user.as_str(),
+                        conversation,
+                        id,
+                        message.sender_id.as_str(),
+                        ttl,
+                    ),
+                    "append pending",
+                )
+                .await?;
+            }
+            Write::ByMessage(users) => {
+                let statements = users
+                    .iter()
+                    .map(|user| {
+                        let values = (conversation.to_owned(), id, user.to_string(), ttl);
+                        (&self.st.insert_pending_message, row(values))
+                    })
+                    .collect();
+                self.partition_batch(statements, "append pending").await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`chat_core::store::MessageStore::remove`]: the dedup key,
+    /// then the message (after which its deliveries are invisible), then
+    /// the deliveries. A failure part-way leaves invisible residue; a
+    /// repeated `remove` finishes it.
     pub(crate) async fn remove_message(
         &self,
         conversation: &ConversationId,
         id: MessageId,
     ) -> Result<()> {
-        let Some((message, key)) = self.stored(conversation, id).await? else {
-            return Ok(());
-        };
+        if let Some((message, key)) = self.stored(conversation, id).await? {
+            self.delete_stored(&message, key.as_deref()).await?;
+        }
         let users = self.pending_users(conversation, id).await?;
-        self.delete_stored(&message, key.as_deref(), &users).await
+        let (conversation_s, stored_id) = (conversation.as_str(), id_to_cql(id));
+        stream::iter(users)
+            .map(|user| async move {
+                futures::try_join!(
+                    self.run(
+                        &self.st.delete_pending_user,
+                        (user.as_str(), stored_id, conversation_s),
+                        "remove pending",
+                    ),
+                    self.run(
+                        &self.st.delete_pending_conversation,
+                        (user.as_str(), conversation_s, stored_id),
+                        "remove pending",
+                    ),
+                )
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT / 2)
+            .try_collect::<Vec<_>>()
+            .await?;
+        // Last: it lists the users whose rows a repeated remove must find.
+        self.run(
+            &self.st.delete_pending_of_message,
+            (conversation_s, stored_id),
+            "remove pending",
+        )
+        .await?;
+        Ok(())
     }
 
     /// Who still has `id` pending.
@@ -250,45 +361,38 @@ impl CassandraStore {
         Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 
-    /// Deletes a stored message: its dedup key first, then the message and
-    /// the pending deliveries of `users` in one logged batch. A failure
-    /// between the two leaves the message without its key (a retry with the
-    /// key stores a second copy) rather than a key without its message
-    /// (which a retry would bring back to life, see `finish_claimed`).
-    pub(crate) async fn delete_stored(
-        &self,
-        message: &Message,
-        key: Option<&str>,
-        users: &[String],
-    ) -> Result<()> {
+    /// Deletes a stored message: its dedup key first, then the message
+    /// row. A failure between the two leaves the message without its key
+    /// (a retry with the key stores a second copy) rather than a key
+    /// without its message (which a retry would bring back to life, see
+    /// `finish_claimed`).
+    pub(crate) async fn delete_stored(&self, message: &Message, key: Option<&str>) -> Result<()> {
         if let Some(key) = key {
-            self.session
-                .execute_unpaged(&self.st.delete_dedup, (message.sender_id.as_str(), key))
-                .await
-                .map_err(backend("delete dedup key"))?;
+            self.run(
+                &self.st.delete_dedup,
+                (message.sender_id.as_str(), key),
+                "delete dedup key",
+            )
+            .await?;
         }
-        let conversation = message.conversation_id.to_string();
-        let id = id_to_cql(message.message_id);
-        let bucket = bucket_to_cql(message.message_id.bucket(self.bucket_ms));
-        let mut statements: Vec<(_, BoxedRow)> = Vec::with_capacity(1 + 3 * users.len());
-        statements.push((
+        self.run(
             &self.st.delete_message,
-            row((conversation.clone(), bucket, id)),
-        ));
-        for user in users {
-            statements.push((
-                &self.st.delete_pending_user,
-                row((user.clone(), id, conversation.clone())),
-            ));
-            statements.push((
-                &self.st.delete_pending_conversation,
-                row((user.clone(), conversation.clone(), id)),
-            ));
-            statements.push((
-                &self.st.delete_pending_message,
-                row((conversation.clone(), id, user.clone())),
-            ));
-        }
-        self.logged_batch(statements, "delete message").await
+            (
+                message.conversation_id.as_str(),
+                bucket_to_cql(message.message_id.bucket(self.bucket_ms)),
+                id_to_cql(message.message_id),
+            ),
+            "delete message",
+        )
+        .await?;
+        Ok(())
     }
+}
+
+/// One write of an append's deliveries (see `write_deliveries`).
+enum Write {
+    Bucket,
+    ByUser(UserId),
+    ByConversation(UserId),
+    ByMessage(Vec<UserId>),
 }

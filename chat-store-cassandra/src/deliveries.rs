@@ -1,13 +1,14 @@
 //! Pending deliveries, acks, cursors, `clear_pending` and until-delivered
 //! purges.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chat_core::store::{Acked, Cursors};
 use chat_core::{ConversationId, Error, Message, MessageId, Result, UserId};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::codec::{Lwt, above, id_from_cql, id_to_cql, limit_to_cql};
+use crate::codec::{Lwt, above, bucket_to_cql, id_from_cql, id_to_cql, limit_to_cql};
+use crate::residue;
 use crate::store::{BoxedRow, CassandraStore, row};
 
 /// Point reads or purges run at once for one call: enough to hide round
@@ -31,8 +32,9 @@ enum Cursor {
 impl CassandraStore {
     /// See [`chat_core::store::MessageStore::pending`]. Each pending row
     /// points at its message, read by partition key (token-aware, in
-    /// parallel); rows whose message is gone are skipped like the reference
-    /// store skips them.
+    /// parallel). Rows whose message is missing are skipped: an append in
+    /// flight (its message row comes last) or the residue of one that
+    /// failed, which is deleted here (see `residue`).
     pub(crate) async fn pending_page(
         &self,
         user: &UserId,
@@ -59,15 +61,20 @@ impl CassandraStore {
                 .await?;
             let Some(&(last, _)) = rows.last() else { break };
             let full = rows.len() == want;
-            let found: Vec<Option<(Message, Option<String>)>> = stream::iter(rows)
+            let now = residue::now_ms();
+            let found: Vec<Option<Message>> = stream::iter(rows)
                 .map(|(id, conversation)| async move {
-                    self.stored(&ConversationId::from(conversation), id_from_cql(id))
-                        .await
+                    let (conversation, id) = (ConversationId::from(conversation), id_from_cql(id));
+                    let stored = self.stored(&conversation, id).await?;
+                    if stored.is_none() && residue::is_residue(id, now) {
+                        self.clean_residue(user, &conversation, id).await;
+                    }
+                    Ok::<_, Error>(stored.map(|(m, _)| m))
                 })
                 .buffered(PARALLEL)
                 .try_collect()
                 .await?;
-            out.extend(found.into_iter().flatten().map(|(m, _)| m));
+            out.extend(found.into_iter().flatten());
             match (full, above(id_from_cql(last))) {
                 (true, Some(next)) => lower = next,
                 _ => break,
@@ -111,14 +118,17 @@ impl CassandraStore {
     /// and returns them with their senders. Exactly the rows read are
     /// deleted (no range delete), so a delivery written meanwhile with a
     /// lower id stays pending in all three tables alike. Each message's
-    /// three rows go in the same logged batch.
+    /// three rows go in the same logged batch. Rows whose message is not
+    /// stored are not taken: those of an append in flight stay pending
+    /// (the user cannot have received that message yet), residue is
+    /// cleaned (see `residue`).
     async fn take_pending(
         &self,
         user: &UserId,
         conversation: &ConversationId,
         up_to: MessageId,
     ) -> Result<Vec<(MessageId, String)>> {
-        let rows: Vec<(i64, String)> = self
+        let mut rows: Vec<(i64, String)> = self
             .paged(
                 &self.st.pending_in_conversation,
                 (user.as_str(), conversation.as_str(), id_to_cql(up_to)),
@@ -126,6 +136,22 @@ impl CassandraStore {
                 "read pending of a conversation",
             )
             .await?;
+        let stored = self
+            .existing(conversation, rows.iter().map(|&(id, _)| id_from_cql(id)))
+            .await?;
+        let now = residue::now_ms();
+        let mut missing = Vec::new();
+        rows.retain(|(id, _)| {
+            let id = id_from_cql(*id);
+            let keep = stored.contains(&id);
+            if !keep && residue::is_residue(id, now) {
+                missing.push(id);
+            }
+            keep
+        });
+        for id in missing {
+            self.clean_residue(user, conversation, id).await;
+        }
         let (user_s, conversation_s) = (user.to_string(), conversation.to_string());
         for chunk in rows.chunks(DELETES_PER_BATCH) {
             let mut statements: Vec<(_, BoxedRow)> = Vec::with_capacity(3 * chunk.len());
@@ -149,6 +175,36 @@ impl CassandraStore {
             .into_iter()
             .map(|(id, sender)| (id_from_cql(id), sender))
             .collect())
+    }
+
+    /// Which of `ids` (of `conversation`) have their message stored: one
+    /// `IN` read per bucket and [`DELETES_PER_BATCH`] ids.
+    async fn existing(
+        &self,
+        conversation: &ConversationId,
+        ids: impl Iterator<Item = MessageId>,
+    ) -> Result<HashSet<MessageId>> {
+        let mut by_bucket: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+        for id in ids {
+            by_bucket
+                .entry(id.bucket(self.bucket_ms))
+                .or_default()
+                .push(id_to_cql(id));
+        }
+        let mut found = HashSet::new();
+        for (bucket, ids) in by_bucket {
+            for chunk in ids.chunks(DELETES_PER_BATCH) {
+                let rows: Vec<(i64,)> = self
+                    .rows(
+                        &self.st.existing_messages,
+                        (conversation.as_str(), bucket_to_cql(bucket), chunk),
+                        "read messages of pending rows",
+                    )
+                    .await?;
+                found.extend(rows.into_iter().map(|(id,)| id_from_cql(id)));
+            }
+        }
+        Ok(found)
     }
 
     /// See [`chat_core::store::MessageStore::cursors`].
@@ -231,7 +287,10 @@ impl CassandraStore {
     }
 
     /// See [`chat_core::store::MessageStore::purge_delivered`]: each id is
-    /// deleted only if its `pending_by_message` partition is empty.
+    /// deleted only if its `pending_by_message` partition is empty. The
+    /// message is read first: a stored message has all its pending rows
+    /// written (they precede it), so an empty partition then means
+    /// delivered, not "not written yet".
     pub(crate) async fn purge(
         &self,
         conversation: &ConversationId,
@@ -241,13 +300,13 @@ impl CassandraStore {
         let unique: Vec<MessageId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         let purged: Vec<Option<MessageId>> = stream::iter(unique)
             .map(|id| async move {
-                if !self.pending_users(conversation, id).await?.is_empty() {
-                    return Ok(None);
-                }
                 let Some((message, key)) = self.stored(conversation, id).await? else {
                     return Ok(None);
                 };
-                self.delete_stored(&message, key.as_deref(), &[]).await?;
+                if !self.pending_users(conversation, id).await?.is_empty() {
+                    return Ok(None);
+                }
+                self.delete_stored(&message, key.as_deref()).await?;
                 Ok::<_, Error>(Some(id))
             })
             .buffered(PARALLEL)

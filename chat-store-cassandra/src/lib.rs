@@ -8,6 +8,7 @@ mod conversations;
 mod deliveries;
 mod history;
 mod message_store;
+mod residue;
 mod schema;
 mod statements;
 mod store;

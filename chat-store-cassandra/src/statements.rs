@@ -59,6 +59,9 @@ statements! {
     /// One bucket's messages at or below an id, newest first.
     history_page: true, "SELECT message_id, sender_id, body, ts FROM {ks}.messages \
         WHERE conversation_id = ? AND bucket = ? AND message_id <= ? LIMIT ?";
+    /// Which of some ids of one bucket are stored (ack skips the others).
+    existing_messages: true, "SELECT message_id FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id IN ?";
     /// Senders of one bucket's messages at or above an id (for `unread`).
     senders_since: true, "SELECT sender_id FROM {ks}.messages \
         WHERE conversation_id = ? AND bucket = ? AND message_id >= ?";
@@ -91,6 +94,16 @@ statements! {
     delete_pending_conversation: true, "DELETE FROM {ks}.pending_by_conversation \
         WHERE user_id = ? AND conversation_id = ? AND message_id = ?";
     delete_pending_message: true, "DELETE FROM {ks}.pending_by_message \
+        WHERE conversation_id = ? AND message_id = ? AND user_id = ?";
+    /// Every pending row of one message in `pending_by_message` (`remove`).
+    delete_pending_of_message: true, "DELETE FROM {ks}.pending_by_message \
+        WHERE conversation_id = ? AND message_id = ?";
+    // Residue deletes, dated at the residue cutoff (see `residue`).
+    clean_pending_user: true, "DELETE FROM {ks}.pending_by_user USING TIMESTAMP ? \
+        WHERE user_id = ? AND message_id = ? AND conversation_id = ?";
+    clean_pending_conversation: true, "DELETE FROM {ks}.pending_by_conversation \
+        USING TIMESTAMP ? WHERE user_id = ? AND conversation_id = ? AND message_id = ?";
+    clean_pending_message: true, "DELETE FROM {ks}.pending_by_message USING TIMESTAMP ? \
         WHERE conversation_id = ? AND message_id = ? AND user_id = ?";
 
     // Cursors: compare-and-set so that they never move backwards.

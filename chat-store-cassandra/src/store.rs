@@ -167,10 +167,31 @@ impl CassandraStore {
         statements: Vec<(&PreparedStatement, BoxedRow)>,
         what: &'static str,
     ) -> Result<()> {
+        self.batch(BatchType::Logged, statements, what).await
+    }
+
+    /// Runs idempotent writes to one partition as one unlogged batch: a
+    /// single mutation for Cassandra (applied together, no batch log, exempt
+    /// from the batch size limit), and safe for the driver to retry.
+    pub(crate) async fn partition_batch(
+        &self,
+        statements: Vec<(&PreparedStatement, BoxedRow)>,
+        what: &'static str,
+    ) -> Result<()> {
+        self.batch(BatchType::Unlogged, statements, what).await
+    }
+
+    async fn batch(
+        &self,
+        kind: BatchType,
+        statements: Vec<(&PreparedStatement, BoxedRow)>,
+        what: &'static str,
+    ) -> Result<()> {
         if statements.is_empty() {
             return Ok(());
         }
-        let mut batch = Batch::new(BatchType::Logged);
+        let mut batch = Batch::new(kind);
+        batch.set_is_idempotent(statements.iter().all(|(st, _)| st.get_is_idempotent()));
         let mut values = Vec::with_capacity(statements.len());
         for (st, row) in statements {
             batch.append_statement(st.clone());
@@ -187,7 +208,7 @@ impl CassandraStore {
 /// One statement's values in a batch of mixed statements.
 pub(crate) type BoxedRow = Box<dyn SerializeRow + Send + Sync>;
 
-/// Boxes one statement's values for [`CassandraStore::logged_batch`].
+/// Boxes one statement's values for a batch.
 pub(crate) fn row(values: impl SerializeRow + Send + Sync + 'static) -> BoxedRow {
     Box::new(values)
 }
