@@ -72,14 +72,34 @@ impl CassandraConfig {
         }
     }
 
+    /// A config with the defaults of [`CassandraConfig::new`] from
+    /// `cassandra://host:port[,host:port…]/KEYSPACE`, the form a server's
+    /// `--store` takes. [`chat_core::Error::InvalidInput`] when the URL names
+    /// no host or no keyspace.
+    pub fn from_url(url: &str) -> chat_core::Result<Self> {
+        let contact_points = Self::contact_points_from_url(url)?;
+        let keyspace = url
+            .strip_prefix("cassandra://")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, keyspace)| keyspace.trim_end_matches('/'))
+            .filter(|keyspace| !keyspace.is_empty())
+            .ok_or_else(|| {
+                chat_core::Error::invalid(format!(
+                    "{url:?} names no keyspace: use cassandra://HOST:PORT/KEYSPACE"
+                ))
+            })?;
+        Ok(Self::new(contact_points, keyspace))
+    }
+
     /// Parses `cassandra://host:port[,host:port…]` (the form that
-    /// `scripts/services up cassandra` prints) into contact points.
+    /// `scripts/services up cassandra` prints) into contact points; a
+    /// `/KEYSPACE` after them is ignored.
     pub fn contact_points_from_url(url: &str) -> chat_core::Result<Vec<String>> {
         let rest = url.strip_prefix("cassandra://").ok_or_else(|| {
             chat_core::Error::invalid(format!("{url:?} does not start with cassandra://"))
         })?;
-        let points: Vec<String> = rest
-            .trim_end_matches('/')
+        let hosts = rest.split_once('/').map_or(rest, |(hosts, _)| hosts);
+        let points: Vec<String> = hosts
             .split(',')
             .filter(|p| !p.is_empty())
             .map(str::to_owned)
@@ -107,5 +127,25 @@ mod tests {
         );
         assert!(CassandraConfig::contact_points_from_url("redis://x").is_err());
         assert!(CassandraConfig::contact_points_from_url("cassandra://").is_err());
+        assert!(CassandraConfig::contact_points_from_url("cassandra:///chat").is_err());
+    }
+
+    #[test]
+    fn parses_store_urls_with_a_keyspace() {
+        let config = CassandraConfig::from_url("cassandra://a:1,b:2/chat_prod").unwrap();
+        assert_eq!(
+            config.contact_points,
+            vec!["a:1".to_owned(), "b:2".to_owned()]
+        );
+        assert_eq!(config.keyspace, "chat_prod");
+        assert_eq!(
+            CassandraConfig::from_url("cassandra://a:1/chat/")
+                .unwrap()
+                .keyspace,
+            "chat"
+        );
+        assert!(CassandraConfig::from_url("cassandra://a:1").is_err());
+        assert!(CassandraConfig::from_url("cassandra://a:1/").is_err());
+        assert!(CassandraConfig::from_url("cassandra:///chat").is_err());
     }
 }
