@@ -8,6 +8,9 @@
 //!   skip. Without it, the helpers print one line saying what is skipped
 //!   and answer `None`.
 
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
 use crate::{RedisCluster, RedisOptions};
 
 /// The environment variable with the test server's URL.
@@ -71,4 +74,89 @@ fn skip_or_fail(why: &str) {
     }
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED (no Redis): {why}");
+}
+
+/// A `redis-server` of a test's own on `port` (no persistence), for tests
+/// that stop Redis, which the shared server must not be. Killed on drop.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server` (from PATH) on 127.0.0.1:`port`.
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    pub fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server (is it installed?): {e}"));
+        Self {
+            child: Some(child),
+            port,
+        }
+    }
+
+    /// A free port on 127.0.0.1 to start one on.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits until it answers PING.
+    ///
+    /// # Panics
+    /// When it does not within 30 s (a hang guard, not a speed check).
+    pub async fn ready(&self) {
+        let client = redis::Client::open(self.url()).expect("a valid url");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut con) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut con)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "private redis-server on port {} never answered",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills it (SIGKILL) and waits for it to end: its data is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -7,82 +7,17 @@
 //! other tests (that is what says Redis tests are wanted here) and the
 //! `redis-server` binary on PATH.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_cluster_redis::{RedisCluster, RedisOptions, testing};
+use chat_cluster_redis::testing::{self, PrivateRedis};
+use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::Error;
 use chat_core::cluster::{Bus, BusMessage, BusReceiver, PresenceStore, Topic};
 use chat_core::model::{NodeId, UserId};
 
 /// A guard against a hang, not a speed check.
 const HANG_GUARD: Duration = Duration::from_secs(30);
-
-/// A redis-server child process, killed on drop.
-struct PrivateRedis {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server (is it installed?): {e}"));
-        Self { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Waits until it answers PING.
-    async fn ready(&self) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let deadline = tokio::time::Instant::now() + HANG_GUARD;
-        loop {
-            if let Ok(mut con) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut con)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "private redis-server on port {} never answered",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn recv(rx: &mut BusReceiver, what: &str) -> BusMessage {
     match tokio::time::timeout(HANG_GUARD, rx.recv()).await {
@@ -123,7 +58,7 @@ async fn the_bus_resubscribes_after_a_redis_restart() {
     if testing::test_url().is_none() {
         return; // test_url printed the skip line (or panicked under CI)
     }
-    let port = free_port();
+    let port = PrivateRedis::free_port();
     let mut redis = PrivateRedis::start(port);
     redis.ready().await;
     let options = RedisOptions {

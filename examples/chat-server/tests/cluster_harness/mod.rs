@@ -1,0 +1,266 @@
+//! The multi-node harness: chat-server processes sharing one Redis under a
+//! fresh prefix, an HTTP client and a WebSocket client of JSON frames.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chat_cluster_redis::{RedisCluster, RedisOptions};
+use chat_core::cluster::{Discovery, NodeInfo};
+use chat_core::model::now_millis;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait may take before the test fails as hung: a
+/// guard, not a speed check.
+pub const HANG: Duration = Duration::from_secs(20);
+
+/// Heartbeat of the test nodes: a killed node's users go offline after
+/// three of them plus one reap.
+pub const HEARTBEAT_MS: u64 = 100;
+
+const SECRET: &str = "cluster test secret";
+
+/// One chat-server process, SIGKILLed on drop.
+pub struct Node {
+    child: Child,
+    pub id: u16,
+    /// `http://ADDR`.
+    pub http: String,
+    /// `ws://ADDR/ws`: the chat_url it registers.
+    pub ws: String,
+}
+
+impl Node {
+    /// Starts node `id` on 127.0.0.`id`, a free port, in the cluster `redis` under `prefix`.
+    pub fn start(id: u16, redis: &str, prefix: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", &format!("127.0.0.{id}:0")])
+            .args(["--cluster", redis, "--cluster-prefix", prefix])
+            .args(["--node-id", &id.to_string()])
+            .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
+            .args(["--jwt-secret", SECRET, "--insecure-fast-hashing"])
+            .env_remove("CHAT_STORE")
+            .env_remove("CHAT_PUBLIC_URL")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start chat-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("chat-server ready on"))
+            .unwrap_or_else(|| panic!("node {id} never printed its readiness line"));
+        assert!(
+            ready.contains(&format!("as node-{id} of cluster")),
+            "{ready}"
+        );
+        // Keep draining the log so the node never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let http = ready
+            .split("ready on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("an address in the readiness line")
+            .to_owned();
+        let ws = format!("{}/ws", http.replacen("http://", "ws://", 1));
+        Self {
+            child,
+            id,
+            http,
+            ws,
+        }
+    }
+
+    /// SIGKILL: no goodbye to presence, discovery or clients.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn name(&self) -> String {
+        format!("node-{}", self.id)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A user signed up through the API.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+pub async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("HTTP call");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("HTTP body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn signup(node: &Node, name: &str) -> User {
+    let (status, body) = post(
+        &node.http,
+        "/api/signup",
+        None,
+        json!({"username": name, "password": format!("pw-{name}")}),
+    )
+    .await;
+    assert_eq!(status, 201, "signup {name}: {body}");
+    User {
+        id: body["user_id"].as_str().unwrap().to_owned(),
+        name: name.to_owned(),
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Logs in through `node`'s API; returns the token and the chat_url.
+pub async fn login(node: &Node, user: &User) -> (String, String) {
+    let (status, body) = post(
+        &node.http,
+        "/api/login",
+        None,
+        json!({"username": user.name, "password": format!("pw-{}", user.name)}),
+    )
+    .await;
+    assert_eq!(status, 200, "login {}: {body}", user.name);
+    (
+        body["token"].as_str().unwrap().to_owned(),
+        body["chat_url"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A WebSocket client speaking JSON frames.
+pub struct Ws {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    /// Connects to `url` with `token`, and reads up to the first `synced`;
+    /// returns the messages the sync handed over.
+    pub async fn connect(url: &str, token: &str) -> (Self, Vec<Value>) {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (socket, _) = tokio::time::timeout(HANG, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("WebSocket connects in time")
+            .expect("WebSocket connects");
+        let mut ws = Self { socket };
+        let (_, before) = ws.until(|f| f["type"] == "synced").await;
+        let messages = before
+            .into_iter()
+            .filter(|f| f["type"] == "message")
+            .map(|f| f["message"].clone())
+            .collect();
+        (ws, messages)
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send a frame");
+    }
+
+    /// The next JSON frame.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(HANG, self.socket.next())
+                .await
+                .expect("a frame within the hang guard");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(t.as_str()).expect("a JSON frame");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until a frame matching `want`; returns it and the frames before it.
+    pub async fn until(&mut self, want: impl Fn(&Value) -> bool) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = self.next().await;
+            if want(&frame) {
+                return (frame, before);
+            }
+            before.push(frame);
+        }
+    }
+
+    /// The next frame within `wait`, if any (for retry loops only).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next()).await.ok()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+/// Whether `frame` says `user` is `status`.
+pub fn presence_is(frame: &Value, user: &User, status: &str) -> bool {
+    frame["type"] == "presence" && frame["user_id"] == user.id.as_str() && frame["status"] == status
+}
+
+/// Discovery of the deployment under `prefix`, as the nodes see it.
+pub async fn discovery(redis: &str, prefix: &str) -> impl Discovery + use<> {
+    RedisCluster::connect(redis, RedisOptions::with_prefix(prefix))
+        .await
+        .expect("the test's own Redis connection")
+        .discovery()
+}
+
+/// Polls discovery until `done` holds for the live nodes, and returns them.
+pub async fn live_until(
+    discovery: &impl Discovery,
+    what: &str,
+    done: impl Fn(&[NodeInfo]) -> bool,
+) -> Vec<NodeInfo> {
+    let deadline = tokio::time::Instant::now() + HANG;
+    loop {
+        let live = discovery
+            .live_nodes(now_millis())
+            .await
+            .expect("live_nodes");
+        if done(&live) {
+            return live;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "discovery never showed {what}: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(HEARTBEAT_MS / 2)).await;
+    }
+}
+
+/// The load discovery shows for `node`.
+pub fn load_of(live: &[NodeInfo], node: &Node) -> Option<u64> {
+    live.iter()
+        .find(|n| n.id.as_str() == node.name())
+        .map(|n| n.load)
+}
