@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::Retention;
 use chat_core::engine::EngineBuilder;
+use chat_store_cassandra::{CassandraConfig, CassandraStore};
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -20,7 +21,10 @@ pub async fn with_store(
     match url.split_once("://").map(|(scheme, _)| scheme) {
         _ if url == "memory" => Ok(builder),
         Some("postgres" | "postgresql") => Err(ServerError::StoreNotBuilt("postgres")),
-        Some("cassandra") => Err(ServerError::StoreNotBuilt("cassandra")),
+        Some("cassandra") => {
+            let config = CassandraConfig::from_url(url)?;
+            Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
+        }
         _ => Err(ServerError::UnknownStore(url.to_owned())),
     }
 }
