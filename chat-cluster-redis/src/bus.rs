@@ -36,6 +36,9 @@ use crate::pubsub::{self, Subscriptions};
 ///   timeouts; the engine logs that, the messages are in the store, and
 ///   recipients get them at their next sync. A subscribe that failed is
 ///   still remembered and made when the connection is back.
+/// - After a reconnect it hands its node a [`Topic::Resumed`] message, and
+///   the engine re-syncs every local session: what was published while the
+///   connection was down reaches them from the store, late but not lost.
 /// - Like the in-memory bus it is best effort: messages published while
 ///   this node's subscription connection was down, or past
 ///   [`RedisOptions::bus_capacity`] waiting for the engine, do not reach
@@ -78,6 +81,7 @@ impl RedisBus {
             stream,
             keys.clone(),
             options.clone(),
+            node.clone(),
         ));
         Ok(Self {
             node,

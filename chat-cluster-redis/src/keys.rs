@@ -31,6 +31,8 @@ impl Keys {
         match topic {
             Topic::User(user) => format!("{}{user}", self.user_channel),
             Topic::Presence(user) => format!("{}{user}", self.presence_channel),
+            // Never published; a channel nobody subscribes to keeps this total.
+            Topic::Resumed => format!("{}:resumed", self.prefix),
         }
     }
 

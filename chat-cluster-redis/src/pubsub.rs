@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::cluster::BusMessage;
+use chat_core::NodeId;
+use chat_core::cluster::{BusMessage, Topic};
 use chat_core::{Error, Result};
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
@@ -156,6 +157,21 @@ impl Subscriptions {
         Ok((sink, stream))
     }
 
+    /// Tells the engine the connection was down: it re-syncs its sessions.
+    fn resumed(&self, node: &NodeId) {
+        let output = self.output.lock();
+        if let Some(tx) = output.as_ref() {
+            let resumed = BusMessage {
+                origin: node.clone(),
+                topic: Topic::Resumed,
+                payload: bytes::Bytes::new(),
+            };
+            if tx.try_send(resumed).is_err() {
+                tracing::warn!("redis bus: could not tell the engine to re-sync after a reconnect");
+            }
+        }
+    }
+
     /// Hands one message to the engine, never waiting: a full queue drops
     /// it (the store still has it for the next sync).
     fn forward(&self, keys: &Keys, msg: &redis::Msg) {
@@ -192,6 +208,7 @@ pub(crate) async fn drive(
     first: (PubSubSink, PubSubStream),
     keys: Keys,
     options: RedisOptions,
+    node: NodeId,
 ) {
     let (mut pinger, mut stream) = first;
     loop {
@@ -203,6 +220,7 @@ pub(crate) async fn drive(
             match subs.reconnect().await {
                 Ok((sink, fresh)) => {
                     tracing::info!("redis bus: pub/sub connection back; topics subscribed again");
+                    subs.resumed(&node);
                     (pinger, stream) = (sink, fresh);
                     break;
                 }

@@ -623,3 +623,44 @@ async fn a_live_message_during_a_sync_comes_after_the_older_ones() {
         "the live message is held until the older ones are out"
     );
 }
+
+#[tokio::test]
+async fn after_a_bus_outage_local_sessions_resync_what_they_missed() {
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let hub = MemoryBusHub::new();
+    let node = |n: u16| {
+        Engine::builder()
+            .worker_id(n)
+            .insecure_fast_password_hashing()
+            .store(store.clone())
+            .presence(presence.clone())
+            .bus(Arc::new(hub.node(format!("node-{n}"))))
+            .build()
+    };
+    let (one, two) = (node(1).await.unwrap(), node(2).await.unwrap());
+    let alice = signup(&one, "alice").await;
+    let bob = signup(&two, "bob").await;
+    let mut a = Client::connect(&one, &alice).await;
+    let mut b = Client::connect(&two, &bob).await;
+
+    // Node two loses the bus: alice's message is stored but does not reach bob live.
+    hub.cut(two.node_id());
+    a.send(json!({"type":"send","id":"1","to":bob.as_str(),"body":"during the outage"}))
+        .await;
+    a.expect("sent").await;
+    b.send(json!({"type":"ping","id":"p"})).await;
+    assert_eq!(
+        b.next().await["type"],
+        "pong",
+        "nothing arrived while cut off"
+    );
+
+    // The bus comes back: node two re-syncs bob's session from the store.
+    hub.restore(two.node_id());
+    assert_eq!(
+        b.expect("message").await["message"]["body"],
+        "during the outage"
+    );
+    assert!(b.expect("synced").await.get("reply_to").is_none());
+}

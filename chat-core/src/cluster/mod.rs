@@ -16,6 +16,11 @@ pub enum Topic {
     User(UserId),
     /// Watchers of one user's presence.
     Presence(UserId),
+    /// Not a channel, never published: a bus hands this to its own node
+    /// after it lost its connection and subscribed again. Messages published
+    /// meanwhile may not have arrived, so the engine re-syncs every local
+    /// session (the store has every message; nothing is lost, only late).
+    Resumed,
 }
 
 /// One message off the bus.

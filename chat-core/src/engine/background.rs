@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::Inner;
 use super::registry::SessionShared;
+use super::session::sync_session;
 use crate::cluster::{BusReceiver, Topic};
 use crate::error::Result;
 use crate::model::now_millis;
@@ -25,6 +26,10 @@ pub(crate) async fn start(inner: &Arc<Inner>, receiver: BusReceiver) -> Result<(
 async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
     while let Some(msg) = receiver.recv().await {
         let Some(inner) = inner.upgrade() else { return };
+        if msg.topic == Topic::Resumed {
+            resync_all(&inner);
+            continue;
+        }
         if msg.origin == inner.node {
             // Published here: local sessions were served directly.
             continue;
@@ -36,7 +41,26 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
                     .for_each(user, |session| deliver_remote(session, &msg.payload));
             }
             Topic::Presence(user) => inner.watchers.notify(user, &msg.payload),
+            Topic::Resumed => {}
         }
+    }
+}
+
+/// The bus was down for a while: every local session syncs, so what other
+/// nodes published meanwhile reaches it from the store.
+fn resync_all(inner: &Arc<Inner>) {
+    let sessions = inner.registry.all_sessions();
+    tracing::info!(
+        sessions = sessions.len(),
+        "bus resumed; syncing local sessions"
+    );
+    for session in sessions {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sync_session(&inner, &session, None).await {
+                tracing::warn!(error = %e, user = %session.user, "resync after bus outage failed");
+            }
+        });
     }
 }
 

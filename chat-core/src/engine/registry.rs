@@ -215,6 +215,14 @@ impl Registry {
         }
     }
 
+    /// Every open session on this node.
+    pub(crate) fn all_sessions(&self) -> Vec<Arc<SessionShared>> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.read().values().flatten().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
     pub(crate) fn session_count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }

@@ -295,55 +295,8 @@ impl Session {
         Ok(())
     }
 
-    /// Sends every pending message oldest first, then `synced`. Live messages
-    /// that arrive meanwhile are held and sent after, so that each
-    /// conversation's messages reach the client in id order.
     async fn sync(&mut self, reply_to: Option<String>) -> Result<()> {
-        self.shared.held.lock().get_or_insert_with(Vec::new);
-        let result = self.send_pending().await;
-        let sent = result.as_ref().ok();
-        {
-            let mut held = self.shared.held.lock();
-            // Flushed under the lock: a live message that comes now waits for
-            // the flush, so it cannot overtake the held ones.
-            for h in held.take().unwrap_or_default() {
-                if sent.is_some_and(|s| s.contains(&h.id)) {
-                    continue;
-                }
-                self.shared.push(h.frame);
-            }
-        }
-        result?;
-        self.reply(ServerFrame::Synced { reply_to }).await;
-        Ok(())
-    }
-
-    async fn send_pending(&self) -> Result<HashSet<MessageId>> {
-        let page = self.inner.limits.sync_page.max(1);
-        let mut sent = HashSet::new();
-        let mut after = None;
-        loop {
-            let messages = self
-                .inner
-                .messages
-                .pending(&self.shared.user, after, page)
-                .await?;
-            let full = messages.len() >= page;
-            for message in messages {
-                after = Some(message.message_id);
-                sent.insert(message.message_id);
-                if !self
-                    .shared
-                    .push_wait(ServerFrame::Message { message }.encode())
-                    .await
-                {
-                    return Ok(sent);
-                }
-            }
-            if !full {
-                return Ok(sent);
-            }
-        }
+        sync_session(&self.inner, &self.shared, reply_to).await
     }
 
     async fn watch(&mut self, users: Vec<UserId>) -> Result<()> {
@@ -427,5 +380,57 @@ async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSe
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+    }
+}
+
+/// Sends every pending message oldest first, then `synced`. Live messages
+/// that arrive meanwhile are held and sent after, so that each
+/// conversation's messages reach the client in id order.
+pub(crate) async fn sync_session(
+    inner: &Inner,
+    shared: &Arc<SessionShared>,
+    reply_to: Option<String>,
+) -> Result<()> {
+    shared.held.lock().get_or_insert_with(Vec::new);
+    let result = send_pending(inner, shared).await;
+    let sent = result.as_ref().ok();
+    {
+        let mut held = shared.held.lock();
+        // Flushed under the lock: a live message that comes now waits for
+        // the flush, so it cannot overtake the held ones.
+        for h in held.take().unwrap_or_default() {
+            if sent.is_some_and(|s| s.contains(&h.id)) {
+                continue;
+            }
+            shared.push(h.frame);
+        }
+    }
+    result?;
+    shared
+        .push_wait(ServerFrame::Synced { reply_to }.encode())
+        .await;
+    Ok(())
+}
+
+async fn send_pending(inner: &Inner, shared: &SessionShared) -> Result<HashSet<MessageId>> {
+    let page = inner.limits.sync_page.max(1);
+    let mut sent = HashSet::new();
+    let mut after = None;
+    loop {
+        let messages = inner.messages.pending(&shared.user, after, page).await?;
+        let full = messages.len() >= page;
+        for message in messages {
+            after = Some(message.message_id);
+            sent.insert(message.message_id);
+            if !shared
+                .push_wait(ServerFrame::Message { message }.encode())
+                .await
+            {
+                return Ok(sent);
+            }
+        }
+        if !full {
+            return Ok(sent);
+        }
     }
 }

@@ -32,6 +32,8 @@ struct HubState {
     senders: HashMap<NodeId, mpsc::Sender<BusMessage>>,
     /// The nodes subscribed to each topic.
     subscribers: HashMap<Topic, HashSet<NodeId>>,
+    /// Nodes cut off by [`MemoryBusHub::cut`]: what is published to them is lost.
+    cut: HashSet<NodeId>,
 }
 
 /// One node's handle on a [`MemoryBusHub`].
@@ -79,6 +81,32 @@ impl MemoryBusHub {
     }
 }
 
+impl MemoryBusHub {
+    /// Simulates a lost connection of `node`, for fault tests: until
+    /// [`MemoryBusHub::restore`], what is published to it is dropped.
+    pub fn cut(&self, node: &NodeId) {
+        self.inner.lock().cut.insert(node.clone());
+    }
+
+    /// Ends a [`MemoryBusHub::cut`]: the node gets a [`Topic::Resumed`]
+    /// message, as a real bus sends after reconnecting.
+    pub fn restore(&self, node: &NodeId) {
+        let mut hub = self.inner.lock();
+        if hub.cut.remove(node)
+            && let Some(tx) = hub.senders.get(node)
+        {
+            let resumed = BusMessage {
+                origin: node.clone(),
+                topic: Topic::Resumed,
+                payload: Bytes::new(),
+            };
+            if tx.try_send(resumed).is_err() {
+                tracing::warn!(%node, "memory bus: could not tell the node it resumed");
+            }
+        }
+    }
+}
+
 impl MemoryBus {
     /// The node this handle speaks for.
     pub fn node_id(&self) -> &NodeId {
@@ -104,6 +132,9 @@ impl Bus for MemoryBus {
                 continue;
             };
             for node in nodes {
+                if hub.cut.contains(node) {
+                    continue;
+                }
                 let Some(tx) = hub.senders.get(node) else {
                     continue;
                 };
