@@ -112,6 +112,10 @@ async fn the_bus_resubscribes_after_a_redis_restart() {
         .await
         .expect("the bus never reconnected");
 
+    // The bus tells its engine first that it was away, so sessions re-sync.
+    let resumed = recv(&mut rx_b, "the resumed signal").await;
+    assert_eq!(resumed.topic, Topic::Resumed);
+
     publish_when_back(&bus_a, &[t1.clone(), t2.clone(), t3.clone()], "after").await;
     let mut topics = Vec::new();
     for n in 0..3 {
