@@ -1,34 +1,42 @@
-//! The append statement and how one batch of appends is written with it.
+//! The append statements and how one batch of appends is written.
 //!
-//! One statement, committed on its own, writes a whole batch: the dedup
-//! keys (`ON CONFLICT DO NOTHING`), the messages whose key was new (or that
-//! have none) and their pending deliveries. Being one statement, it is
-//! atomic: all of it lands or none. A key that was taken, by an earlier
-//! append, a racing one (the insert waits for that transaction to finish)
-//! or an earlier row of the same batch, stores nothing; after the commit a
-//! second statement reads the message that holds the key, and that append
-//! answers it as a duplicate.
+//! A batch is one statement, committed on its own and therefore atomic:
+//! all of it lands or none. Two statements do the work:
 //!
-//! The messages insert has no `ON CONFLICT`: a message id already stored
-//! fails the whole statement with a unique violation, which the reference
-//! store answers with `AlreadyExists` and nothing stored. The batch is then
-//! written again one append at a time, so that only the append at fault
-//! gets the error. A deadlock between two batches (they take the same keys
-//! in another order, which sorting each batch by key makes rare) is retried
-//! the same way.
+//! - [`FAST`] inserts the dedup keys, the messages and the pending
+//!   deliveries of the whole batch with plain `INSERT`s: the cost of the
+//!   bulk load it is compared with. If any key is taken (by an earlier
+//!   append, a racing one, whose transaction the insert waits for, or
+//!   another append of the same batch), the unique index fails the whole
+//!   statement and nothing is written.
+//! - [`SAFE`] then writes the same batch with `ON CONFLICT DO NOTHING` on
+//!   the keys (speculative insertion, about twice the cost of a plain
+//!   insert per key): only the appends whose key was new are stored, and it
+//!   returns the others. A second statement, after the commit, reads the
+//!   message holding each of those keys, which that append answers as a
+//!   duplicate. Client retries are rare, so a batch normally takes [`FAST`]
+//!   only; a retry storm after an outage costs one failed statement per
+//!   batch, not one statement per append.
+//!
+//! Neither statement has `ON CONFLICT` on the messages: a message id already
+//! stored fails the statement, and the batch is written again one append
+//! at a time with [`SAFE`], so that only the append at fault gets
+//! `AlreadyExists` with nothing stored, as in the reference store. A
+//! deadlock between two batches (sorting each batch by key makes it rare)
+//! is retried the same way.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_core::store::Appended;
-use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, Result, UserId};
+use chat_core::{Error, Message, NewMessage, Result, UserId};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
 use crate::conn::Conn;
 use crate::error;
-use crate::ids::{from_db, to_db};
+use crate::ids::to_db;
 use crate::rows;
 use crate::store::Shared;
 
@@ -36,32 +44,50 @@ use crate::store::Shared;
 /// (taken, then the holder removed before it could be read) or deadlocks.
 const ATTEMPTS: usize = 3;
 
-const APPEND: &str = r#"
+/// The batch with plain inserts: fails on any taken key or message id.
+const FAST: &str = r#"
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[])
-        AS t(conversation_id, message_id, sender_id, body, ts, client_msg_id)
+        WITH ORDINALITY AS t(conversation_id, message_id, sender_id, body, ts, client_msg_id, n)
+), keys AS (
+    INSERT INTO dedup (sender_id, client_msg_id, conversation_id, message_id)
+    SELECT sender_id, client_msg_id, conversation_id, message_id
+    FROM input WHERE client_msg_id IS NOT NULL
+), stored AS (
+    INSERT INTO messages (conversation_id, message_id, sender_id, body, ts, client_msg_id)
+    SELECT conversation_id, message_id, sender_id, body, ts, client_msg_id FROM input
+)
+INSERT INTO pending (user_id, message_id, conversation_id, sender_id)
+SELECT p.user_id, i.message_id, i.conversation_id, i.sender_id
+FROM unnest($7::text[], $8::int8[]) AS p(user_id, n) JOIN input i ON i.n = p.n
+"#;
+
+/// The batch storing only the appends whose key is new; returns the
+/// (1-based) positions of the others. Fails on a taken message id.
+const SAFE: &str = r#"
+WITH input AS (    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[])
+        WITH ORDINALITY AS t(conversation_id, message_id, sender_id, body, ts, client_msg_id, n)
 ), keys AS (
     INSERT INTO dedup (sender_id, client_msg_id, conversation_id, message_id)
     SELECT sender_id, client_msg_id, conversation_id, message_id
     FROM input WHERE client_msg_id IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING conversation_id, message_id
+), fresh AS (
+    SELECT i.* FROM input i
+    WHERE i.client_msg_id IS NULL OR EXISTS (
+        SELECT 1 FROM keys k
+        WHERE k.conversation_id = i.conversation_id AND k.message_id = i.message_id
+    )
 ), stored AS (
     INSERT INTO messages (conversation_id, message_id, sender_id, body, ts, client_msg_id)
-    SELECT i.conversation_id, i.message_id, i.sender_id, i.body, i.ts, i.client_msg_id
-    FROM input i LEFT JOIN keys k
-        ON k.conversation_id = i.conversation_id AND k.message_id = i.message_id
-    WHERE i.client_msg_id IS NULL OR k.message_id IS NOT NULL
-    RETURNING conversation_id, message_id
+    SELECT conversation_id, message_id, sender_id, body, ts, client_msg_id FROM fresh
 ), deliveries AS (
     INSERT INTO pending (user_id, message_id, conversation_id, sender_id)
-    SELECT p.user_id, p.message_id, p.conversation_id, p.sender_id
-    FROM unnest($7::text[], $8::int8[], $9::text[], $10::text[])
-        AS p(user_id, message_id, conversation_id, sender_id)
-    JOIN stored s ON s.conversation_id = p.conversation_id AND s.message_id = p.message_id
-    ON CONFLICT DO NOTHING
+    SELECT p.user_id, f.message_id, f.conversation_id, f.sender_id
+    FROM unnest($7::text[], $8::int8[]) AS p(user_id, n) JOIN fresh f ON f.n = p.n
 )
-SELECT conversation_id, message_id FROM stored
+SELECT n FROM input EXCEPT ALL SELECT n FROM fresh
 "#;
 
 const HOLDERS: &str = r#"
@@ -86,6 +112,14 @@ impl Job {
         let _ = self.reply.send(result);
     }
 
+    /// Answers that the message was stored as given.
+    fn stored(self) {
+        let _ = self.reply.send(Ok(Appended {
+            message: self.msg.message,
+            duplicate: false,
+        }));
+    }
+
     fn key(&self) -> Option<(&UserId, &str)> {
         self.msg
             .client_msg_id
@@ -97,7 +131,8 @@ impl Job {
 /// Writes `jobs` and answers each of them.
 pub(crate) async fn write(shared: &Shared, jobs: Vec<Job>) {
     let now = Instant::now();
-    let (mut jobs, expired): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
+    let (mut jobs, expired): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| j.deadline > now);
     for job in expired {
         job.answer(Err(Error::unavailable_msg(
             "postgres: the append waited too long for a connection and was not written",
@@ -112,44 +147,69 @@ pub(crate) async fn write(shared: &Shared, jobs: Vec<Job>) {
         Ok(conn) => conn,
         Err(e) => return fail_all(jobs, e),
     };
-    let result = match run(&mut conn, &jobs).await {
-        Ok(result) => result,
+    let failure = match run(&mut conn, FAST, &jobs).await {
+        Ok(Ok(_)) => {
+            for job in jobs {
+                job.stored();
+            }
+            return;
+        }
+        Ok(Err(e)) => e,
         Err(e) => return fail_all(jobs, e),
     };
-    match result {
-        Ok(rows) => {
-            let stored: HashSet<(ConversationId, MessageId)> = rows
-                .iter()
-                .map(|r| (ConversationId::from(r.get::<_, &str>(0)), from_db(r.get(1))))
-                .collect();
-            let (new, taken): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
-                stored.contains(&(j.msg.message.conversation_id.clone(), j.msg.message.message_id))
-            });
-            for job in new {
-                let message = job.msg.message.clone();
-                job.answer(Ok(Appended {
-                    message,
-                    duplicate: false,
-                }));
-            }
-            if !taken.is_empty() {
-                answer_duplicates(&mut conn, taken).await;
-            }
+    if error::is_unique_violation(&failure) && error::constraint(&failure) == Some(DEDUP_KEY) {
+        return write_safe(&mut conn, jobs).await;
+    }
+    if error::is_unique_violation(&failure) || error::is_conflict(&failure) {
+        tracing::debug!(error = %failure, size = jobs.len(), "batch rejected; writing its appends one by one");
+        return write_each(&mut conn, jobs).await;
+    }
+    fail_all(jobs, error::from_pg("append", failure));
+}
+
+/// The unique index of the dedup keys (PostgreSQL's name for the primary
+/// key of `dedup`).
+const DEDUP_KEY: &str = "dedup_pkey";
+
+/// Writes a batch in which some keys are taken with [`SAFE`].
+async fn write_safe(conn: &mut Conn, jobs: Vec<Job>) {
+    let rows = match run(conn, SAFE, &jobs).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) if error::is_unique_violation(&e) || error::is_conflict(&e) => {
+            return write_each(conn, jobs).await;
         }
-        Err(e) if jobs.len() > 1 && (error::is_unique_violation(&e) || error::is_conflict(&e)) => {
-            tracing::debug!(error = %e, size = jobs.len(), "batch rejected; writing its appends one by one");
-            for job in jobs {
-                let result = write_one(&mut conn, &job).await;
-                job.answer(result);
-            }
+        Ok(Err(e)) => return fail_all(jobs, error::from_pg("append", e)),
+        Err(e) => return fail_all(jobs, e),
+    };
+    // The rows name (1-based) the appends that stored nothing.
+    let mut taken_at = vec![false; jobs.len()];
+    for row in &rows {
+        let n: i64 = row.get(0);
+        if let Some(slot) = usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| taken_at.get_mut(i))
+        {
+            *slot = true;
         }
-        Err(e) if jobs.len() == 1 && error::is_conflict(&e) => {
-            for job in jobs {
-                let result = write_one(&mut conn, &job).await;
-                job.answer(result);
-            }
+    }
+    let mut taken = Vec::new();
+    for (job, was_taken) in jobs.into_iter().zip(taken_at) {
+        if was_taken {
+            taken.push(job);
+        } else {
+            job.stored();
         }
-        Err(e) => fail_all(jobs, error::from_pg("append", e)),
+    }
+    if !taken.is_empty() {
+        answer_duplicates(conn, taken).await;
+    }
+}
+
+/// Writes each append of a rejected batch on its own.
+async fn write_each(conn: &mut Conn, jobs: Vec<Job>) {
+    for job in jobs {
+        let result = write_one(conn, &job).await;
+        job.answer(result);
     }
 }
 
@@ -194,8 +254,8 @@ async fn answer_duplicates(conn: &mut Conn, taken: Vec<Job>) {
 async fn write_one(conn: &mut Conn, job: &Job) -> Result<Appended> {
     let one = std::slice::from_ref(job);
     for _ in 0..ATTEMPTS {
-        match run(conn, one).await? {
-            Ok(rows) if !rows.is_empty() => {
+        match run(conn, SAFE, one).await? {
+            Ok(rows) if rows.is_empty() => {
                 return Ok(Appended {
                     message: job.msg.message.clone(),
                     duplicate: false,
@@ -239,7 +299,8 @@ fn fail_all(jobs: Vec<Job>, error: Error) {
     }
 }
 
-/// The ten arrays of [`APPEND`] for `jobs`.
+/// The eight arrays of [`FAST`] and [`SAFE`] for `jobs`: six columns per message,
+/// and per delivery its user and the (1-based) index of its message.
 struct Arrays<'a> {
     conversations: Vec<&'a str>,
     ids: Vec<i64>,
@@ -248,9 +309,7 @@ struct Arrays<'a> {
     ts: Vec<i64>,
     keys: Vec<Option<&'a str>>,
     to_users: Vec<&'a str>,
-    to_ids: Vec<i64>,
-    to_conversations: Vec<&'a str>,
-    to_senders: Vec<&'a str>,
+    to_messages: Vec<i64>,
 }
 
 fn arrays(jobs: &[Job]) -> Arrays<'_> {
@@ -262,11 +321,9 @@ fn arrays(jobs: &[Job]) -> Arrays<'_> {
         ts: Vec::with_capacity(jobs.len()),
         keys: Vec::with_capacity(jobs.len()),
         to_users: Vec::new(),
-        to_ids: Vec::new(),
-        to_conversations: Vec::new(),
-        to_senders: Vec::new(),
+        to_messages: Vec::new(),
     };
-    for job in jobs {
+    for (n, job) in (1_i64..).zip(jobs) {
         let m = &job.msg.message;
         let id = to_db(m.message_id);
         a.conversations.push(m.conversation_id.as_str());
@@ -275,13 +332,14 @@ fn arrays(jobs: &[Job]) -> Arrays<'_> {
         a.bodies.push(&m.body);
         a.ts.push(m.ts);
         a.keys.push(job.msg.client_msg_id.as_deref());
-        let mut seen = HashSet::new();
+        let first = a.to_users.len();
         for user in &job.recipients {
-            if *user != m.sender_id && seen.insert(user) {
-                a.to_users.push(user.as_str());
-                a.to_ids.push(id);
-                a.to_conversations.push(m.conversation_id.as_str());
-                a.to_senders.push(m.sender_id.as_str());
+            // Recipient lists are short: a scan of this message's
+            // deliveries so far beats hashing them.
+            let user = user.as_str();
+            if user != m.sender_id.as_str() && !a.to_users[first..].contains(&user) {
+                a.to_users.push(user);
+                a.to_messages.push(n);
             }
         }
     }
@@ -289,7 +347,7 @@ fn arrays(jobs: &[Job]) -> Arrays<'_> {
 }
 
 impl Arrays<'_> {
-    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.conversations,
             &self.ids,
@@ -298,19 +356,18 @@ impl Arrays<'_> {
             &self.ts,
             &self.keys,
             &self.to_users,
-            &self.to_ids,
-            &self.to_conversations,
-            &self.to_senders,
+            &self.to_messages,
         ]
     }
 }
 
-/// Runs [`APPEND`] for `jobs`, handing back the driver's error untouched so
-/// that the caller can tell its kind.
+/// Runs `sql` ([`FAST`] or [`SAFE`]) for `jobs`, handing back the
+/// driver's error untouched so that the caller can tell its kind.
 async fn run(
     conn: &mut Conn,
+    sql: &str,
     jobs: &[Job],
 ) -> Result<Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> {
     let arrays = arrays(jobs);
-    conn.raw("append", APPEND, &arrays.params()).await
+    conn.raw("append", sql, &arrays.params()).await
 }

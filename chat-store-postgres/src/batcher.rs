@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 use chat_core::store::Appended;
 use chat_core::{Error, NewMessage, Result, UserId};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::append::{self, Job};
-use crate::error;
 use crate::store::Shared;
 
 /// The handle that [`PostgresStore`](crate::PostgresStore) sends appends
@@ -50,23 +49,25 @@ impl Batcher {
             .send(job)
             .await
             .map_err(|_| Error::unavailable_msg("postgres: the append writer has stopped"))?;
-        // The writer answers every job within a bounded time (expired jobs
-        // are refused, every statement has a deadline); this only guards
-        // against a writer that died.
-        let backstop = config.reply_deadline() * 4 + config.statement_timeout;
-        match tokio::time::timeout(backstop, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable_msg(
+        // No timer of its own: the writer answers every job within a
+        // bounded time (expired jobs are refused, every call to the server
+        // has a deadline), and a writer that died drops the job, which
+        // closes this channel.
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::unavailable_msg(
                 "postgres: the append writer stopped before answering",
-            )),
-            Err(_) => Err(error::no_reply("append")),
-        }
+            ))
+        })
     }
 }
 
 async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
     let config = &shared.config;
     let slots = Arc::new(Semaphore::new(config.batch_inflight));
+    let finished = Arc::new(Notify::new());
+    // The size of the batch started last: what a batch started beside
+    // another one waits to reach.
+    let mut last = 1;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -75,10 +76,34 @@ async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
             return;
         };
         let mut batch = vec![first];
-        while batch.len() < config.batch_max {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        drain(&mut jobs, &mut batch, config.batch_max);
+        // A second batch in flight lets the server work on one while the
+        // client answers the other, but started at once it would hold the
+        // few appends that came in since, and every batch after it would
+        // be as small. So while another is in flight, this one fills up to
+        // the size of the last one, or until a batch finishes (its senders
+        // then queue their next appends): no timer, and at most one
+        // statement's time of extra wait.
+        while batch.len() < last.min(config.batch_max) {
+            let done = finished.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            let others = config.batch_inflight - slots.available_permits() - 1;
+            if others == 0 {
+                break;
+            }
+            tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => {
+                        batch.push(job);
+                        drain(&mut jobs, &mut batch, config.batch_max);
+                    }
+                    None => break,
+                },
+                () = &mut done => {
+                    drain(&mut jobs, &mut batch, config.batch_max);
+                    break;
+                }
             }
         }
         if !config.batch_linger.is_zero() {
@@ -90,10 +115,23 @@ async fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
                 }
             }
         }
+        last = batch.len();
         let shared = shared.clone();
+        let finished = finished.clone();
         tokio::spawn(async move {
             append::write(&shared, batch).await;
             drop(slot);
+            finished.notify_waiters();
         });
+    }
+}
+
+/// Moves what is queued into `batch`, up to `max` in all, without waiting.
+fn drain(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max: usize) {
+    while batch.len() < max {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
     }
 }

@@ -46,3 +46,8 @@ pub(crate) fn is_conflict(error: &tokio_postgres::Error) -> bool {
 pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
+
+/// The constraint a unique violation (or other constraint error) names.
+pub(crate) fn constraint(error: &tokio_postgres::Error) -> Option<&str> {
+    error.as_db_error().and_then(|db| db.constraint())
+}
