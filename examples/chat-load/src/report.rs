@@ -1,0 +1,194 @@
+//! The end-of-run [`Report`], as text or as one JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Display};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::args::{Plan, SERVER_RATE_LIMIT};
+use crate::stats::{ConnStats, Percentiles};
+
+/// Everything a run measured.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    /// Users asked for.
+    pub(crate) users: usize,
+    /// Groups (0: direct chats only).
+    pub(crate) groups: usize,
+    /// Share of sends to direct chats.
+    pub(crate) direct_ratio: f64,
+    /// The schedule's rate, messages per second in all.
+    pub(crate) target_rate: f64,
+    /// Measured seconds.
+    pub(crate) duration_s: f64,
+    /// Warm-up seconds before them.
+    pub(crate) warmup_s: f64,
+    /// Body length in bytes.
+    pub(crate) body_bytes: usize,
+    /// Seconds of sign-up, groups and connecting.
+    pub(crate) setup_s: f64,
+    /// WebSockets opened, failed and dropped.
+    pub(crate) connections: Connections,
+    /// Sends written in the measured window.
+    pub(crate) messages_sent: u64,
+    /// The same per second.
+    pub(crate) messages_per_s: f64,
+    /// From due time to the `sent` answer.
+    pub(crate) sent_latency_ms: Percentiles,
+    /// From due time to the `message` frame at each recipient.
+    pub(crate) delivery_latency_ms: Percentiles,
+    /// `message` frames received for measured sends.
+    pub(crate) deliveries: u64,
+    /// The same per second.
+    pub(crate) deliveries_per_s: f64,
+    /// From due time to the moment the client wrote the send (the client's
+    /// own backlog; large values mean the client machine is saturated).
+    pub(crate) schedule_lag_ms: Percentiles,
+    /// `error` frames by code (the whole run, warm-up included).
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// Sends (the whole run) that got neither `sent` nor `error`.
+    pub(crate) unanswered_sends: u64,
+    /// Deliveries promised by `sent` answers (the whole run) that never came.
+    pub(crate) undelivered: u64,
+    /// Seconds waited after the last send for the rest to arrive.
+    pub(crate) drain_s: f64,
+}
+
+/// The connections of a run.
+#[derive(Debug, Serialize)]
+pub(crate) struct Connections {
+    /// Opened (authenticated, first sync done).
+    pub(crate) opened: usize,
+    /// Failed to open.
+    pub(crate) failed: usize,
+    /// Closed or failed before the end of the run.
+    pub(crate) dropped: usize,
+    /// Why the first failed one failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) first_failure: Option<String>,
+}
+
+/// What the run loop hands over for the report.
+pub(crate) struct Outcome {
+    /// All connections' counts, merged.
+    pub(crate) stats: ConnStats,
+    /// Connections.
+    pub(crate) connections: Connections,
+    /// Setup time.
+    pub(crate) setup: Duration,
+    /// Sends never answered, deliveries never received.
+    pub(crate) missing: (u64, u64),
+    /// Time waited after the last send.
+    pub(crate) drain: Duration,
+}
+
+impl Report {
+    /// The report of a run of `plan`.
+    pub(crate) fn new(plan: &Plan, outcome: Outcome) -> Self {
+        let secs = plan.duration.as_secs_f64();
+        let stats = outcome.stats;
+        Self {
+            users: plan.users,
+            groups: plan.groups,
+            direct_ratio: plan.direct_ratio,
+            target_rate: plan.total_rate,
+            duration_s: secs,
+            warmup_s: plan.warmup.as_secs_f64(),
+            body_bytes: plan.body_bytes,
+            setup_s: outcome.setup.as_secs_f64(),
+            connections: outcome.connections,
+            messages_sent: stats.sends,
+            messages_per_s: stats.sends as f64 / secs,
+            sent_latency_ms: stats.sent.summary(),
+            delivery_latency_ms: stats.delivery.summary(),
+            deliveries: stats.deliveries,
+            deliveries_per_s: stats.deliveries as f64 / secs,
+            schedule_lag_ms: stats.lag.summary(),
+            errors: stats.errors,
+            unanswered_sends: outcome.missing.0,
+            undelivered: outcome.missing.1,
+            drain_s: outcome.drain.as_secs_f64(),
+        }
+    }
+
+    /// The report as one line of JSON.
+    pub(crate) fn to_json(&self) -> String {
+        // Numbers, strings and maps with string keys only: always serializes.
+        serde_json::to_string(self).expect("the report serializes")
+    }
+}
+
+impl Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chats = match (self.groups, self.direct_ratio) {
+            (0, _) => "direct chats".to_owned(),
+            (g, 0.0) => format!("{g} groups"),
+            (g, r) => format!("{g} groups, {:.0}% of sends direct", r * 100.0),
+        };
+        writeln!(
+            f,
+            "chat-load: {} users, {chats}, {} msgs/s scheduled, {} s measured after {} s warm-up, {}-byte bodies",
+            self.users, self.target_rate, self.duration_s, self.warmup_s, self.body_bytes
+        )?;
+        let c = &self.connections;
+        writeln!(
+            f,
+            "connections: {} opened, {} failed, {} dropped (setup {:.1} s)",
+            c.opened, c.failed, c.dropped, self.setup_s
+        )?;
+        if let Some(why) = &c.first_failure {
+            writeln!(f, "  first failure: {why}")?;
+        }
+        writeln!(
+            f,
+            "sent:        {} messages, {:.1}/s",
+            self.messages_sent, self.messages_per_s
+        )?;
+        writeln!(f, "  send → sent       {}", Row(&self.sent_latency_ms))?;
+        writeln!(
+            f,
+            "delivered:   {} messages, {:.1}/s",
+            self.deliveries, self.deliveries_per_s
+        )?;
+        writeln!(f, "  send → delivered  {}", Row(&self.delivery_latency_ms))?;
+        writeln!(f, "  client lag        {}", Row(&self.schedule_lag_ms))?;
+        if self.errors.is_empty() {
+            writeln!(f, "errors:      none")?;
+        } else {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            writeln!(f, "errors:      {}", list.join(", "))?;
+        }
+        writeln!(
+            f,
+            "unanswered sends {}, undelivered {} (waited {:.2} s after the last send)",
+            self.unanswered_sends, self.undelivered, self.drain_s
+        )?;
+        let per_user = self.target_rate / self.users as f64;
+        if per_user > SERVER_RATE_LIMIT {
+            writeln!(
+                f,
+                "note: {per_user:.0} sends/s per user is above the server's default limit of {SERVER_RATE_LIMIT}/s per session"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One latency line: percentiles in milliseconds.
+struct Row<'a>(&'a Percentiles);
+
+impl Display for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.0;
+        write!(
+            f,
+            "p50 {:.2} ms  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            p.p50, p.p90, p.p99, p.p999, p.max
+        )
+    }
+}

@@ -1,0 +1,144 @@
+//! A whole run: setup, the timed schedule, the wait for stragglers, and
+//! the merged counts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::args::{Plan, SERVER_RATE_LIMIT};
+use crate::client::{self, Shared, UserRun};
+use crate::conn::{self, Ws};
+use crate::error::{LoadError, Result};
+use crate::report::{Connections, Outcome, Report};
+use crate::schedule::{Clock, Schedule};
+use crate::stats::{ConnStats, Progress};
+use crate::topology::{Roster, Targets};
+use crate::users;
+
+/// Time between the end of setup and the first due send, so that every
+/// task is started and waiting when the schedule begins.
+const LEAD: Duration = Duration::from_millis(200);
+/// How often the drain checks whether everything has arrived.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// Runs `plan` and reports. Progress goes to stderr.
+pub(crate) async fn run(plan: &Plan) -> Result<Report> {
+    let setup_started = Instant::now();
+    if plan.per_user_rate() > SERVER_RATE_LIMIT {
+        say(&format!(
+            "warning: {:.0} sends/s per user is above the server's default {SERVER_RATE_LIMIT}/s per session: expect rate_limited errors",
+            plan.per_user_rate()
+        ));
+    }
+    let http = users::http_client()?;
+    say(&format!("signing up {} users", plan.users));
+    let users = users::sign_up_all(&http, plan).await?;
+    if plan.groups > 0 {
+        say(&format!("creating {} groups", plan.groups));
+    }
+    let groups = users::create_groups(&http, plan, &users).await?;
+    say(&format!("opening {} WebSockets", plan.users));
+    let opened: Vec<Result<Ws, String>> = futures::stream::iter(users.iter().enumerate())
+        .map(|(i, u)| {
+            let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
+            conn::open(plan.server, source, &u.token)
+        })
+        .buffered(plan.connect_concurrency)
+        .collect()
+        .await;
+    let is_connected: Vec<bool> = opened.iter().map(Result::is_ok).collect();
+    let first_failure = opened.iter().find_map(|r| r.as_ref().err().cloned());
+    let open_count = is_connected.iter().filter(|c| **c).count();
+    if open_count < 2 {
+        return Err(LoadError::TooFewConnections {
+            opened: open_count,
+            users: plan.users,
+            first_failure: first_failure.unwrap_or_default(),
+        });
+    }
+    let roster = Arc::new(Roster::new(
+        users.iter().map(|u| u.id.clone()).collect(),
+        &is_connected,
+        groups,
+    ));
+    let setup = setup_started.elapsed();
+
+    let origin = Instant::now();
+    let clock = Clock::new(origin, origin + LEAD, plan.warmup, plan.duration);
+    let shared = Arc::new(Shared {
+        clock,
+        progress: Progress::default(),
+        roster: roster.clone(),
+        body_bytes: plan.body_bytes,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let seed: u64 = rand::random();
+    say(&format!(
+        "sending {} msgs/s for {:.1} s of warm-up and {:.1} s measured",
+        plan.total_rate,
+        plan.warmup.as_secs_f64(),
+        plan.duration.as_secs_f64()
+    ));
+    let tasks: Vec<_> = opened
+        .into_iter()
+        .zip(&users)
+        .enumerate()
+        .filter_map(|(index, (ws, user))| Some((index, ws.ok()?, user)))
+        .map(|(index, ws, user)| {
+            let run = UserRun {
+                index,
+                id: user.id.clone(),
+                ws,
+                schedule: Schedule::for_user(&clock, index, plan.users, plan.interval),
+                targets: Targets::new(index, roster.clone(), plan.direct_ratio, seed),
+            };
+            tokio::spawn(client::run(run, shared.clone(), stop_rx.clone()))
+        })
+        .collect();
+
+    tokio::time::sleep_until(tokio::time::Instant::from_std(clock.end)).await;
+    let drain_started = Instant::now();
+    while !shared.progress.settled() && drain_started.elapsed() < plan.drain {
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    let drain = drain_started.elapsed();
+    // The receivers outlive this send: every task holds one until it ends.
+    let _ = stop_tx.send(true);
+
+    let mut stats = ConnStats::new();
+    let mut dropped = 0;
+    for task in futures::future::join_all(tasks).await {
+        match task {
+            Ok(s) => {
+                dropped += usize::from(s.dropped);
+                stats.merge(&s);
+            }
+            Err(_) => {
+                dropped += 1;
+                stats.error("client_task_failed");
+            }
+        }
+    }
+    Ok(Report::new(
+        plan,
+        Outcome {
+            stats,
+            connections: Connections {
+                opened: open_count,
+                failed: plan.users - open_count,
+                dropped,
+                first_failure,
+            },
+            setup,
+            missing: shared.progress.missing(),
+            drain,
+        },
+    ))
+}
+
+/// A progress line on stderr (stdout holds only the report).
+fn say(line: &str) {
+    eprintln!("chat-load: {line}");
+}
