@@ -216,12 +216,18 @@ async fn write_each(conn: &mut Conn, jobs: Vec<Job>) {
 /// Answers appends whose key was taken with the message holding it; those
 /// whose holder is gone again are tried once more on their own.
 async fn answer_duplicates(conn: &mut Conn, taken: Vec<Job>) {
-    let senders: Vec<&str> = taken.iter().map(|j| j.msg.message.sender_id.as_str()).collect();
+    let senders: Vec<&str> = taken
+        .iter()
+        .map(|j| j.msg.message.sender_id.as_str())
+        .collect();
     let keys: Vec<&str> = taken
         .iter()
         .map(|j| j.msg.client_msg_id.as_deref().unwrap_or_default())
         .collect();
-    let rows = match conn.query("append: read duplicates", HOLDERS, &[&senders, &keys]).await {
+    let rows = match conn
+        .query("append: read duplicates", HOLDERS, &[&senders, &keys])
+        .await
+    {
         Ok(rows) => rows,
         Err(e) => return fail_all(taken, e),
     };
@@ -268,7 +274,11 @@ async fn write_one(conn: &mut Conn, job: &Job) -> Result<Appended> {
                     ));
                 };
                 let rows = conn
-                    .query("append: read duplicate", HOLDERS, &[&vec![sender.as_str()], &vec![key]])
+                    .query(
+                        "append: read duplicate",
+                        HOLDERS,
+                        &[&vec![sender.as_str()], &vec![key]],
+                    )
                     .await?;
                 if let Some(row) = rows.first() {
                     return Ok(Appended {

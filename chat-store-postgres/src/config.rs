@@ -114,7 +114,16 @@ mod tests {
             assert!(valid_schema(ok), "{ok} is valid");
         }
         let long = "a".repeat(64);
-        for bad in ["", "Chat", "1abc", "a-b", "a b", "a;drop", "a\"b", long.as_str()] {
+        for bad in [
+            "",
+            "Chat",
+            "1abc",
+            "a-b",
+            "a b",
+            "a;drop",
+            "a\"b",
+            long.as_str(),
+        ] {
             assert!(!valid_schema(bad), "{bad:?} is not valid");
         }
     }

@@ -106,11 +106,11 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if self.poisoned {
-            if let Some(client) = self.client.take() {
-                // Detached from the pool and dropped: the connection closes.
-                drop(Object::take(client));
-            }
+        if self.poisoned
+            && let Some(client) = self.client.take()
+        {
+            // Detached from the pool and dropped: the connection closes.
+            drop(Object::take(client));
         }
     }
 }

@@ -187,7 +187,11 @@ impl ConversationStore for PostgresStore {
     async fn remove_member(&self, id: &ConversationId, user: &UserId) -> Result<bool> {
         let mut conn = self.shared.conn("remove_member").await?;
         let rows = conn
-            .query("remove_member", REMOVE_MEMBER, &[&id.as_str(), &user.as_str()])
+            .query(
+                "remove_member",
+                REMOVE_MEMBER,
+                &[&id.as_str(), &user.as_str()],
+            )
             .await?;
         Ok(!rows.is_empty())
     }

@@ -15,11 +15,11 @@ use tokio_postgres::error::SqlState;
 
 /// Maps a driver error met while doing `what`.
 pub(crate) fn from_pg(what: &str, error: tokio_postgres::Error) -> Error {
-    if let Some(db) = error.as_db_error() {
-        if *db.code() == SqlState::UNIQUE_VIOLATION {
-            let constraint = db.constraint().unwrap_or("a unique key");
-            return Error::already_exists(format!("{what}: {constraint}"));
-        }
+    if let Some(db) = error.as_db_error()
+        && *db.code() == SqlState::UNIQUE_VIOLATION
+    {
+        let constraint = db.constraint().unwrap_or("a unique key");
+        return Error::already_exists(format!("{what}: {constraint}"));
     }
     Error::unavailable(format!("postgres: {what}"), error)
 }

@@ -31,8 +31,7 @@ SELECT count(*) FROM gone
 pub(crate) const HISTORY: &str = "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
      FROM messages m WHERE m.conversation_id = $1::text \
      ORDER BY m.message_id DESC LIMIT $2::int8";
-pub(crate) const HISTORY_BEFORE: &str =
-    "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
+pub(crate) const HISTORY_BEFORE: &str = "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
      FROM messages m WHERE m.conversation_id = $1::text AND m.message_id < $2::int8 \
      ORDER BY m.message_id DESC LIMIT $3::int8";
 
@@ -132,8 +131,12 @@ impl MessageStore for PostgresStore {
                 .await?
             }
             None => {
-                conn.query("history", HISTORY, &[&conversation.as_str(), &limit(limit_)])
-                    .await?
+                conn.query(
+                    "history",
+                    HISTORY,
+                    &[&conversation.as_str(), &limit(limit_)],
+                )
+                .await?
             }
         };
         Ok(rows.iter().map(|r| rows::message(r, 0)).collect())
@@ -208,7 +211,11 @@ impl MessageStore for PostgresStore {
     async fn cursors(&self, user: &UserId, conversation: &ConversationId) -> Result<Cursors> {
         let mut conn = self.shared.conn("cursors").await?;
         let rows = conn
-            .query("cursors", CURSORS, &[&user.as_str(), &conversation.as_str()])
+            .query(
+                "cursors",
+                CURSORS,
+                &[&user.as_str(), &conversation.as_str()],
+            )
             .await?;
         Ok(rows
             .first()

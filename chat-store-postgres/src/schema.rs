@@ -32,8 +32,11 @@ pub(crate) async fn migrate(conn: &mut Conn, schema: &str) -> Result<()> {
     // issue. CREATE SCHEMA only when missing, because it needs the CREATE
     // privilege on the database even with IF NOT EXISTS.
     if exists.is_empty() {
-        conn.batch_execute("migrate: create schema", &format!("CREATE SCHEMA \"{schema}\""))
-            .await?;
+        conn.batch_execute(
+            "migrate: create schema",
+            &format!("CREATE SCHEMA \"{schema}\""),
+        )
+        .await?;
     }
     conn.batch_execute(
         "migrate: migrations table",

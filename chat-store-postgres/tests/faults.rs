@@ -37,7 +37,9 @@ fn keyed(conversation: &ConversationId, sender: &UserId, id: u64, key: &str) -> 
 fn assert_unavailable<T: std::fmt::Debug>(result: chat_core::Result<T>, what: &str) {
     match result {
         Err(Error::Unavailable { .. }) => {}
-        other => panic!("{what} must be Unavailable while PostgreSQL is unreachable, got {other:?}"),
+        other => {
+            panic!("{what} must be Unavailable while PostgreSQL is unreachable, got {other:?}")
+        }
     }
 }
 
@@ -61,7 +63,10 @@ async fn setup() -> Option<Setup> {
     let conversation = ConversationId::from("g:faults");
     let (sender, recipient) = (UserId::from("sender"), UserId::from("recipient"));
     let first = store
-        .append(keyed(&conversation, &sender, 1, "k1"), std::slice::from_ref(&recipient))
+        .append(
+            keyed(&conversation, &sender, 1, "k1"),
+            std::slice::from_ref(&recipient),
+        )
         .await
         .expect("append while reachable")
         .message;
@@ -83,16 +88,27 @@ async fn check_nothing_half_written(s: &Setup) {
         .history(&s.conversation, None, 100)
         .await
         .expect("history once reachable again, without a restart");
-    assert_eq!(history, vec![s.first.clone()], "the failed send must not be stored");
+    assert_eq!(
+        history,
+        vec![s.first.clone()],
+        "the failed send must not be stored"
+    );
     let pending = s
         .store
         .pending(&s.recipient, None, 100)
         .await
         .expect("pending once reachable again");
-    assert_eq!(pending, vec![s.first.clone()], "the failed send must leave no delivery");
+    assert_eq!(
+        pending,
+        vec![s.first.clone()],
+        "the failed send must leave no delivery"
+    );
     let retried = s
         .store
-        .append(keyed(&s.conversation, &s.sender, 3, "k2"), std::slice::from_ref(&s.recipient))
+        .append(
+            keyed(&s.conversation, &s.sender, 3, "k2"),
+            std::slice::from_ref(&s.recipient),
+        )
         .await
         .expect("a retry once reachable again");
     assert!(
@@ -115,7 +131,10 @@ async fn unreachable_server_answers_unavailable_then_recovers() {
     s.proxy.cut().await;
     assert_unavailable(
         s.store
-            .append(keyed(&s.conversation, &s.sender, 2, "k2"), std::slice::from_ref(&s.recipient))
+            .append(
+                keyed(&s.conversation, &s.sender, 2, "k2"),
+                std::slice::from_ref(&s.recipient),
+            )
             .await,
         "append",
     );
@@ -133,11 +152,17 @@ async fn silent_server_answers_unavailable_then_recovers() {
     s.proxy.freeze();
     assert_unavailable(
         s.store
-            .append(keyed(&s.conversation, &s.sender, 2, "k2"), std::slice::from_ref(&s.recipient))
+            .append(
+                keyed(&s.conversation, &s.sender, 2, "k2"),
+                std::slice::from_ref(&s.recipient),
+            )
             .await,
         "append",
     );
-    assert_unavailable(s.store.last_message_id(&s.conversation).await, "last_message_id");
+    assert_unavailable(
+        s.store.last_message_id(&s.conversation).await,
+        "last_message_id",
+    );
     // What the frozen connections held is dropped, never delivered.
     s.proxy.restore().await;
     check_nothing_half_written(&s).await;
@@ -158,7 +183,10 @@ async fn connect_to_a_closed_port_is_unavailable() {
 #[tokio::test]
 async fn bad_input_is_invalid_not_unavailable() {
     let bad_url = PostgresStore::connect("not a url at all").await;
-    assert!(matches!(bad_url, Err(Error::InvalidInput { .. })), "{bad_url:?}");
+    assert!(
+        matches!(bad_url, Err(Error::InvalidInput { .. })),
+        "{bad_url:?}"
+    );
     let bad_schema = PostgresStore::connect_with(
         "postgres://chat:chat@127.0.0.1:1/chat",
         PostgresConfig {
@@ -167,5 +195,8 @@ async fn bad_input_is_invalid_not_unavailable() {
         },
     )
     .await;
-    assert!(matches!(bad_schema, Err(Error::InvalidInput { .. })), "{bad_schema:?}");
+    assert!(
+        matches!(bad_schema, Err(Error::InvalidInput { .. })),
+        "{bad_schema:?}"
+    );
 }

@@ -58,11 +58,17 @@ async fn assert_no_shard_holds(
 ) {
     for (i, s) in shards.iter().enumerate() {
         assert!(
-            s.history(conversation, None, 100).await.expect("history").is_empty(),
+            s.history(conversation, None, 100)
+                .await
+                .expect("history")
+                .is_empty(),
             "shard {i} must not hold the failed message"
         );
         assert!(
-            s.pending(recipient, None, 100).await.expect("pending").is_empty(),
+            s.pending(recipient, None, 100)
+                .await
+                .expect("pending")
+                .is_empty(),
             "shard {i} must not hold a delivery of the failed message"
         );
     }
@@ -80,7 +86,10 @@ async fn assert_retry_completes(
         .append(msg, std::slice::from_ref(recipient))
         .await
         .expect("the retry once the shard is back");
-    assert!(!retried.duplicate, "nothing of the failed send may dedup the retry");
+    assert!(
+        !retried.duplicate,
+        "nothing of the failed send may dedup the retry"
+    );
     for (i, s) in shards.iter().enumerate() {
         assert_eq!(
             s.history(&conversation, None, 100).await.expect("history"),
@@ -92,11 +101,16 @@ async fn assert_retry_completes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
-    let Some(url) = testing::test_url() else { return };
+    let Some(url) = testing::test_url() else {
+        return;
+    };
     let (schema0, schema1) = (testing::fresh_schema(), testing::fresh_schema());
     let shards = vec![shard(&url, &schema0).await, shard(&url, &schema1).await];
     let sharded = ShardedStore::new(
-        shards.iter().map(|s| s.clone() as Arc<dyn MessageStore>).collect(),
+        shards
+            .iter()
+            .map(|s| s.clone() as Arc<dyn MessageStore>)
+            .collect(),
         ShardBy::User,
     )
     .expect("two shards");
@@ -121,12 +135,20 @@ async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
     lock.rollback().await.expect("unlock");
 
     assert_no_shard_holds(&shards, &conversation, &recipient).await;
-    assert_retry_completes(&sharded, &shards, message(&conversation, &sender, "k"), &recipient).await;
+    assert_retry_completes(
+        &sharded,
+        &shards,
+        message(&conversation, &sender, "k"),
+        &recipient,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
-    let Some(url) = testing::test_url() else { return };
+    let Some(url) = testing::test_url() else {
+        return;
+    };
     let proxy = Proxy::start(server_addr(&url)).await;
     let (_, via) = server_and_url_via(&url, proxy.addr());
     let shards = vec![
@@ -134,7 +156,10 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
         shard(&via, &testing::fresh_schema()).await,
     ];
     let sharded = ShardedStore::new(
-        shards.iter().map(|s| s.clone() as Arc<dyn MessageStore>).collect(),
+        shards
+            .iter()
+            .map(|s| s.clone() as Arc<dyn MessageStore>)
+            .collect(),
         ShardBy::User,
     )
     .expect("two shards");
@@ -143,7 +168,10 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
 
     proxy.cut().await;
     let result = sharded
-        .append(message(&conversation, &sender, "k"), std::slice::from_ref(&recipient))
+        .append(
+            message(&conversation, &sender, "k"),
+            std::slice::from_ref(&recipient),
+        )
         .await;
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
@@ -152,5 +180,11 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
     proxy.restore().await;
 
     assert_no_shard_holds(&shards, &conversation, &recipient).await;
-    assert_retry_completes(&sharded, &shards, message(&conversation, &sender, "k"), &recipient).await;
+    assert_retry_completes(
+        &sharded,
+        &shards,
+        message(&conversation, &sender, "k"),
+        &recipient,
+    )
+    .await;
 }

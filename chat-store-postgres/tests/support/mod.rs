@@ -67,7 +67,8 @@ impl Proxy {
 
     /// Refuses new connections and closes the open ones.
     pub async fn cut(&self) {
-        if let Some(task) = self.listener.lock().expect("proxy lock").take() {
+        let running = self.listener.lock().expect("proxy lock").take();
+        if let Some(task) = running {
             task.abort();
             let _ = task.await;
         }
