@@ -107,8 +107,6 @@ pub(crate) struct Plan {
     pub(crate) groups: usize,
     /// Share of sends to direct chats.
     pub(crate) direct_ratio: f64,
-    /// Time between two sends of one user.
-    pub(crate) interval: Duration,
     /// Messages per second in all.
     pub(crate) total_rate: f64,
     /// Measured time.
@@ -160,9 +158,9 @@ impl Args {
             None if groups == 0 => 1.0,
             None => 0.0,
         };
-        let (per_user, total_rate) = match self.rate {
-            Rate::Total(r) => (r / users as f64, r),
-            Rate::PerUser(r) => (r, r * users as f64),
+        let total_rate = match self.rate {
+            Rate::Total(r) => r,
+            Rate::PerUser(r) => r * users as f64,
         };
         if !(total_rate > 0.0 && total_rate <= MAX_RATE) {
             return usage(format!(
@@ -196,7 +194,6 @@ impl Args {
             users,
             groups,
             direct_ratio,
-            interval: Duration::from_secs_f64(1.0 / per_user),
             total_rate,
             duration,
             warmup,
@@ -333,7 +330,7 @@ mod tests {
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
         let p = plan(&["--users", "1000", "--rate", "2000"]).unwrap();
-        assert_eq!(p.interval, Duration::from_millis(500));
+        assert_eq!(p.per_user_rate(), 2.0);
         let p = plan(&["--users", "1000", "--rate", "0.5/user"]).unwrap();
         assert_eq!(p.total_rate, 500.0);
         assert!(plan(&["--rate", "1000000"]).is_err());

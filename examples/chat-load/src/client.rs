@@ -1,6 +1,6 @@
-//! One user's connection during the run: a writer that sends on the
-//! user's open-loop schedule and acks what the reader hands it, and a
-//! reader that times `sent` answers and `message` deliveries.
+//! One user's connection during the run: a writer that sends what the
+//! scheduler hands it and acks what the reader hands it, and a reader that
+//! times `sent` answers and `message` deliveries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::conn::Ws;
-use crate::schedule::{self, Clock, Schedule};
-use crate::stats::{ConnStats, Progress};
+use crate::schedule::{self, Clock};
+use crate::scheduler::Due;
+use crate::stats::{Progress, Recorder, Stats};
 use crate::topology::{Roster, Targets};
 
 /// What all connections share.
@@ -25,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     /// Run-wide counters.
     pub(crate) progress: Progress,
+    /// Latencies, counts and errors.
+    pub(crate) recorder: Recorder,
     /// Who is connected, and group sizes.
     pub(crate) roster: Arc<Roster>,
     /// Length of each body.
@@ -39,18 +42,14 @@ pub(crate) struct UserRun {
     pub(crate) id: UserId,
     /// Its connection.
     pub(crate) ws: Ws,
-    /// When it sends.
-    pub(crate) schedule: Schedule,
+    /// Its sends, as they fall due.
+    pub(crate) dues: mpsc::UnboundedReceiver<Due>,
     /// Where it sends.
     pub(crate) targets: Targets,
 }
 
-/// Runs one user until `stop` turns true, and returns what it counted.
-pub(crate) async fn run(
-    user: UserRun,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-) -> ConnStats {
+/// Runs one user until `stop` turns true.
+pub(crate) async fn run(user: UserRun, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let (sink, stream) = user.ws.split();
     // Unbounded: the reader must never wait on the writer, or the server's
     // queue for this session would fill while the writer is busy sending.
@@ -58,22 +57,19 @@ pub(crate) async fn run(
     let writer = Writer {
         sink,
         index: user.index,
-        schedule: user.schedule,
         targets: user.targets,
         shared: shared.clone(),
-        stats: ConnStats::new(),
     };
     let reader = Reader {
         index: user.index,
         me: user.id,
         acks: ack_tx,
         shared,
-        stats: ConnStats::new(),
     };
-    let (mut written, read) =
-        tokio::join!(writer.run(ack_rx, stop.clone()), reader.run(stream, stop));
-    written.merge(&read);
-    written
+    tokio::join!(
+        writer.run(user.dues, ack_rx, stop.clone()),
+        reader.run(stream, stop)
+    );
 }
 
 /// A message to ack: its conversation and id.
@@ -82,53 +78,43 @@ type Ack = (ConversationId, MessageId);
 struct Writer {
     sink: SplitSink<Ws, WsMessage>,
     index: usize,
-    schedule: Schedule,
     targets: Targets,
     shared: Arc<Shared>,
-    stats: ConnStats,
 }
 
 impl Writer {
     async fn run(
         mut self,
+        mut dues: mpsc::UnboundedReceiver<Due>,
         mut acks: mpsc::UnboundedReceiver<Ack>,
         mut stop: watch::Receiver<bool>,
-    ) -> ConnStats {
-        let mut k = 0;
-        let mut next = self.schedule.due(k);
+    ) {
         loop {
-            let due = next.map(tokio::time::Instant::from_std);
             let ok = tokio::select! {
                 biased;
                 _ = stop.changed() => break,
                 Some(first) = acks.recv() => self.ack(first, &mut acks).await,
-                () = sleep_until(due), if due.is_some() => {
-                    let ok = self.send(next.unwrap_or_else(Instant::now), k).await;
-                    k += 1;
-                    next = self.schedule.due(k);
-                    ok
-                }
+                Some(due) = dues.recv() => self.send(due).await,
             };
             if !ok {
-                // The reader sees the connection end and reports it.
+                // The reader sees the connection end and counts it.
                 break;
             }
         }
         let _ = self.sink.close().await;
-        self.stats
     }
 
-    /// Sends message `k`, due at `due` (which may have passed: then it goes
-    /// out at once, late, and its lateness counts as latency).
-    async fn send(&mut self, due: Instant, k: u64) -> bool {
+    /// Sends a message that is due (or overdue: then it goes out at once,
+    /// and its lateness counts as latency).
+    async fn send(&mut self, due: Due) -> bool {
         let clock = &self.shared.clock;
-        let stamp = clock.stamp(due);
+        let stamp = clock.stamp(due.at);
         let (kind, target) = self.targets.next();
         let frame = ClientFrame::Send(SendFrame {
             id: Some(schedule::request_id(kind, stamp)),
             target,
             body: schedule::body(stamp, self.shared.body_bytes),
-            client_msg_id: Some(format!("{}-{k}", self.index)),
+            client_msg_id: Some(format!("{}-{}", self.index, due.k)),
         });
         if self
             .sink
@@ -139,9 +125,12 @@ impl Writer {
             return false;
         }
         Progress::bump(&self.shared.progress.written, 1);
-        if clock.measured(due) {
-            self.stats.sends += 1;
-            self.stats.lag.record(due.elapsed());
+        if clock.measured(due.at) {
+            let lag = due.at.elapsed();
+            self.shared.recorder.with(self.index, |s| {
+                s.sends += 1;
+                s.lag.record(lag);
+            });
         }
         true
     }
@@ -176,28 +165,15 @@ impl Writer {
     }
 }
 
-/// Sleeps until `due`; never completes without one (its select arm is off then).
-async fn sleep_until(due: Option<tokio::time::Instant>) {
-    match due {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 struct Reader {
     index: usize,
     me: UserId,
     acks: mpsc::UnboundedSender<Ack>,
     shared: Arc<Shared>,
-    stats: ConnStats,
 }
 
 impl Reader {
-    async fn run(
-        mut self,
-        mut stream: SplitStream<Ws>,
-        mut stop: watch::Receiver<bool>,
-    ) -> ConnStats {
+    async fn run(self, mut stream: SplitStream<Ws>, mut stop: watch::Receiver<bool>) {
         loop {
             let frame = tokio::select! {
                 biased;
@@ -210,19 +186,19 @@ impl Reader {
                 // Pings are answered by tungstenite itself; nothing else is sent.
                 Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
                     if !*stop.borrow() {
-                        self.stats.dropped = true;
+                        self.shared.recorder.with(self.index, |s| s.dropped += 1);
                     }
                     break;
                 }
                 Some(Ok(_)) => {}
             }
         }
-        self.stats
     }
 
-    fn handle(&mut self, text: &str, now: Instant) {
+    fn handle(&self, text: &str, now: Instant) {
         let clock = self.shared.clock;
         let progress = &self.shared.progress;
+        let record = |f: &mut dyn FnMut(&mut Stats)| self.shared.recorder.with(self.index, f);
         match decode_server(text) {
             Ok(ServerFrame::Message { message }) => {
                 if message.sender_id == self.me {
@@ -232,10 +208,10 @@ impl Reader {
                 if let Some(due) = schedule::parse_body(&message.body).map(|s| clock.instant(s))
                     && clock.measured(due)
                 {
-                    self.stats.deliveries += 1;
-                    self.stats
-                        .delivery
-                        .record(now.saturating_duration_since(due));
+                    record(&mut |s| {
+                        s.deliveries += 1;
+                        s.delivery.record(now.saturating_duration_since(due));
+                    });
                 }
                 // The writer is gone only when the run ends: nothing left to ack.
                 let _ = self
@@ -246,7 +222,7 @@ impl Reader {
                 reply_to: Some(id), ..
             }) => {
                 let Some((kind, stamp)) = schedule::parse_request_id(&id) else {
-                    self.stats.error("unexpected_reply");
+                    record(&mut |s| s.error("unexpected_reply"));
                     return;
                 };
                 Progress::bump(&progress.answered, 1);
@@ -254,11 +230,11 @@ impl Reader {
                 Progress::bump(&progress.expected, recipients);
                 let due = clock.instant(stamp);
                 if clock.measured(due) {
-                    self.stats.sent.record(now.saturating_duration_since(due));
+                    record(&mut |s| s.sent.record(now.saturating_duration_since(due)));
                 }
             }
             Ok(ServerFrame::Error { reply_to, code, .. }) => {
-                self.stats.error(&code);
+                record(&mut |s| s.error(&code));
                 if reply_to
                     .as_deref()
                     .and_then(schedule::parse_request_id)
@@ -269,7 +245,7 @@ impl Reader {
             }
             // Receipts, presence, typing and the like are not measured.
             Ok(_) => {}
-            Err(_) => self.stats.error("client_decode"),
+            Err(_) => record(&mut |s| s.error("client_decode")),
         }
     }
 }

@@ -33,6 +33,9 @@ pub(crate) enum LoadError {
         /// Why the first failed one failed.
         first_failure: String,
     },
+    /// The scheduler thread could not start.
+    #[error("cannot start the scheduler thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// The crate's result.

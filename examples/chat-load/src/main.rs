@@ -22,6 +22,7 @@ mod error;
 mod report;
 mod run;
 mod schedule;
+mod scheduler;
 mod stats;
 mod topology;
 mod users;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::args::{Plan, SERVER_RATE_LIMIT};
-use crate::stats::{ConnStats, Percentiles};
+use crate::stats::{Percentiles, Stats};
 
 /// Everything a run measured.
 #[derive(Debug, Serialize)]
@@ -72,7 +72,7 @@ pub(crate) struct Connections {
 /// What the run loop hands over for the report.
 pub(crate) struct Outcome {
     /// All connections' counts, merged.
-    pub(crate) stats: ConnStats,
+    pub(crate) stats: Stats,
     /// Connections.
     pub(crate) connections: Connections,
     /// Setup time.

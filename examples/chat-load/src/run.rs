@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::args::{Plan, SERVER_RATE_LIMIT};
 use crate::client::{self, Shared, UserRun};
@@ -13,9 +13,9 @@ use crate::conn::{self, Ws};
 use crate::error::{LoadError, Result};
 use crate::report::{Connections, Outcome, Report};
 use crate::schedule::{Clock, Schedule};
-use crate::stats::{ConnStats, Progress};
+use crate::stats::{Progress, Recorder};
 use crate::topology::{Roster, Targets};
-use crate::users;
+use crate::{scheduler, users};
 
 /// Time between the end of setup and the first due send, so that every
 /// task is started and waiting when the schedule begins.
@@ -70,6 +70,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
     let shared = Arc::new(Shared {
         clock,
         progress: Progress::default(),
+        recorder: Recorder::new(),
         roster: roster.clone(),
         body_bytes: plan.body_bytes,
     });
@@ -81,22 +82,29 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
         plan.warmup.as_secs_f64(),
         plan.duration.as_secs_f64()
     ));
-    let tasks: Vec<_> = opened
-        .into_iter()
-        .zip(&users)
-        .enumerate()
-        .filter_map(|(index, (ws, user))| Some((index, ws.ok()?, user)))
-        .map(|(index, ws, user)| {
-            let run = UserRun {
-                index,
-                id: user.id.clone(),
-                ws,
-                schedule: Schedule::for_user(&clock, index, plan.users, plan.interval),
-                targets: Targets::new(index, roster.clone(), plan.direct_ratio, seed),
-            };
-            tokio::spawn(client::run(run, shared.clone(), stop_rx.clone()))
-        })
-        .collect();
+    let mut dues = Vec::with_capacity(plan.users);
+    let mut tasks = Vec::with_capacity(open_count);
+    for (index, (ws, user)) in opened.into_iter().zip(&users).enumerate() {
+        let Ok(ws) = ws else {
+            dues.push(None);
+            continue;
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        dues.push(Some(tx));
+        let run = UserRun {
+            index,
+            id: user.id.clone(),
+            ws,
+            dues: rx,
+            targets: Targets::new(index, roster.clone(), plan.direct_ratio, seed),
+        };
+        tasks.push(tokio::spawn(client::run(
+            run,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let dispatcher = scheduler::spawn(Schedule::new(&clock, plan.total_rate, plan.users), dues)?;
 
     tokio::time::sleep_until(tokio::time::Instant::from_std(clock.end)).await;
     let drain_started = Instant::now();
@@ -107,20 +115,22 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
     // The receivers outlive this send: every task holds one until it ends.
     let _ = stop_tx.send(true);
 
-    let mut stats = ConnStats::new();
-    let mut dropped = 0;
-    for task in futures::future::join_all(tasks).await {
-        match task {
-            Ok(s) => {
-                dropped += usize::from(s.dropped);
-                stats.merge(&s);
-            }
-            Err(_) => {
-                dropped += 1;
-                stats.error("client_task_failed");
-            }
-        }
+    let failed_tasks = futures::future::join_all(tasks)
+        .await
+        .iter()
+        .filter(|t| t.is_err())
+        .count();
+    let mut stats = shared.recorder.merged();
+    for _ in 0..failed_tasks {
+        stats.dropped += 1;
+        stats.error("client_task_failed");
     }
+    // The thread handed out its last send at the end of the schedule, before
+    // the drain: this join does not block.
+    if dispatcher.join().is_err() {
+        stats.error("scheduler_failed");
+    }
+    let dropped = stats.dropped;
     Ok(Report::new(
         plan,
         Outcome {

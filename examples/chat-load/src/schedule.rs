@@ -1,10 +1,11 @@
 //! The open-loop send schedule and the time stamps that messages carry.
 //!
-//! Every user sends on a fixed grid (`first + k × interval`), with the users'
-//! grids offset so that the sends of all users are evenly spread. A send is
-//! stamped with the time it was *due*, not the time it went out: when the
-//! client or the server falls behind, the delay shows as latency instead of
-//! silently thinning the load (coordinated omission).
+//! Sends are due on one fixed grid, `start + j / rate`, and send `j` is
+//! user `j mod users`'s: every user sends at `rate / users` per second, and
+//! the sends of all users are evenly spread. A send is stamped with the
+//! time it was *due*, not the time it went out: when the client or the
+//! server falls behind, the delay shows as latency instead of silently
+//! thinning the load (coordinated omission).
 
 use std::time::{Duration, Instant};
 
@@ -54,33 +55,35 @@ impl Clock {
     }
 }
 
-/// One user's due times.
+/// The run's due times.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Schedule {
-    first: Instant,
-    interval: Duration,
+    start: Instant,
+    nanos_per_send: f64,
+    users: usize,
     end: Instant,
 }
 
 impl Schedule {
-    /// User `index` of `users`, each sending every `interval` from the
-    /// clock's start until its end. User `i` starts `i / users` of an
-    /// interval late, so the sends of all users are evenly spaced.
-    pub(crate) fn for_user(clock: &Clock, index: usize, users: usize, interval: Duration) -> Self {
-        let phase = interval.mul_f64(index as f64 / users.max(1) as f64);
+    /// `rate` sends per second in all, shared round-robin by `users`, from
+    /// the clock's start until its end.
+    pub(crate) fn new(clock: &Clock, rate: f64, users: usize) -> Self {
         Self {
-            first: clock.start + phase,
-            interval,
+            start: clock.start,
+            nanos_per_send: 1e9 / rate,
+            users: users.max(1),
             end: clock.end,
         }
     }
 
-    /// The `k`-th due time (from 0), or `None` once past the end.
-    pub(crate) fn due(&self, k: u64) -> Option<Instant> {
-        // Multiplying from `first` each time keeps rounding errors from adding up.
-        let offset = self.interval.checked_mul(u32::try_from(k).ok()?)?;
-        let at = self.first.checked_add(offset)?;
-        (at < self.end).then_some(at)
+    /// The `j`-th send (from 0): when it is due and whose it is, or `None`
+    /// once past the end.
+    pub(crate) fn due(&self, j: u64) -> Option<(Instant, usize)> {
+        // Multiplying from the start each time keeps rounding errors from adding up.
+        let offset = Duration::from_nanos((j as f64 * self.nanos_per_send) as u64);
+        let at = self.start.checked_add(offset)?;
+        let user = (j % self.users as u64) as usize;
+        (at < self.end).then_some((at, user))
     }
 }
 
@@ -134,7 +137,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn users_are_spread_evenly_over_one_interval() {
+    fn sends_are_evenly_spaced_and_dealt_round_robin() {
         let origin = Instant::now();
         let clock = Clock::new(
             origin,
@@ -142,17 +145,22 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(2),
         );
-        let interval = Duration::from_millis(400);
-        let a = Schedule::for_user(&clock, 0, 4, interval);
-        let b = Schedule::for_user(&clock, 1, 4, interval);
-        assert_eq!(a.due(0), Some(clock.start));
-        assert_eq!(b.due(0), Some(clock.start + Duration::from_millis(100)));
-        assert_eq!(a.due(3), Some(clock.start + Duration::from_millis(1200)));
-        // 3 s of schedule at one send per 400 ms: due times 0, 0.4, … 2.8 s.
-        let count = (0..).take_while(|k| a.due(*k).is_some()).count();
-        assert_eq!(count, 8);
-        assert!(!clock.measured(a.due(2).unwrap()));
-        assert!(clock.measured(a.due(3).unwrap()));
+        // 10 per second in all, 4 users: each user every 400 ms.
+        let s = Schedule::new(&clock, 10.0, 4);
+        assert_eq!(s.due(0), Some((clock.start, 0)));
+        assert_eq!(
+            s.due(1),
+            Some((clock.start + Duration::from_millis(100), 1))
+        );
+        assert_eq!(
+            s.due(4),
+            Some((clock.start + Duration::from_millis(400), 0))
+        );
+        // 3 s at 10 per second: due times 0, 0.1, … 2.9 s.
+        let count = (0..).take_while(|j| s.due(*j).is_some()).count();
+        assert_eq!(count, 30);
+        assert!(!clock.measured(s.due(9).unwrap().0));
+        assert!(clock.measured(s.due(10).unwrap().0));
         assert!(!clock.measured(clock.end));
     }
 

@@ -1,8 +1,10 @@
-//! What each connection counts ([`ConnStats`], merged at the end), the
-//! run-wide counters that tell when everything has arrived ([`Progress`]),
-//! and latency histograms ([`Latency`]).
+//! What the connections count ([`Stats`], kept in a few locked shards by
+//! a [`Recorder`] and merged at the end), the run-wide counters that tell
+//! when everything has arrived ([`Progress`]), and latency histograms
+//! ([`Latency`]).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -68,10 +70,10 @@ pub(crate) struct Percentiles {
     pub(crate) max: f64,
 }
 
-/// What one connection saw. Only sends due in the measured window are
+/// What some connections saw. Only sends due in the measured window are
 /// counted and timed, at the sender and at every recipient.
 #[derive(Clone, Debug)]
-pub(crate) struct ConnStats {
+pub(crate) struct Stats {
     /// Sends written.
     pub(crate) sends: u64,
     /// From due time to the `sent` answer.
@@ -85,11 +87,11 @@ pub(crate) struct ConnStats {
     pub(crate) deliveries: u64,
     /// `error` frames by code, whenever they came.
     pub(crate) errors: BTreeMap<String, u64>,
-    /// The server closed the connection (or it failed) before the end.
-    pub(crate) dropped: bool,
+    /// Connections the server closed (or that failed) before the end.
+    pub(crate) dropped: usize,
 }
 
-impl ConnStats {
+impl Stats {
     /// Nothing counted yet.
     pub(crate) fn new() -> Self {
         Self {
@@ -99,7 +101,7 @@ impl ConnStats {
             lag: Latency::new(),
             deliveries: 0,
             errors: BTreeMap::new(),
-            dropped: false,
+            dropped: 0,
         }
     }
 
@@ -113,12 +115,50 @@ impl ConnStats {
         for (code, n) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += n;
         }
-        self.dropped |= other.dropped;
+        self.dropped += other.dropped;
     }
 
     /// Counts an error by its code.
     pub(crate) fn error(&mut self, code: &str) {
         *self.errors.entry(code.to_owned()).or_default() += 1;
+    }
+}
+
+/// Where the connections record: a histogram set costs about 400 KiB
+/// (three of them, 3 significant digits up to 60 s), too much to keep one
+/// per connection with thousands of them, so connections share a few
+/// shards, each behind its own lock (held for one record at a time).
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    shards: Vec<Mutex<Stats>>,
+}
+
+/// Shards of a [`Recorder`]: enough that two cores rarely meet on a lock.
+const SHARDS: usize = 16;
+
+impl Recorder {
+    /// An empty recorder.
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Stats::new())).collect(),
+        }
+    }
+
+    /// Records into the shard of connection `index`.
+    pub(crate) fn with<T>(&self, index: usize, f: impl FnOnce(&mut Stats) -> T) -> T {
+        let mut shard = self.shards[index % SHARDS]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut shard)
+    }
+
+    /// Everything recorded, merged.
+    pub(crate) fn merged(&self) -> Stats {
+        let mut all = Stats::new();
+        for i in 0..SHARDS {
+            self.with(i, |s| all.merge(s));
+        }
+        all
     }
 }
 
@@ -184,19 +224,24 @@ mod tests {
     }
 
     #[test]
-    fn stats_merge_counts_and_errors() {
-        let mut a = ConnStats::new();
-        a.sends = 2;
-        a.error("rate_limited");
-        let mut b = ConnStats::new();
-        b.deliveries = 5;
-        b.error("rate_limited");
-        b.error("not_member");
-        b.dropped = true;
-        a.merge(&b);
-        assert_eq!((a.sends, a.deliveries, a.dropped), (2, 5, true));
-        assert_eq!(a.errors["rate_limited"], 2);
-        assert_eq!(a.errors["not_member"], 1);
+    fn shards_merge_counts_and_errors() {
+        let r = Recorder::new();
+        r.with(0, |s| {
+            s.sends = 2;
+            s.error("rate_limited");
+        });
+        r.with(SHARDS + 3, |s| {
+            s.deliveries = 5;
+            s.error("rate_limited");
+            s.error("not_member");
+            s.dropped += 1;
+        });
+        r.with(3, |s| s.delivery.record(Duration::from_millis(2)));
+        let all = r.merged();
+        assert_eq!((all.sends, all.deliveries, all.dropped), (2, 5, 1));
+        assert_eq!(all.errors["rate_limited"], 2);
+        assert_eq!(all.errors["not_member"], 1);
+        assert_eq!(all.delivery.summary().count, 1);
     }
 
     #[test]
