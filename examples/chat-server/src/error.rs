@@ -4,9 +4,6 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The store URL names a backend this build cannot open yet.
-    #[error("{0} store not built yet")]
-    StoreNotBuilt(&'static str),
     /// The store URL is not one the server knows.
     #[error("unknown store {0:?}: expected memory, postgres://… or cassandra://HOST:PORT/KEYSPACE")]
     UnknownStore(String),

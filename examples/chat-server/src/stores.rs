@@ -6,13 +6,16 @@ use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::Retention;
 use chat_core::engine::EngineBuilder;
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
+use chat_store_postgres::{PostgresConfig, PostgresStore};
 
 use crate::config::Config;
 use crate::error::ServerError;
 
 /// Gives `builder` the store that `url` names. `memory` keeps the engine's
 /// in-memory default; `postgres://…` and `cassandra://…` open those backends
-/// (creating their schema when missing).
+/// (creating their schema when missing). A `postgres://` URL may name the
+/// schema to work in with a `schema` query parameter (default `public`),
+/// which PostgreSQL's own URL syntax has no place for.
 pub async fn with_store(
     builder: EngineBuilder,
     url: &str,
@@ -20,12 +23,45 @@ pub async fn with_store(
 ) -> Result<EngineBuilder, ServerError> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
         _ if url == "memory" => Ok(builder),
-        Some("postgres" | "postgresql") => Err(ServerError::StoreNotBuilt("postgres")),
+        Some("postgres" | "postgresql") => {
+            let (url, schema) = split_schema(url);
+            let config = PostgresConfig {
+                schema: schema.unwrap_or_else(|| PostgresConfig::default().schema),
+                ..PostgresConfig::default()
+            };
+            let store = PostgresStore::connect_with(&url, config).await?;
+            Ok(builder.store(Arc::new(store)))
+        }
         Some("cassandra") => {
             let config = CassandraConfig::from_url(url)?;
             Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
         }
         _ => Err(ServerError::UnknownStore(url.to_owned())),
+    }
+}
+
+/// Takes the `schema` query parameter out of a `postgres://` URL: the
+/// driver refuses parameters it does not know. Returns the URL without it
+/// and the schema, if one was named (checked when the store connects).
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some(("schema", value)) => {
+                schema = Some(value.to_owned());
+                false
+            }
+            _ => !pair.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_owned(), schema)
+    } else {
+        (format!("{base}?{}", rest.join("&")), schema)
     }
 }
 
@@ -76,12 +112,7 @@ mod tests {
     use chat_core::engine::Engine;
 
     #[tokio::test]
-    async fn unknown_and_unbuilt_stores_are_named() {
-        let err = with_store(Engine::builder(), "postgres://x", Retention::Forever)
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.to_string(), "postgres store not built yet");
+    async fn unknown_stores_are_named() {
         let err = with_store(Engine::builder(), "mysql://x", Retention::Forever)
             .await
             .err()
@@ -96,6 +127,48 @@ mod tests {
             store_label("postgres://u:pw@db:5432/chat"),
             "postgres://db:5432/chat"
         );
+    }
+
+    #[test]
+    fn the_schema_parameter_leaves_the_postgres_url() {
+        let cases = [
+            ("postgres://u:p@h:5432/db", "postgres://u:p@h:5432/db", None),
+            (
+                "postgres://u:p@h/db?schema=chat",
+                "postgres://u:p@h/db",
+                Some("chat"),
+            ),
+            (
+                "postgres://h/db?sslmode=disable&schema=t_1&connect_timeout=3",
+                "postgres://h/db?sslmode=disable&connect_timeout=3",
+                Some("t_1"),
+            ),
+            (
+                "postgres://h/db?application_name=x",
+                "postgres://h/db?application_name=x",
+                None,
+            ),
+        ];
+        for (url, base, schema) in cases {
+            assert_eq!(
+                split_schema(url),
+                (base.to_owned(), schema.map(str::to_owned)),
+                "{url}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_schema_name_is_refused_before_connecting() {
+        let err = with_store(
+            Engine::builder(),
+            "postgres://127.0.0.1:1/chat?schema=Bad-Name",
+            Retention::Forever,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("schema name"), "{err}");
     }
 
     #[tokio::test]

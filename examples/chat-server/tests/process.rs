@@ -56,13 +56,13 @@ fn the_binary_starts_serves_and_stops_on_sigterm() {
 }
 
 #[test]
-fn an_unbuilt_store_is_refused_with_a_clear_error() {
+fn an_unknown_store_is_refused_with_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args([
             "--listen",
             "127.0.0.1:0",
             "--store",
-            "postgres://localhost/chat",
+            "mysql://localhost/chat",
         ])
         .env("NO_COLOR", "1")
         .output()
@@ -70,5 +70,8 @@ fn an_unbuilt_store_is_refused_with_a_clear_error() {
     assert!(!out.status.success());
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("postgres store not built yet"), "{text}");
+    assert!(
+        text.contains("unknown store \"mysql://localhost/chat\""),
+        "{text}"
+    );
 }
