@@ -1,7 +1,7 @@
 //! [`RedisDiscovery`]: live nodes, their load, and the node for each user, in Redis.
 
 use async_trait::async_trait;
-use chat_core::cluster::{Discovery, NodeInfo};
+use chat_core::cluster::{Discovery, NodeInfo, choose_node};
 use chat_core::model::{Millis, NodeId, UserId};
 use chat_core::{Error, Result};
 use redis::Script;
@@ -81,32 +81,6 @@ impl std::fmt::Debug for RedisDiscovery {
     }
 }
 
-/// The weight of `node` for `user` in rendezvous hashing.
-fn weight(user: &UserId, node: &NodeId) -> u64 {
-    let bytes = user
-        .as_str()
-        .bytes()
-        .chain([0xff])
-        .chain(node.as_str().bytes());
-    fnv1a(bytes)
-}
-
-/// FNV-1a, 64 bits.
-fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .into_iter()
-        .fold(OFFSET, |hash, b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
-}
-
-/// The node `pick` chooses among `nodes` for `user`.
-fn choose(user: &UserId, nodes: Vec<NodeInfo>) -> Option<NodeInfo> {
-    nodes
-        .into_iter()
-        .min_by_key(|n| (n.load, std::cmp::Reverse(weight(user, &n.id))))
-}
-
 #[async_trait]
 impl Discovery for RedisDiscovery {
     async fn register(&self, node: &NodeInfo, now: Millis, ttl: Millis) -> Result<()> {
@@ -176,35 +150,6 @@ impl Discovery for RedisDiscovery {
     }
 
     async fn pick(&self, user: &UserId, now: Millis) -> Result<Option<NodeInfo>> {
-        Ok(choose(user, self.live_nodes(now).await?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_published_test_vectors() {
-        assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(*b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
-    #[test]
-    fn least_load_wins_and_ties_go_to_the_heaviest_weight() {
-        let node = |id: &str, load| NodeInfo {
-            id: NodeId::from(id),
-            public_url: format!("ws://{id}"),
-            load,
-        };
-        let user = UserId::from("alice");
-        let nodes = vec![node("n1", 1), node("n2", 1), node("n3", 0), node("n4", 0)];
-        let heavier = ["n3", "n4"]
-            .into_iter()
-            .max_by_key(|id| weight(&user, &NodeId::from(*id)))
-            .unwrap();
-        assert_eq!(choose(&user, nodes).unwrap().id.as_str(), heavier);
-        assert_eq!(choose(&user, Vec::new()), None);
+        Ok(choose_node(user, self.live_nodes(now).await?))
     }
 }

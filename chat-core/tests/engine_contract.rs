@@ -11,6 +11,23 @@ use chat_core::{MessageId, Retention, UserId};
 use serde_json::{Value, json};
 use support::{Client, engine, engine_with, signup};
 
+/// Two engines of one deployment: a shared store and presence, one bus hub.
+async fn two_nodes() -> (Engine, Engine, MemoryBusHub) {
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let hub = MemoryBusHub::new();
+    let node = |n: u16| {
+        Engine::builder()
+            .worker_id(n)
+            .insecure_fast_password_hashing()
+            .store(store.clone())
+            .presence(presence.clone())
+            .bus(Arc::new(hub.node(format!("node-{n}"))))
+            .build()
+    };
+    (node(1).await.unwrap(), node(2).await.unwrap(), hub)
+}
+
 #[tokio::test]
 async fn direct_message_reaches_the_other_side_with_one_conversation_id() {
     let engine = engine().await;
@@ -536,19 +553,7 @@ async fn accounts_signup_login_profile() {
 
 #[tokio::test]
 async fn two_nodes_share_messages_presence_and_typing_through_the_bus() {
-    let store = Arc::new(MemoryStore::new());
-    let presence = Arc::new(MemoryPresence::new());
-    let hub = MemoryBusHub::new();
-    let node = |n: u16| {
-        Engine::builder()
-            .worker_id(n)
-            .insecure_fast_password_hashing()
-            .store(store.clone())
-            .presence(presence.clone())
-            .bus(Arc::new(hub.node(format!("node-{n}"))))
-            .build()
-    };
-    let (one, two) = (node(1).await.unwrap(), node(2).await.unwrap());
+    let (one, two, _hub) = two_nodes().await;
     let alice = signup(&one, "alice").await;
     let bob = signup(&two, "bob").await;
     let mut a = Client::connect(&one, &alice).await;
@@ -626,19 +631,7 @@ async fn a_live_message_during_a_sync_comes_after_the_older_ones() {
 
 #[tokio::test]
 async fn after_a_bus_outage_local_sessions_resync_what_they_missed() {
-    let store = Arc::new(MemoryStore::new());
-    let presence = Arc::new(MemoryPresence::new());
-    let hub = MemoryBusHub::new();
-    let node = |n: u16| {
-        Engine::builder()
-            .worker_id(n)
-            .insecure_fast_password_hashing()
-            .store(store.clone())
-            .presence(presence.clone())
-            .bus(Arc::new(hub.node(format!("node-{n}"))))
-            .build()
-    };
-    let (one, two) = (node(1).await.unwrap(), node(2).await.unwrap());
+    let (one, two, hub) = two_nodes().await;
     let alice = signup(&one, "alice").await;
     let bob = signup(&two, "bob").await;
     let mut a = Client::connect(&one, &alice).await;

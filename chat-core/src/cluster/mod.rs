@@ -3,6 +3,10 @@
 //! node, with heartbeat expiry) and [`Discovery`] (live nodes, their load,
 //! which node a user should use).
 
+mod choice;
+
+pub use choice::{choose_node, rendezvous_weight};
+
 use async_trait::async_trait;
 use bytes::Bytes;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::cluster::{Discovery, NodeInfo};
+use crate::cluster::{Discovery, NodeInfo, choose_node};
 use crate::error::Result;
 use crate::model::{Millis, NodeId, UserId};
 
@@ -34,27 +34,6 @@ impl MemoryDiscovery {
     }
 }
 
-/// The weight of `node` for `user` in rendezvous hashing: FNV-1a over the
-/// user id, a byte that no UTF-8 text holds, and the node id.
-fn weight(user: &UserId, node: &NodeId) -> u64 {
-    let bytes = user
-        .as_str()
-        .bytes()
-        .chain([0xff])
-        .chain(node.as_str().bytes());
-    fnv1a(bytes)
-}
-
-/// FNV-1a, 64 bits: tiny, and fixed by its specification, unlike std's
-/// `DefaultHasher`, which may change between Rust releases.
-fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .into_iter()
-        .fold(OFFSET, |hash, b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
-}
-
 #[async_trait]
 impl Discovery for MemoryDiscovery {
     async fn register(&self, node: &NodeInfo, now: Millis, ttl: Millis) -> Result<()> {
@@ -80,23 +59,14 @@ impl Discovery for MemoryDiscovery {
     }
 
     async fn pick(&self, user: &UserId, now: Millis) -> Result<Option<NodeInfo>> {
-        let nodes = self.live_nodes(now).await?;
-        Ok(nodes
-            .into_iter()
-            .min_by_key(|n| (n.load, std::cmp::Reverse(weight(user, &n.id)))))
+        Ok(choose_node(user, self.live_nodes(now).await?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_published_test_vectors() {
-        assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(*b"foobar"), 0x8594_4171_f739_67e8);
-    }
+    use crate::cluster::rendezvous_weight;
 
     #[tokio::test]
     async fn ties_go_to_the_heaviest_rendezvous_weight() {
@@ -112,7 +82,7 @@ mod tests {
         let user = UserId::from("alice");
         let expected = ["n1", "n2", "n3"]
             .into_iter()
-            .max_by_key(|id| weight(&user, &NodeId::from(*id)))
+            .max_by_key(|id| rendezvous_weight(&user, &NodeId::from(*id)))
             .unwrap();
         let picked = discovery.pick(&user, 10).await.unwrap().unwrap();
         assert_eq!(picked.id.as_str(), expected);
