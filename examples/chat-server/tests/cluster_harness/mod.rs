@@ -1,5 +1,6 @@
 //! The multi-node harness: chat-server processes sharing one Redis under a
-//! fresh prefix, an HTTP client and a WebSocket client of JSON frames.
+//! fresh prefix and one PostgreSQL schema, an HTTP client and a WebSocket
+//! client of JSON frames.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -22,8 +23,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const HANG: Duration = Duration::from_secs(20);
 
 /// Heartbeat of the test nodes: a killed node's users go offline after
-/// three of them plus one reap.
-pub const HEARTBEAT_MS: u64 = 100;
+/// three of them plus one reap. Short to keep the tests quick, long enough
+/// that a node busy on a loaded two-core machine is not taken for dead.
+pub const HEARTBEAT_MS: u64 = 250;
 
 const SECRET: &str = "cluster test secret";
 
@@ -38,10 +40,12 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts node `id` on 127.0.0.`id`, a free port, in the cluster `redis` under `prefix`.
-    pub fn start(id: u16, redis: &str, prefix: &str) -> Self {
+    /// Starts node `id` on 127.0.0.`id`, a free port, in the cluster `redis`
+    /// under `prefix`, on the shared `store` (see [`shared_store`]).
+    pub fn start(id: u16, redis: &str, prefix: &str, store: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--listen", &format!("127.0.0.{id}:0")])
+            .args(["--store", store])
             .args(["--cluster", redis, "--cluster-prefix", prefix])
             .args(["--node-id", &id.to_string()])
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
@@ -96,6 +100,17 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The store every node of one test shares: the PostgreSQL test server, in
+/// a fresh schema (created here, so the nodes find it migrated). `None`
+/// after chat_store_postgres::testing printed the skip line; it panics
+/// instead under CHAT_TEST_REQUIRE_SERVICES=1.
+pub async fn shared_store() -> Option<String> {
+    let store = chat_store_postgres::testing::fresh_store().await?;
+    let url = chat_store_postgres::testing::test_url()?;
+    let join = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{join}schema={}", store.config().schema))
 }
 
 /// A user signed up through the API.
@@ -215,6 +230,24 @@ impl Ws {
     /// The next frame within `wait`, if any (for retry loops only).
     pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
         tokio::time::timeout(wait, self.next()).await.ok()
+    }
+
+    /// Sends a ping and reads up to its pong: returns every frame before it.
+    pub async fn roundtrip(&mut self, id: &str) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": id})).await;
+        let (_, before) = self
+            .until(|f| f["type"] == "pong" && f["reply_to"] == id)
+            .await;
+        before
+    }
+
+    /// Sends `body` to `to` with `id` as frame id and client_msg_id, and
+    /// reads up to its `sent`; returns it and the frames before it.
+    pub async fn send_to(&mut self, to: &User, body: &str, id: &str) -> (Value, Vec<Value>) {
+        self.send(json!({"type": "send", "id": id, "to": to.id, "body": body,
+                         "client_msg_id": id}))
+            .await;
+        self.until(|f| f["reply_to"] == id).await
     }
 
     pub async fn close(mut self) {
