@@ -176,13 +176,13 @@ async fn bench(url: String, ops: usize, concurrency: usize) {
         "append (no key, 2 recipients)",
         plain,
         raw_insert,
-        "logged batch of 8 rows vs one INSERT",
+        "8 writes: 3 delivery rows per recipient, bucket, message; vs one INSERT",
     );
     report(
         "append (keyed, 2 recipients)",
         keyed,
         raw_insert,
-        "LWT dedup claim + logged batch vs one INSERT",
+        "LWT dedup claim + the 8 writes; vs one INSERT",
     );
 
     // History pages of 50 from the conversations filled above.
