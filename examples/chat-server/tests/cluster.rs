@@ -135,10 +135,34 @@ async fn nodes_carry_on_across_a_redis_restart() {
         .send(json!({"type": "presence_subscribe", "id": "w", "user_ids": [carol.id]}))
         .await;
     alice_ws.until(|f| presence_is(f, &carol, "offline")).await;
+    // Bob on alice's node, dave on the other one.
+    let (bob, dave) = (signup(api, "bob").await, signup(api, "dave").await);
+    let (bob_token, _) = login(api, &bob).await;
+    let (dave_token, _) = login(api, &dave).await;
+    let (mut bob_ws, _) = Ws::connect(&nodes[0].ws, &bob_token).await;
+    let (mut dave_ws, _) = Ws::connect(&nodes[1].ws, &dave_token).await;
 
     redis.kill();
+    // Without Redis, users of one node still chat...
+    let (sent, _) = alice_ws.send_to(&bob, "no redis needed", "r1").await;
+    assert_eq!(
+        sent["type"], "sent",
+        "a same-node send without Redis: {sent}"
+    );
+    let (got, _) = bob_ws.until(|f| f["type"] == "message").await;
+    assert_eq!(got["message"]["body"], "no redis needed");
+    // ...and a send across nodes is stored, not dropped: it arrives once the
+    // bus is back (the other node re-syncs its sessions).
+    let (sent, _) = alice_ws.send_to(&dave, "across the outage", "r2").await;
+    assert_eq!(
+        sent["type"], "sent",
+        "a cross-node send without Redis: {sent}"
+    );
+
     let redis = PrivateRedis::start(port);
     redis.ready().await;
+    let (got, _) = dave_ws.until(|f| f["type"] == "message").await;
+    assert_eq!(got["message"]["body"], "across the outage");
 
     // Node 4 subscribed alice's watch before the restart; the bus must hold
     // it again on the new Redis. Carol connects to node 5 until alice hears
