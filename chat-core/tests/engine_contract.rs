@@ -657,3 +657,46 @@ async fn after_a_bus_outage_local_sessions_resync_what_they_missed() {
     );
     assert!(b.expect("synced").await.get("reply_to").is_none());
 }
+
+#[tokio::test]
+async fn a_store_that_is_down_answers_unavailable_and_the_retry_stores_once() {
+    use chat_core::store::{FaultSwitch, FaultyStore, MessageStore};
+    let store = Arc::new(MemoryStore::new());
+    let switch = FaultSwitch::new();
+    let messages: Arc<dyn MessageStore> = Arc::new(FaultyStore::new(store.clone(), switch.clone()));
+    let engine = engine_with(|b| b.store(store.clone()).message_store(messages)).await;
+    let alice = signup(&engine, "alice").await;
+    let bob = signup(&engine, "bob").await;
+    let mut a = Client::connect(&engine, &alice).await;
+    let mut b = Client::connect(&engine, &bob).await;
+
+    switch.fail_appends(true);
+    let frame =
+        json!({"type":"send","id":"1","to":bob.as_str(),"body":"important","client_msg_id":"k-1"});
+    a.send(frame.clone()).await;
+    let e = a.expect("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["reply_to"].as_str()),
+        (Some("unavailable"), Some("1"))
+    );
+    b.send(json!({"type":"ping","id":"p"})).await;
+    assert_eq!(b.next().await["type"], "pong", "nothing was delivered");
+    let conv = chat_core::ConversationId::direct(&alice, &bob);
+    assert!(
+        store.history(&conv, None, 10).await.unwrap().is_empty(),
+        "nothing was stored"
+    );
+
+    // The store is back: the client's retry with the same key stores it once.
+    switch.clear();
+    a.send(frame.clone()).await;
+    let sent = a.expect("sent").await;
+    assert_eq!(
+        b.expect("message").await["message"]["message_id"],
+        sent["message_id"]
+    );
+    a.send(frame).await;
+    assert_eq!(a.expect("sent").await["message_id"], sent["message_id"]);
+    assert_eq!(store.history(&conv, None, 10).await.unwrap().len(), 1);
+    assert!(switch.injected() > 0);
+}
