@@ -700,3 +700,31 @@ async fn a_store_that_is_down_answers_unavailable_and_the_retry_stores_once() {
     assert_eq!(store.history(&conv, None, 10).await.unwrap().len(), 1);
     assert!(switch.injected() > 0);
 }
+
+#[tokio::test]
+async fn a_node_that_shuts_down_turns_its_users_offline_at_once() {
+    let (one, two, _hub) = two_nodes().await;
+    let alice = signup(&one, "alice").await;
+    let bob = signup(&two, "bob").await;
+    let mut a = Client::connect(&one, &alice).await;
+    a.send(json!({"type":"presence_subscribe","id":"p","user_ids":[bob.as_str()]}))
+        .await;
+    assert_eq!(a.expect("presence").await["status"], "offline");
+    let mut b = Client::connect(&two, &bob).await;
+    assert_eq!(a.expect("presence").await["status"], "online");
+
+    two.shutdown().await;
+    assert!(b.out.recv().await.is_none(), "bob's session is closed");
+    assert_eq!(b.out.close_reason(), Some(CloseReason::Shutdown));
+    let p = a.expect("presence").await;
+    assert_eq!(
+        (p["status"].as_str(), p["user_id"].as_str()),
+        (Some("offline"), Some(bob.as_str()))
+    );
+    // The transport then drops bob's session: presence is not counted out twice.
+    drop(b);
+    let mut b2 = Client::connect(&one, &bob).await;
+    assert_eq!(a.expect("presence").await["status"], "online");
+    b2.send(json!({"type":"ping","id":"x"})).await;
+    b2.expect("pong").await;
+}

@@ -132,13 +132,18 @@ impl Engine {
         self.inner.node_info()
     }
 
-    /// Stops background tasks, closes every session and leaves discovery.
-    /// Messages are already stored; clients reconnect and sync.
+    /// Stops background tasks, closes every session, counts them out of
+    /// presence (their users turn offline at once unless connected
+    /// elsewhere, rather than when this node's heartbeat expires) and leaves
+    /// discovery. Messages are already stored; clients reconnect and sync.
     pub async fn shutdown(&self) {
-        for task in self.inner.tasks.lock().drain(..) {
+        let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
+        for task in tasks {
             task.abort();
         }
-        self.inner.registry.close_all(CloseReason::Shutdown);
+        for session in self.inner.registry.close_all(CloseReason::Shutdown) {
+            session::release_presence(&self.inner, &session).await;
+        }
         if let Err(e) = self.inner.discovery.deregister(&self.inner.node).await {
             tracing::warn!(error = %e, "could not leave discovery at shutdown");
         }

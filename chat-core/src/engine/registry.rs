@@ -42,6 +42,8 @@ pub(crate) struct SessionShared {
     pub(crate) user: UserId,
     tx: mpsc::Sender<Bytes>,
     closed: AtomicBool,
+    /// Set once this connection has been counted out of presence.
+    released: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
     close_notify: Notify,
     /// `Some` while a sync runs: live messages wait here.
@@ -56,6 +58,7 @@ impl SessionShared {
             user,
             tx,
             closed: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             reason: Mutex::new(None),
             close_notify: Notify::new(),
             // Sessions start in sync mode: the first sync runs right after connect.
@@ -66,6 +69,12 @@ impl SessionShared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// True the first time only: whoever gets it counts the connection out
+    /// of presence.
+    pub(crate) fn release(&self) -> bool {
+        !self.released.swap(true, Ordering::AcqRel)
     }
 
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
@@ -227,14 +236,13 @@ impl Registry {
         self.count.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn close_all(&self, reason: CloseReason) {
-        for shard in &self.shards {
-            for list in shard.read().values() {
-                for s in list {
-                    s.close(reason);
-                }
-            }
+    /// Closes every session; returns them.
+    pub(crate) fn close_all(&self, reason: CloseReason) -> Vec<Arc<SessionShared>> {
+        let sessions = self.all_sessions();
+        for s in &sessions {
+            s.close(reason);
         }
+        sessions
     }
 }
 

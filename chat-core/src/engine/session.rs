@@ -367,12 +367,26 @@ async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSe
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
     }
+    release_presence(&inner, &shared).await;
+}
+
+/// Counts this session's connection out of presence, once (the engine's
+/// shutdown and the session's own cleanup may both try); announces the user
+/// offline when it was its last connection anywhere.
+pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
+    if !shared.release() {
+        return;
+    }
     let now = now_millis();
-    match inner.presence.disconnect(&user, &inner.node, now).await {
+    match inner
+        .presence
+        .disconnect(&shared.user, &inner.node, now)
+        .await
+    {
         Ok(true) => {
             inner
                 .announce_presence(Presence {
-                    user_id: user,
+                    user_id: shared.user.clone(),
                     status: PresenceStatus::Offline,
                     last_seen: Some(now),
                 })
