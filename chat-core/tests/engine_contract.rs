@@ -728,3 +728,35 @@ async fn a_node_that_shuts_down_turns_its_users_offline_at_once() {
     b2.send(json!({"type":"ping","id":"x"})).await;
     b2.expect("pong").await;
 }
+
+#[tokio::test]
+async fn in_a_big_group_read_receipts_go_to_the_senders_only() {
+    let engine = engine().await;
+    let alice = signup(&engine, "alice").await;
+    let bob = signup(&engine, "bob").await;
+    let carol = signup(&engine, "carol").await;
+    let mut others = vec![bob.clone(), carol.clone()];
+    for i in 0..40 {
+        others.push(signup(&engine, &format!("member{i}")).await);
+    }
+    let group = engine.create_group(&alice, "big", &others).await.unwrap();
+    let mut a = Client::connect(&engine, &alice).await;
+    let mut b = Client::connect(&engine, &bob).await;
+    let mut c = Client::connect(&engine, &carol).await;
+    a.send(json!({"type":"send","id":"1","conversation_id":group.as_str(),"body":"hello all"}))
+        .await;
+    let sent = a.expect("sent").await;
+    b.expect("message").await;
+    c.expect("message").await;
+
+    b.send(json!({"type":"read","conversation_id":group.as_str(),"message_id":sent["message_id"]}))
+        .await;
+    let r = a.expect("receipt").await;
+    assert_eq!(
+        (r["status"].as_str(), r["user_id"].as_str()),
+        (Some("read"), Some(bob.as_str()))
+    );
+    // Carol, a member who sent nothing, is not told.
+    c.send(json!({"type":"ping","id":"p"})).await;
+    assert_eq!(c.next().await["type"], "pong");
+}

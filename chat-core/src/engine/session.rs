@@ -17,6 +17,14 @@ use crate::model::{
 };
 use crate::protocol::{ClientFrame, ServerFrame, decode_client};
 
+/// Conversations with at most this many other members send read receipts
+/// to all of them; bigger groups only to the senders of what was read.
+const READ_RECEIPTS_TO_ALL: usize = 32;
+
+/// History pages read to find the senders of newly read messages (of 100
+/// each) before giving up and telling every member.
+const READ_RECEIPT_PAGES: usize = 5;
+
 /// One client connection's side of the engine. The transport feeds it client
 /// frames ([`Session::handle_text`]) and writes what [`Outbound`] yields.
 ///
@@ -274,14 +282,29 @@ impl Session {
 
     async fn read(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
         let others = self.others_in(&conversation).await?;
+        let user = &self.shared.user;
+        let previous = self.inner.messages.cursors(user, &conversation).await?.read;
         if !self
             .inner
             .messages
-            .mark_read(&self.shared.user, &conversation, up_to)
+            .mark_read(user, &conversation, up_to)
             .await?
         {
             return Ok(());
         }
+        // Small conversations tell every other member (only connected ones
+        // get it; the cursor is in the store). Big groups tell only the
+        // senders of the newly read messages: one read must not cost a frame
+        // per member of a 10,000-member group.
+        let targets = if others.len() <= READ_RECEIPTS_TO_ALL {
+            others
+        } else {
+            // Nothing found (messages deleted under until_delivered): tell all.
+            self.senders_between(&conversation, previous, up_to)
+                .await
+                .filter(|senders| !senders.is_empty())
+                .unwrap_or(others)
+        };
         let frame = ServerFrame::Receipt(Receipt {
             conversation_id: conversation,
             message_id: up_to,
@@ -289,10 +312,43 @@ impl Session {
             status: ReceiptStatus::Read,
         })
         .encode();
-        // Read receipts go to the other members who are connected: only they
-        // can show them, and the read cursor is in the store for the rest.
-        self.inner.send_to_users(&others, frame, None, None).await;
+        self.inner.send_to_users(&targets, frame, None, None).await;
         Ok(())
+    }
+
+    /// The other senders of the stored messages in `(after, up_to]`, or
+    /// `None` when that range is too long to read (then everyone is told).
+    async fn senders_between(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: MessageId,
+    ) -> Option<Vec<UserId>> {
+        const PAGE: usize = 100;
+        let mut senders = Vec::new();
+        let mut before = up_to.0.checked_add(1).map(MessageId);
+        for _ in 0..READ_RECEIPT_PAGES {
+            let page = self
+                .inner
+                .messages
+                .history(conversation, before, PAGE)
+                .await
+                .ok()?;
+            let full = page.len() == PAGE;
+            for m in page {
+                if after.is_some_and(|a| m.message_id <= a) {
+                    return Some(senders);
+                }
+                before = Some(m.message_id);
+                if m.sender_id != self.shared.user && !senders.contains(&m.sender_id) {
+                    senders.push(m.sender_id);
+                }
+            }
+            if !full {
+                return Some(senders);
+            }
+        }
+        None
     }
 
     async fn sync(&mut self, reply_to: Option<String>) -> Result<()> {
