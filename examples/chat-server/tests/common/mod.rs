@@ -5,6 +5,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod restart;
 pub mod scenarios;
 
 use std::net::SocketAddr;
