@@ -108,13 +108,17 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut mode: watch::Rec
         return;
     };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        // A mode change wins over bytes that are ready at the same poll: a
+        // freeze set before a send must hold that send, or the server could
+        // commit a statement whose reply the test meant to lose.
+        biased;
         _ = mode.changed() => {
             if *mode.borrow_and_update() == Mode::Frozen {
                 // Stop forwarding but keep both ends open until the next change.
                 let _ = mode.changed().await;
             }
         }
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
     }
 }
 
