@@ -43,21 +43,43 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::Request {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    code: "too_large",
-                    message: format!("request body too large: {}", e.body_text()),
-                }
-            } else {
-                ApiError::bad_input(format!("cannot read the body: {}", e.body_text()))
-            }
-        })?;
+        let bytes = read_body(req, state.max_body).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_input(format!("bad JSON body: {e}")))
     }
+}
+
+/// How much of a too-large body is read and dropped so the client gets its
+/// 413 instead of a reset connection; past this, the connection is closed.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The body, at most `max` bytes. A larger one is a 413 `too_large`, and the
+/// rest of it is read and dropped (up to [`DRAIN_LIMIT`]): answering before
+/// the client finished sending would make its HTTP client see a reset
+/// connection rather than the answer.
+async fn read_body(req: Request, max: usize) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = req.into_body().into_data_stream();
+    let mut body = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_input(format!("cannot read the body: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= max {
+            body.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > max {
+        return Err(ApiError::Request {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message: format!("request body too large: {seen} bytes or more, at most {max}"),
+        });
+    }
+    Ok(Bytes::from(body))
 }
 
 /// Query parameters; a malformed query is a 400 in the contract's shape.

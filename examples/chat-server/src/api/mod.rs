@@ -18,6 +18,8 @@ pub use error::ApiError;
 pub struct AppState {
     /// The chat engine.
     pub engine: Engine,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
 }
 
 /// The `/api/…` routes and `/healthz`, with request bodies capped at `max_body` bytes.
@@ -47,8 +49,10 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(AppState { engine })
+        // JsonBody enforces `max_body` itself (it drains what is over, so the
+        // client reads the 413); no other extractor reads a body.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(AppState { engine, max_body })
 }
 
 async fn unknown() -> ApiError {
