@@ -7,9 +7,21 @@ use std::sync::Arc;
 
 use chat_core::engine::{CloseReason, Engine, Limits};
 use chat_core::memory::{MemoryBusHub, MemoryPresence, MemoryStore, RecordingNotifier};
-use chat_core::{MessageId, Retention, UserId};
+use chat_core::{MessageId, Retention};
 use serde_json::{Value, json};
 use support::{Client, engine, engine_with, signup};
+
+/// An engine whose sessions queue at most 4 frames, without a rate limit.
+async fn tiny_queue_engine() -> Engine {
+    engine_with(|b| {
+        b.limits(Limits {
+            outbound_queue: 4,
+            frames_per_second: None,
+            ..Limits::default()
+        })
+    })
+    .await
+}
 
 /// Two engines of one deployment: a shared store and presence, one bus hub.
 async fn two_nodes() -> (Engine, Engine, MemoryBusHub) {
@@ -443,14 +455,7 @@ async fn sends_past_the_rate_are_limited() {
 
 #[tokio::test]
 async fn a_slow_reader_is_closed_without_slowing_the_sender_and_loses_nothing() {
-    let engine = engine_with(|b| {
-        b.limits(Limits {
-            outbound_queue: 4,
-            frames_per_second: None,
-            ..Limits::default()
-        })
-    })
-    .await;
+    let engine = tiny_queue_engine().await;
     let alice = signup(&engine, "alice").await;
     let bob = signup(&engine, "bob").await;
     let mut a = Client::connect(&engine, &alice).await;
@@ -575,19 +580,11 @@ async fn two_nodes_share_messages_presence_and_typing_through_the_bus() {
     assert_eq!(a.expect("receipt").await["status"], "delivered");
     let id: MessageId = sent["message_id"].as_str().unwrap().parse().unwrap();
     assert_eq!(id.worker(), 1);
-    let _: UserId = bob;
 }
 
 #[tokio::test]
 async fn a_live_message_during_a_sync_comes_after_the_older_ones() {
-    let engine = engine_with(|b| {
-        b.limits(Limits {
-            outbound_queue: 4,
-            frames_per_second: None,
-            ..Limits::default()
-        })
-    })
-    .await;
+    let engine = tiny_queue_engine().await;
     let alice = signup(&engine, "alice").await;
     let bob = signup(&engine, "bob").await;
     let mut a = Client::connect(&engine, &alice).await;

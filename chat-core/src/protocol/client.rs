@@ -127,11 +127,7 @@ impl ClientFrame {
     }
 
     fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.size_hint());
-        // Writing into a Vec cannot fail, and every field serializes: strings,
-        // numbers and string-keyed objects only.
-        serde_json::to_writer(&mut out, self).expect("client frames always serialize");
-        out
+        super::json_vec(self, self.size_hint())
     }
 
     /// A close upper guess of the encoded length, so the buffer rarely grows.

@@ -57,3 +57,12 @@ pub use client::{ClientFrame, SendFrame, SendTarget};
 pub use decode::{decode_client, decode_server};
 pub use error::{BAD_FRAME, BadFrame, FrameErrorKind};
 pub use server::ServerFrame;
+
+/// `value` as JSON in a buffer of `size_hint` bytes (so it rarely grows).
+/// Frames hold only strings, numbers and string-keyed objects, and writing
+/// into a `Vec` cannot fail, so serializing cannot fail either.
+fn json_vec<T: serde::Serialize>(value: &T, size_hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut out, value).expect("frames always serialize");
+    out
+}

@@ -125,11 +125,7 @@ impl ServerFrame {
     }
 
     fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.size_hint());
-        // Writing into a Vec cannot fail, and every field serializes: strings,
-        // numbers and string-keyed objects only.
-        serde_json::to_writer(&mut out, self).expect("server frames always serialize");
-        out
+        super::json_vec(self, self.size_hint())
     }
 
     /// A close upper guess of the encoded length (keys, quotes, numbers of
