@@ -1,7 +1,7 @@
 //! The one error type of chat-core: portable kinds that every adapter maps its
 //! backend's failures onto, with the backend error kept as the source.
 
-use crate::model::ConversationId;
+use crate::model::{ConversationId, Head};
 
 /// A boxed backend error, kept as the source of an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -30,6 +30,34 @@ pub enum Error {
     NotMember {
         /// The conversation.
         conversation: ConversationId,
+    },
+    /// The caller may not do this here (allowed for some users, not this one).
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why.
+        reason: String,
+    },
+    /// The other user blocked the caller.
+    #[error("blocked: {reason}")]
+    Blocked {
+        /// What was refused.
+        reason: String,
+    },
+    /// The thing existed but is no longer usable (an expired, used-up or
+    /// revoked invite).
+    #[error("gone: {what}")]
+    Gone {
+        /// What.
+        what: String,
+    },
+    /// A conditional append lost against the conversation's head: another
+    /// entry took a higher id first, or the membership changed since the
+    /// caller read it. Nothing was stored; the engine retries. Clients never
+    /// see this.
+    #[error("conflict with the conversation head {head:?}")]
+    Conflict {
+        /// The head as the store found it.
+        head: Head,
     },
     /// The request is malformed or breaks a rule.
     #[error("invalid input: {reason}")]
@@ -77,6 +105,22 @@ impl Error {
     pub fn already_exists(what: impl Into<String>) -> Self {
         Self::AlreadyExists { what: what.into() }
     }
+    /// An [`Error::Forbidden`].
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::Forbidden {
+            reason: reason.into(),
+        }
+    }
+    /// An [`Error::Blocked`].
+    pub fn blocked(reason: impl Into<String>) -> Self {
+        Self::Blocked {
+            reason: reason.into(),
+        }
+    }
+    /// An [`Error::Gone`].
+    pub fn gone(what: impl Into<String>) -> Self {
+        Self::Gone { what: what.into() }
+    }
     /// An [`Error::InvalidInput`].
     pub fn invalid(reason: impl Into<String>) -> Self {
         Self::InvalidInput {
@@ -111,6 +155,10 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::AlreadyExists { .. } => "already_exists",
             Self::NotMember { .. } => "not_member",
+            Self::Forbidden { .. } => "forbidden",
+            Self::Blocked { .. } => "blocked",
+            Self::Gone { .. } => "gone",
+            Self::Conflict { .. } => "conflict",
             Self::InvalidInput { .. } => "invalid_input",
             Self::TooLarge { .. } => "too_large",
             Self::RateLimited => "rate_limited",

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cluster;
+#[cfg(any())]
 pub mod engine;
 pub mod error;
 pub mod id;

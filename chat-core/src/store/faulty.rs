@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId, NewMessage, UserId};
-use crate::store::{Acked, Appended, Cursors, MessageStore};
+use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
 
 /// One [`MessageStore`] method, as a fault target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,26 +34,38 @@ use crate::store::{Acked, Appended, Cursors, MessageStore};
 pub enum Op {
     /// [`MessageStore::append`].
     Append,
-    /// [`MessageStore::remove`].
-    Remove,
+    /// [`MessageStore::head`].
+    Head,
+    /// [`MessageStore::heads`].
+    Heads,
+    /// [`MessageStore::entry`].
+    Entry,
     /// [`MessageStore::history`].
     History,
-    /// [`MessageStore::pending`].
-    Pending,
+    /// [`MessageStore::range`].
+    Range,
+    /// [`MessageStore::remove`].
+    Remove,
+    /// [`MessageStore::purge`].
+    Purge,
+    /// [`MessageStore::cursors`].
+    Cursors,
+    /// [`MessageStore::user_cursors`].
+    UserCursors,
+    /// [`MessageStore::device_cursors`].
+    DeviceCursors,
+    /// [`MessageStore::conversation_cursors`].
+    ConversationCursors,
     /// [`MessageStore::ack`].
     Ack,
     /// [`MessageStore::mark_read`].
     MarkRead,
-    /// [`MessageStore::cursors`].
-    Cursors,
-    /// [`MessageStore::clear_pending`].
-    ClearPending,
-    /// [`MessageStore::purge_delivered`].
-    PurgeDelivered,
-    /// [`MessageStore::last_message_id`].
-    LastMessageId,
-    /// [`MessageStore::unread`].
-    Unread,
+    /// [`MessageStore::start_member`].
+    StartMember,
+    /// [`MessageStore::start_device`].
+    StartDevice,
+    /// [`MessageStore::forget_device`].
+    ForgetDevice,
 }
 
 impl Op {
@@ -61,16 +73,22 @@ impl Op {
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Append => "append",
-            Op::Remove => "remove",
+            Op::Head => "head",
+            Op::Heads => "heads",
+            Op::Entry => "entry",
             Op::History => "history",
-            Op::Pending => "pending",
+            Op::Range => "range",
+            Op::Remove => "remove",
+            Op::Purge => "purge",
+            Op::Cursors => "cursors",
+            Op::UserCursors => "user_cursors",
+            Op::DeviceCursors => "device_cursors",
+            Op::ConversationCursors => "conversation_cursors",
             Op::Ack => "ack",
             Op::MarkRead => "mark_read",
-            Op::Cursors => "cursors",
-            Op::ClearPending => "clear_pending",
-            Op::PurgeDelivered => "purge_delivered",
-            Op::LastMessageId => "last_message_id",
-            Op::Unread => "unread",
+            Op::StartMember => "start_member",
+            Op::StartDevice => "start_device",
+            Op::ForgetDevice => "forget_device",
         }
     }
 
@@ -260,13 +278,50 @@ impl FaultyStore {
 
 #[async_trait]
 impl MessageStore for FaultyStore {
-    async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
+    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
         self.check(Op::Append)?;
-        let appended = self.inner.append(msg, recipients).await?;
+        let appended = self.inner.append(entry, expected_version).await?;
         if self.switch.loses_append_reply() {
             return Err(injected(Op::Append, true));
         }
         Ok(appended)
+    }
+
+    async fn head(&self, conversation: &ConversationId) -> Result<Head> {
+        self.check(Op::Head)?;
+        self.inner.head(conversation).await
+    }
+
+    async fn heads(&self, conversations: &[ConversationId]) -> Result<Vec<Head>> {
+        self.check(Op::Heads)?;
+        self.inner.heads(conversations).await
+    }
+
+    async fn entry(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<Message>> {
+        self.check(Op::Entry)?;
+        self.inner.entry(conversation, id).await
+    }
+
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        floor: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.check(Op::History)?;
+        self.inner.history(conversation, before, floor, limit).await
+    }
+
+    async fn range(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.check(Op::Range)?;
+        self.inner.range(conversation, after, up_to, limit).await
     }
 
     async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
@@ -274,34 +329,52 @@ impl MessageStore for FaultyStore {
         self.inner.remove(conversation, id).await
     }
 
-    async fn history(
-        &self,
-        conversation: &ConversationId,
-        before: Option<MessageId>,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        self.check(Op::History)?;
-        self.inner.history(conversation, before, limit).await
+    async fn purge(&self, conversation: &ConversationId, up_to: MessageId) -> Result<u64> {
+        self.check(Op::Purge)?;
+        self.inner.purge(conversation, up_to).await
     }
 
-    async fn pending(
+    async fn cursors(
         &self,
         user: &UserId,
-        after: Option<MessageId>,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        self.check(Op::Pending)?;
-        self.inner.pending(user, after, limit).await
+        device: Option<&DeviceId>,
+        conversation: &ConversationId,
+    ) -> Result<Cursors> {
+        self.check(Op::Cursors)?;
+        self.inner.cursors(user, device, conversation).await
+    }
+
+    async fn user_cursors(
+        &self,
+        user: &UserId,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<Cursors>> {
+        self.check(Op::UserCursors)?;
+        self.inner.user_cursors(user, conversations).await
+    }
+
+    async fn device_cursors(&self, device: &DeviceId) -> Result<Vec<(ConversationId, MessageId)>> {
+        self.check(Op::DeviceCursors)?;
+        self.inner.device_cursors(device).await
+    }
+
+    async fn conversation_cursors(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<DeviceCursor>> {
+        self.check(Op::ConversationCursors)?;
+        self.inner.conversation_cursors(conversation).await
     }
 
     async fn ack(
         &self,
         user: &UserId,
+        device: &DeviceId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<Vec<Acked>> {
+    ) -> Result<AckMoved> {
         self.check(Op::Ack)?;
-        self.inner.ack(user, conversation, up_to).await
+        self.inner.ack(user, device, conversation, up_to).await
     }
 
     async fn mark_read(
@@ -309,42 +382,29 @@ impl MessageStore for FaultyStore {
         user: &UserId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<bool> {
+    ) -> Result<(Option<MessageId>, bool)> {
         self.check(Op::MarkRead)?;
         self.inner.mark_read(user, conversation, up_to).await
     }
 
-    async fn cursors(&self, user: &UserId, conversation: &ConversationId) -> Result<Cursors> {
-        self.check(Op::Cursors)?;
-        self.inner.cursors(user, conversation).await
-    }
-
-    async fn clear_pending(
+    async fn start_member(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-    ) -> Result<Vec<MessageId>> {
-        self.check(Op::ClearPending)?;
-        self.inner.clear_pending(user, conversation).await
+        head: Head,
+    ) -> Result<()> {
+        self.check(Op::StartMember)?;
+        self.inner.start_member(user, conversation, head).await
     }
 
-    async fn purge_delivered(
-        &self,
-        conversation: &ConversationId,
-        ids: &[MessageId],
-    ) -> Result<Vec<MessageId>> {
-        self.check(Op::PurgeDelivered)?;
-        self.inner.purge_delivered(conversation, ids).await
+    async fn start_device(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        self.check(Op::StartDevice)?;
+        self.inner.start_device(user, device).await
     }
 
-    async fn last_message_id(&self, conversation: &ConversationId) -> Result<Option<MessageId>> {
-        self.check(Op::LastMessageId)?;
-        self.inner.last_message_id(conversation).await
-    }
-
-    async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
-        self.check(Op::Unread)?;
-        self.inner.unread(user, conversation).await
+    async fn forget_device(&self, device: &DeviceId) -> Result<()> {
+        self.check(Op::ForgetDevice)?;
+        self.inner.forget_device(device).await
     }
 }
 
@@ -362,10 +422,10 @@ mod tests {
         assert!(s.fails_before(Op::Append));
         assert!(!s.fails_before(Op::Append));
         s.fail(Op::Ack, true);
-        s.fail(Op::Unread, true);
-        assert!(s.fails_before(Op::Ack) && s.fails_before(Op::Unread));
+        s.fail(Op::Purge, true);
+        assert!(s.fails_before(Op::Ack) && s.fails_before(Op::Purge));
         s.fail(Op::Ack, false);
-        assert!(!s.fails_before(Op::Ack) && s.fails_before(Op::Unread));
+        assert!(!s.fails_before(Op::Ack) && s.fails_before(Op::Purge));
         s.clear();
         s.fail_all(true);
         assert!(

@@ -9,146 +9,77 @@
 //! # Two ways to shard
 //!
 //! [`ShardBy::Conversation`] keeps each conversation whole on the shard of
-//! its id: one write per message, one place for its history, cursors and
-//! pending deliveries. It suits group-heavy chat.
+//! its id: its log, head and cursors in one place. It suits group-heavy chat.
 //!
 //! [`ShardBy::User`] places a direct conversation on the shards of its two
-//! users, the way the design notes put it for one-to-one-heavy chat: each
-//! of the two shards holds a full copy (message, pending delivery, cursors),
-//! so either user's shard answers for the whole conversation. When both
-//! users hash to the same shard, everything is written once. Groups under
-//! `ShardBy::User` are placed by conversation, like `ShardBy::Conversation`:
-//! copying a group message to every member's shard would cost a write per
-//! member shard (up to N) and make the all-or-nothing undo below span that
-//! many shards, for no gain, since a group's history is read as one thing.
+//! users, the way the design notes put it for one-to-one-heavy chat: each of
+//! the two shards holds a full copy (log, head, cursors), so either user's
+//! shard answers for the whole conversation. When both users hash to the
+//! same shard, everything is written once. Groups under `ShardBy::User` are
+//! placed by conversation: copying a group's log to every member's shard
+//! would cost a write per member shard for no gain.
 //!
-//! The two copies of a direct conversation are mirrors, pending deliveries
-//! included, rather than "the recipient's shard holds the delivery": because
-//! [`MessageStore::purge_delivered`] deletes what no user has pending *on
-//! that shard*, a shard without the delivery would delete the message
-//! before the recipient acked it.
+//! # Routing
 //!
-//! # Routing table
+//! "conv" is the shard of the conversation; for a direct conversation under
+//! `ShardBy::User` whose users live on different shards, "mine" is the
+//! shard of the user asking (or of the sender) and "other" the other one.
 //!
-//! "conv" is the shard of the conversation id; for a direct conversation
-//! under `ShardBy::User`, "A" and "B" are the shards of the users that
-//! [`ConversationId::direct`] names first and second (when A = B, every row
-//! reads "A, once"). "user" is the shard of the `user` argument when it is A
-//! or B's user, else A.
+//! | method | one shard | mirrored direct conversation |
+//! |---|---|---|
+//! | `append` | conv | mine, then other; mine undone when other fails |
+//! | `head`, `entry`, `cursors` | conv | first user's shard, the other if it fails |
+//! | `history`, `range` | conv | both, merged by id (either alone if the other fails) |
+//! | `heads`, `user_cursors` | conv, grouped | the asking user's shard, grouped |
+//! | `remove`, `purge`, `ack`, `mark_read`, `start_member` | conv | both |
+//! | `conversation_cursors` | conv | both, the newest cursor of each device |
+//! | `device_cursors`, `start_device`, `forget_device` | every shard | every shard |
 //!
-//! | method            | `Conversation`; `User` groups | `User`, direct conversation, A ≠ B |
-//! |-------------------|-------------------------------|------------------------------------|
-//! | `append`          | conv                          | sender's shard, then the other; undo on failure |
-//! | `remove`          | conv                          | A and B                            |
-//! | `history`         | conv                          | A; B if A fails                    |
-//! | `last_message_id` | conv                          | A; B if A fails                    |
-//! | `pending`         | every shard, merged by id     | every shard, merged by id, one per id |
-//! | `ack`             | conv                          | A and B; union of what was removed |
-//! | `mark_read`       | conv                          | A and B; moved if it moved on either |
-//! | `cursors`         | conv                          | user; the other if it fails        |
-//! | `unread`          | conv                          | user; the other if it fails        |
-//! | `clear_pending`   | conv                          | A and B; union of the ids          |
-//! | `purge_delivered` | conv                          | A and B; union of the ids          |
-//!
-//! `pending` reads every shard in both modes: the trait asks for a user's
-//! deliveries across all its conversations, and this layer does not know
-//! which those are. Under `ShardBy::Conversation` they are spread by
-//! conversation; under `ShardBy::User` a user's direct deliveries are on its
-//! own shard but its group deliveries are on the groups' shards. The shards
-//! are asked at once, each for `limit` after the same cursor, and their
-//! pages merged (see `sharded/merge.rs` for why that pages correctly). If any
-//! shard fails, `pending` fails: answering with the others could move the
-//! caller's cursor past deliveries still waiting on the failed shard. So a
-//! shard that is down stops sync for every user, while sends and reads of
-//! conversations on other shards go on.
-//!
-//! Writes to both A and B answer an error if either fails, having applied
-//! to the other. That is safe to retry because each of them is idempotent:
-//! cursors never move backwards, and removing what is gone removes nothing.
-//! Acks are cumulative, so the next ack also finishes an earlier one. Until
-//! then the shard that missed an ack still lists the delivery, and the user
-//! may get that message again (delivery is at least once; clients drop
-//! repeats by id). Reads that fall back to the other shard may see such a
-//! lag.
+//! Writes to both copies answer an error if either fails, having applied to
+//! the other. That is safe to retry: cursors never move backwards, purges and
+//! removes are idempotent. Reads of both copies merge, so an entry that only
+//! one copy holds (a half-done send, see below) is still read.
 //!
 //! # A send to two shards
 //!
-//! Under `ShardBy::User` a direct message is appended to the sender's shard,
-//! then the same message (same id) to the other shard. If the second write
-//! fails, the message is removed from both with [`MessageStore::remove`]
-//! (which takes its dedup key too) and the send answers
-//! [`Error::Unavailable`] with the failure as source: "not stored, retry
-//! with the same client_msg_id". The undo removes only the id this call
-//! assigned, which can name no other message; removing it from the second
-//! shard as well covers a write that landed before its reply was lost.
-//!
-//! If the undo fails too, it is logged with `tracing::error` and the answer
-//! is still `Unavailable`, but the sender's shard keeps the message, with a
-//! pending delivery for the recipient. What that residue does:
-//! - The sender was never told `sent`, and the client retries with the same
-//!   `client_msg_id`. The retry dedups on the sender's shard to the residue
-//!   and writes that message (its original id) to the other shard: the send
-//!   completes once, with the id of the first attempt, and is answered as
-//!   new so the caller delivers it.
-//! - Until a retry, the recipient can receive it through `pending`, which
-//!   reads the sender's shard too. That is what a single store does when
-//!   its reply is lost after it committed, and what happens when the first
-//!   write here loses its reply (which is why that case is not undone).
-//! - A send without a `client_msg_id` cannot be matched by its retry: the
-//!   residue then stays as a message the sender believes failed, and its
-//!   resend is a second message.
-//! - Cancelling the send between the two writes leaves the same residue as
-//!   a failed undo.
-//!
-//! If the second write landed but its reply was lost and its undo failed,
-//! the residue is on the other shard. The retry then writes a new id on the
-//! sender's shard and meets the residue as a duplicate with another id on
-//! the other shard; neither was ever acknowledged, so the sender's shard
-//! drops its copy and takes the other's, and the send answers with it.
-//!
-//! Within one process, two-shard sends that share a dedup key run one after
-//! the other (`KeyLocks` in `sharded/mirror.rs`), so a retry cannot finish
-//! the send whose undo is about to remove it. A retry sent to another node
-//! while the first attempt is still in flight can still meet that race.
-//!
-//! Dedup keys are per shard: under `ShardBy::Conversation` (and for groups)
-//! a sender reusing one `client_msg_id` in two conversations on different
-//! shards gets two messages. Clients make a fresh key per message, so only
-//! a retry reuses one, and a retry goes to the same conversation.
+//! A mirrored append writes the sender's shard, then the same entry (same id)
+//! to the other. If the second write fails, the first is removed again with
+//! [`MessageStore::remove`] and the send fails: not stored, retry with the
+//! same `client_msg_id`. If that undo fails too, the sender's copy keeps the
+//! entry: the retry then dedups to it on the sender's shard and this layer
+//! writes the same entry to the other shard, completing the send with the
+//! first attempt's id. Until then the entry is read through the merged
+//! reads; the sender was never told `sent`.
 
-mod merge;
-mod mirror;
 mod route;
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::future::try_join_all;
+use futures::future::{join, try_join_all};
 
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId, NewMessage, UserId};
-use crate::store::{Acked, Appended, Cursors, MessageStore};
+use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
 
-use self::mirror::{KeyLocks, Shard};
 use self::route::{Placement, placement, shard_index};
 
 /// How [`ShardedStore`] places conversations on shards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShardBy {
-    /// Each conversation on the shard of its id.
+    /// Every conversation on the shard of its id.
     Conversation,
-    /// A direct conversation on the shards of both its users (a full copy
-    /// on each); a group on the shard of its id.
+    /// Direct conversations on both users' shards (mirrored); groups by id.
     User,
 }
 
-/// A [`MessageStore`] spread over several, by user or by conversation (see
-/// the [module docs](self) for the routing table and failure handling).
+/// A [`MessageStore`] over several shards (see the module docs).
 pub struct ShardedStore {
     shards: Vec<Arc<dyn MessageStore>>,
     by: ShardBy,
-    send_locks: KeyLocks,
 }
 
 impl fmt::Debug for ShardedStore {
@@ -160,92 +91,53 @@ impl fmt::Debug for ShardedStore {
     }
 }
 
-/// Which shards one call goes to.
-enum Target {
-    One(usize),
-    /// Both copies of a mirrored direct conversation; reads go to `primary`
-    /// and fall back to `secondary`.
-    Both {
-        primary: usize,
-        secondary: usize,
-    },
-}
+/// The copies a call touches: (mine, the other copy if mirrored).
+type Copies = (usize, Option<usize>);
 
 impl ShardedStore {
-    /// Spreads messages over `shards` by `by`. The order of `shards` is part
-    /// of the data layout: always open them in the same order.
-    /// [`Error::InvalidInput`] when `shards` is empty.
+    /// Spreads over `shards` (at least one) as `by` says.
     pub fn new(shards: Vec<Arc<dyn MessageStore>>, by: ShardBy) -> Result<Self> {
         if shards.is_empty() {
             return Err(Error::invalid("a sharded store needs at least one shard"));
         }
-        Ok(Self {
-            shards,
-            by,
-            send_locks: KeyLocks::new(),
-        })
+        Ok(Self { shards, by })
     }
 
-    /// How conversations are placed.
+    /// How it shards.
     pub fn shard_by(&self) -> ShardBy {
         self.by
     }
 
-    /// The number of shards.
+    /// How many shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
 
-    /// The index of the shard that `user` hashes to (under
-    /// [`ShardBy::User`], the shard holding its direct conversations).
+    /// The shard of `user` (where its copies of direct conversations live
+    /// under [`ShardBy::User`]).
     pub fn shard_of_user(&self, user: &UserId) -> usize {
         shard_index(user.as_str(), self.shards.len())
     }
 
-    /// The index of the shard that `conversation`'s id hashes to (every
-    /// conversation under [`ShardBy::Conversation`], groups under
-    /// [`ShardBy::User`]).
+    /// The shard of a conversation placed by id.
     pub fn shard_of_conversation(&self, conversation: &ConversationId) -> usize {
         shard_index(conversation.as_str(), self.shards.len())
     }
 
-    fn placement(&self, conversation: &ConversationId) -> Placement {
-        placement(self.by, self.shards.len(), conversation)
-    }
-
-    /// Where a call without a user goes; reads prefer the first user's shard.
-    fn target(&self, conversation: &ConversationId) -> Target {
-        match self.placement(conversation) {
-            Placement::One(shard) => Target::One(shard),
-            Placement::Mirrored { first, second, .. } => Target::Both {
-                primary: first,
-                secondary: second,
-            },
-        }
-    }
-
-    /// Where a call about `user` goes; reads prefer `user`'s own shard.
-    fn user_target(&self, user: &UserId, conversation: &ConversationId) -> Target {
-        match self.placement(conversation) {
-            Placement::One(shard) => Target::One(shard),
+    /// The copies of `conversation`, `user`'s own first when it has one.
+    fn copies(&self, conversation: &ConversationId, user: Option<&UserId>) -> Copies {
+        match placement(self.by, self.shards.len(), conversation) {
+            Placement::One(shard) => (shard, None),
             Placement::Mirrored {
                 first,
                 second,
                 first_user,
-            } => {
-                let mine = self.shard_of_user(user);
-                if mine == second && *user != first_user {
-                    Target::Both {
-                        primary: second,
-                        secondary: first,
-                    }
-                } else {
-                    Target::Both {
-                        primary: first,
-                        secondary: second,
-                    }
+            } => match user {
+                Some(u) if *u != first_user && self.shard_of_user(u) == second => {
+                    (second, Some(first))
                 }
-            }
+                _ => (first, Some(second)),
+            },
         }
     }
 
@@ -253,139 +145,303 @@ impl ShardedStore {
         &self.shards[index]
     }
 
-    /// Runs the read `op` on `target`, falling back to the secondary copy
-    /// when the primary fails.
-    async fn read<'a, T, F, Fut>(&'a self, target: Target, what: &str, op: F) -> Result<T>
-    where
-        F: Fn(&'a Arc<dyn MessageStore>) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        match target {
-            Target::One(shard) => op(self.shard(shard)).await,
-            Target::Both { primary, secondary } => match op(self.shard(primary)).await {
-                Ok(value) => Ok(value),
-                Err(error) => {
-                    tracing::warn!(
-                        shard = primary,
-                        fallback = secondary,
-                        %error,
-                        "{what} failed on one copy of a direct conversation; reading the other"
-                    );
-                    op(self.shard(secondary)).await
-                }
-            },
-        }
-    }
-
-    /// Runs the write `op` on every copy in `target` at once and combines the
-    /// answers with `join`; fails when any copy fails (the others keep the
-    /// write: every such write is idempotent, see the module docs).
-    async fn write<'a, T, F, Fut>(
+    /// Reads one copy, the other when it fails.
+    async fn read_one<'a, T, F, Fut>(
         &'a self,
-        target: Target,
+        (mine, other): Copies,
+        what: &str,
         op: F,
-        join: impl FnOnce(T, T) -> T,
     ) -> Result<T>
     where
         F: Fn(&'a Arc<dyn MessageStore>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        match target {
-            Target::One(shard) => op(self.shard(shard)).await,
-            Target::Both { primary, secondary } => {
-                let (a, b) = tokio::join!(op(self.shard(primary)), op(self.shard(secondary)));
-                Ok(join(a?, b?))
+        match op(self.shard(mine)).await {
+            Ok(value) => Ok(value),
+            Err(error) => match other {
+                Some(other) => {
+                    tracing::warn!(shard = mine, %error, "{what} failed on one copy; reading the other");
+                    op(self.shard(other)).await
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// Reads both copies and merges them; either alone when the other fails.
+    async fn read_both<'a, T, F, Fut>(
+        &'a self,
+        (mine, other): Copies,
+        op: F,
+        merge: impl FnOnce(T, T) -> T,
+    ) -> Result<T>
+    where
+        F: Fn(&'a Arc<dyn MessageStore>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Some(other) = other else {
+            return op(self.shard(mine)).await;
+        };
+        match join(op(self.shard(mine)), op(self.shard(other))).await {
+            (Ok(a), Ok(b)) => Ok(merge(a, b)),
+            (Ok(v), Err(e)) | (Err(e), Ok(v)) => {
+                tracing::warn!(error = %e, "one copy of a direct conversation failed a read");
+                Ok(v)
+            }
+            (Err(e), Err(_)) => Err(e),
+        }
+    }
+
+    /// Writes every copy; fails if any failed (after applying to the others).
+    async fn write_all<'a, T, F, Fut>(&'a self, (mine, other): Copies, op: F) -> Result<T>
+    where
+        F: Fn(&'a Arc<dyn MessageStore>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Some(other) = other else {
+            return op(self.shard(mine)).await;
+        };
+        let (a, b) = join(op(self.shard(mine)), op(self.shard(other))).await;
+        b?;
+        a
+    }
+
+    async fn every_shard<'a, T, F, Fut>(&'a self, op: F) -> Result<Vec<T>>
+    where
+        F: Fn(&'a Arc<dyn MessageStore>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        try_join_all(self.shards.iter().map(op)).await
+    }
+
+    /// Runs `op` per shard on the conversations that shard answers for
+    /// (`user`'s copy first), and puts the answers back in input order.
+    async fn grouped<T: Default + Clone, F, Fut>(
+        &self,
+        conversations: &[ConversationId],
+        user: Option<&UserId>,
+        op: F,
+    ) -> Result<Vec<T>>
+    where
+        F: Fn(Arc<dyn MessageStore>, Vec<ConversationId>) -> Fut,
+        Fut: Future<Output = Result<Vec<T>>>,
+    {
+        let mut by_shard: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, c) in conversations.iter().enumerate() {
+            by_shard.entry(self.copies(c, user).0).or_default().push(i);
+        }
+        let calls = by_shard.iter().map(|(shard, idx)| {
+            let ids: Vec<ConversationId> = idx.iter().map(|&i| conversations[i].clone()).collect();
+            op(self.shard(*shard).clone(), ids)
+        });
+        let answers = try_join_all(calls).await?;
+        let mut out = vec![T::default(); conversations.len()];
+        for ((_, idx), answer) in by_shard.iter().zip(answers) {
+            for (&i, value) in idx.iter().zip(answer) {
+                out[i] = value;
             }
         }
+        Ok(out)
     }
 }
 
-/// `a` and `b` as one ascending list without repeats.
-fn union_ids(mut a: Vec<MessageId>, b: Vec<MessageId>) -> Vec<MessageId> {
-    a.extend(b);
-    a.sort_unstable();
-    a.dedup();
-    a
+/// Two pages of one conversation merged: every id once, in `order`, at most `limit`.
+fn merge_pages(a: Vec<Message>, b: Vec<Message>, newest_first: bool, limit: usize) -> Vec<Message> {
+    let mut by_id: BTreeMap<MessageId, Message> = BTreeMap::new();
+    for m in a.into_iter().chain(b) {
+        by_id.entry(m.message_id).or_insert(m);
+    }
+    if newest_first {
+        by_id.into_values().rev().take(limit).collect()
+    } else {
+        by_id.into_values().take(limit).collect()
+    }
 }
 
 #[async_trait]
 impl MessageStore for ShardedStore {
-    async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
-        match self.placement(&msg.message.conversation_id) {
-            Placement::One(shard) => self.shard(shard).append(msg, recipients).await,
-            Placement::Mirrored {
-                first,
-                second,
-                first_user,
-            } => {
-                let (senders, other) = if msg.message.sender_id == first_user {
-                    (first, second)
-                } else {
-                    (second, first)
-                };
-                let senders = Shard {
-                    index: senders,
-                    store: self.shard(senders),
-                };
-                let other = Shard {
-                    index: other,
-                    store: self.shard(other),
-                };
-                mirror::append_mirrored(&self.send_locks, senders, other, msg, recipients).await
+    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
+        let conversation = entry.message.conversation_id.clone();
+        let (mine, other) = self.copies(&conversation, Some(&entry.message.sender_id));
+        let first = self
+            .shard(mine)
+            .append(entry.clone(), expected_version)
+            .await?;
+        let Some(other) = other else {
+            return Ok(first);
+        };
+        // The other copy gets the same entry (the first one's, for a retry
+        // that met its own earlier attempt).
+        let copy = NewMessage {
+            message: first.message.clone(),
+            ..entry
+        };
+        let id = copy.message.message_id;
+        if first.duplicate {
+            // Complete a send whose second write may have failed before.
+            if self.shard(other).entry(&conversation, id).await?.is_none() {
+                match self.shard(other).append(copy, expected_version).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, %conversation, "could not complete a half-done mirrored send")
+                    }
+                }
+            }
+            return Ok(first);
+        }
+        match self.shard(other).append(copy, expected_version).await {
+            Ok(_) => Ok(first),
+            Err(error) => {
+                if let Err(undo) = self.shard(mine).remove(&conversation, id).await {
+                    tracing::error!(%conversation, %id, error = %undo, "undo of a half-done mirrored send failed; the retry completes it");
+                }
+                Err(error)
             }
         }
     }
 
-    async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
-        let target = self.target(conversation);
-        self.write(target, |s| s.remove(conversation, id), |(), ()| ())
-            .await
+    async fn head(&self, conversation: &ConversationId) -> Result<Head> {
+        self.read_one(self.copies(conversation, None), "head", |s| {
+            s.head(conversation)
+        })
+        .await
+    }
+
+    async fn heads(&self, conversations: &[ConversationId]) -> Result<Vec<Head>> {
+        self.grouped(
+            conversations,
+            None,
+            |s, ids| async move { s.heads(&ids).await },
+        )
+        .await
+    }
+
+    async fn entry(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<Message>> {
+        self.read_both(
+            self.copies(conversation, None),
+            |s| s.entry(conversation, id),
+            |a, b| a.or(b),
+        )
+        .await
     }
 
     async fn history(
         &self,
         conversation: &ConversationId,
         before: Option<MessageId>,
+        floor: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>> {
-        let target = self.target(conversation);
-        self.read(target, "history", |s| {
-            s.history(conversation, before, limit)
+        self.read_both(
+            self.copies(conversation, None),
+            |s| s.history(conversation, before, floor, limit),
+            |a, b| merge_pages(a, b, true, limit),
+        )
+        .await
+    }
+
+    async fn range(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.read_both(
+            self.copies(conversation, None),
+            |s| s.range(conversation, after, up_to, limit),
+            |a, b| merge_pages(a, b, false, limit),
+        )
+        .await
+    }
+
+    async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
+        self.write_all(self.copies(conversation, None), |s| {
+            s.remove(conversation, id)
         })
         .await
     }
 
-    async fn pending(
+    async fn purge(&self, conversation: &ConversationId, up_to: MessageId) -> Result<u64> {
+        self.write_all(self.copies(conversation, None), |s| {
+            s.purge(conversation, up_to)
+        })
+        .await
+    }
+
+    async fn cursors(
         &self,
         user: &UserId,
-        after: Option<MessageId>,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        if let [only] = self.shards.as_slice() {
-            return only.pending(user, after, limit).await;
+        device: Option<&DeviceId>,
+        conversation: &ConversationId,
+    ) -> Result<Cursors> {
+        self.read_one(self.copies(conversation, Some(user)), "cursors", |s| {
+            s.cursors(user, device, conversation)
+        })
+        .await
+    }
+
+    async fn user_cursors(
+        &self,
+        user: &UserId,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<Cursors>> {
+        self.grouped(conversations, Some(user), |s, ids| async move {
+            s.user_cursors(user, &ids).await
+        })
+        .await
+    }
+
+    async fn device_cursors(&self, device: &DeviceId) -> Result<Vec<(ConversationId, MessageId)>> {
+        let all = self.every_shard(|s| s.device_cursors(device)).await?;
+        let mut newest: BTreeMap<ConversationId, MessageId> = BTreeMap::new();
+        for (c, id) in all.into_iter().flatten() {
+            let e = newest.entry(c).or_insert(id);
+            *e = (*e).max(id);
         }
-        let pages = try_join_all(self.shards.iter().map(|s| s.pending(user, after, limit))).await?;
-        Ok(merge::merge_pages(pages, limit))
+        Ok(newest.into_iter().collect())
+    }
+
+    async fn conversation_cursors(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<DeviceCursor>> {
+        self.read_both(
+            self.copies(conversation, None),
+            |s| s.conversation_cursors(conversation),
+            |a, b| {
+                let mut newest: HashMap<(UserId, DeviceId), MessageId> = HashMap::new();
+                for c in a.into_iter().chain(b) {
+                    let e = newest
+                        .entry((c.user_id, c.device_id))
+                        .or_insert(c.delivered);
+                    *e = (*e).max(c.delivered);
+                }
+                let mut out: Vec<DeviceCursor> = newest
+                    .into_iter()
+                    .map(|((user_id, device_id), delivered)| DeviceCursor {
+                        user_id,
+                        device_id,
+                        delivered,
+                    })
+                    .collect();
+                out.sort_by(|a, b| (&a.user_id, &a.device_id).cmp(&(&b.user_id, &b.device_id)));
+                out
+            },
+        )
+        .await
     }
 
     async fn ack(
         &self,
         user: &UserId,
+        device: &DeviceId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<Vec<Acked>> {
-        let target = self.user_target(user, conversation);
-        self.write(
-            target,
-            |s| s.ack(user, conversation, up_to),
-            |mut a, b| {
-                // Both copies hold the same deliveries; keep one of each.
-                a.extend(b);
-                a.sort_unstable_by_key(|acked| acked.message_id);
-                a.dedup_by_key(|acked| acked.message_id);
-                a
-            },
-        )
+    ) -> Result<AckMoved> {
+        self.write_all(self.copies(conversation, Some(user)), |s| {
+            s.ack(user, device, conversation, up_to)
+        })
         .await
     }
 
@@ -394,64 +450,32 @@ impl MessageStore for ShardedStore {
         user: &UserId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<bool> {
-        let target = self.user_target(user, conversation);
-        self.write(
-            target,
-            |s| s.mark_read(user, conversation, up_to),
-            |a, b| a || b,
-        )
-        .await
-    }
-
-    async fn cursors(&self, user: &UserId, conversation: &ConversationId) -> Result<Cursors> {
-        let target = self.user_target(user, conversation);
-        self.read(target, "cursors", |s| s.cursors(user, conversation))
-            .await
-    }
-
-    async fn clear_pending(
-        &self,
-        user: &UserId,
-        conversation: &ConversationId,
-    ) -> Result<Vec<MessageId>> {
-        let target = self.user_target(user, conversation);
-        self.write(target, |s| s.clear_pending(user, conversation), union_ids)
-            .await
-    }
-
-    async fn purge_delivered(
-        &self,
-        conversation: &ConversationId,
-        ids: &[MessageId],
-    ) -> Result<Vec<MessageId>> {
-        let target = self.target(conversation);
-        self.write(target, |s| s.purge_delivered(conversation, ids), union_ids)
-            .await
-    }
-
-    async fn last_message_id(&self, conversation: &ConversationId) -> Result<Option<MessageId>> {
-        let target = self.target(conversation);
-        self.read(target, "last_message_id", |s| {
-            s.last_message_id(conversation)
+    ) -> Result<(Option<MessageId>, bool)> {
+        self.write_all(self.copies(conversation, Some(user)), |s| {
+            s.mark_read(user, conversation, up_to)
         })
         .await
     }
 
-    async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
-        let target = self.user_target(user, conversation);
-        self.read(target, "unread", |s| s.unread(user, conversation))
-            .await
+    async fn start_member(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        head: Head,
+    ) -> Result<()> {
+        self.write_all(self.copies(conversation, Some(user)), |s| {
+            s.start_member(user, conversation, head)
+        })
+        .await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    async fn start_device(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        self.every_shard(|s| s.start_device(user, device)).await?;
+        Ok(())
+    }
 
-    #[test]
-    fn needs_at_least_one_shard() {
-        let err = ShardedStore::new(Vec::new(), ShardBy::User).unwrap_err();
-        assert_eq!(err.code(), "invalid_input");
+    async fn forget_device(&self, device: &DeviceId) -> Result<()> {
+        self.every_shard(|s| s.forget_device(device)).await?;
+        Ok(())
     }
 }

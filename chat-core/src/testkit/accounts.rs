@@ -1,10 +1,11 @@
-//! [`AccountStore`] conformance: accounts, unique usernames, profiles.
+//! [`AccountStore`] conformance: accounts, unique usernames, profiles,
+//! devices and blocks.
 
 use std::sync::Arc;
 
-use super::fixtures::{unique, user};
+use super::fixtures::{device, sorted, unique, user};
 use crate::error::Error;
-use crate::model::{Account, UserId, now_millis};
+use crate::model::{Account, Device, UserId, now_millis};
 use crate::store::AccountStore;
 
 fn account(id: &UserId, username: &str) -> Account {
@@ -172,4 +173,107 @@ pub async fn account_set_display_name(store: &dyn AccountStore) {
         matches!(err, Error::NotFound { .. }),
         "an unknown account must be NotFound, got {err:?}"
     );
+}
+
+/// Devices: created, listed per user oldest first, read by id, touched
+/// (never backwards), removed only by their own user.
+pub async fn devices_create_list_touch_remove(store: &dyn AccountStore) {
+    let (u, other) = (user("u"), user("other"));
+    let phone = Device {
+        device_id: device("phone"),
+        user_id: u.clone(),
+        name: "phone".into(),
+        created_at: 1_000,
+        last_seen: None,
+    };
+    let laptop = Device {
+        device_id: device("laptop"),
+        name: "laptop".into(),
+        created_at: 2_000,
+        ..phone.clone()
+    };
+    store
+        .create_device(laptop.clone())
+        .await
+        .expect("create_device failed");
+    store
+        .create_device(phone.clone())
+        .await
+        .expect("create_device failed");
+    let err = store
+        .create_device(phone.clone())
+        .await
+        .expect_err("a taken device id");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "got {err:?}");
+    assert_eq!(
+        store.devices(&u).await.expect("devices failed"),
+        vec![phone.clone(), laptop.clone()],
+        "devices are listed oldest first"
+    );
+    assert!(store.devices(&other).await.expect("devices").is_empty());
+    store
+        .touch_device(&phone.device_id, 5_000)
+        .await
+        .expect("touch failed");
+    store
+        .touch_device(&phone.device_id, 4_000)
+        .await
+        .expect("touch failed");
+    let touched = store
+        .device(&phone.device_id)
+        .await
+        .expect("device failed")
+        .expect("the device is there");
+    assert_eq!(
+        touched.last_seen,
+        Some(5_000),
+        "last_seen never moves backwards"
+    );
+    assert!(touched.ever_connected());
+    assert!(
+        !store
+            .remove_device(&other, &phone.device_id)
+            .await
+            .expect("remove_device"),
+        "another user cannot remove it"
+    );
+    assert!(
+        store
+            .remove_device(&u, &phone.device_id)
+            .await
+            .expect("remove_device")
+    );
+    assert!(
+        !store
+            .remove_device(&u, &phone.device_id)
+            .await
+            .expect("remove_device")
+    );
+    assert_eq!(store.device(&phone.device_id).await.expect("device"), None);
+    assert_eq!(store.devices(&u).await.expect("devices"), vec![laptop]);
+}
+
+/// Blocks: one way, listed, idempotent, undone by unblock.
+pub async fn blocks_one_way(store: &dyn AccountStore) {
+    let (a, b, c) = (user("a"), user("b"), user("c"));
+    assert!(store.block(&a, &b).await.expect("block failed"));
+    assert!(
+        !store.block(&a, &b).await.expect("block failed"),
+        "blocking twice answers false"
+    );
+    assert!(store.block(&a, &c).await.expect("block failed"));
+    assert!(store.is_blocked(&a, &b).await.expect("is_blocked"));
+    assert!(
+        !store.is_blocked(&b, &a).await.expect("is_blocked"),
+        "blocks are one way"
+    );
+    assert_eq!(
+        sorted(store.blocked_by(&a).await.expect("blocked_by")),
+        sorted(vec![b.clone(), c.clone()])
+    );
+    assert!(store.unblock(&a, &b).await.expect("unblock"));
+    assert!(!store.unblock(&a, &b).await.expect("unblock"));
+    assert!(!store.is_blocked(&a, &b).await.expect("is_blocked"));
+    assert_eq!(store.blocked_by(&a).await.expect("blocked_by"), vec![c]);
+    assert!(store.blocked_by(&b).await.expect("blocked_by").is_empty());
 }

@@ -2,12 +2,13 @@
 
 use std::sync::OnceLock;
 
+use crate::error::Error;
 use crate::id::{IdGenerator, MAX_WORKERS};
 use crate::model::{
-    Conversation, ConversationId, ConversationKind, Message, MessageId, NewMessage, UserId,
-    now_millis,
+    Conversation, ConversationId, ConversationKind, DeviceId, HistoryVisibility, JoinPolicy,
+    Message, MessageId, MessageKind, NewMessage, UserId, now_millis,
 };
-use crate::store::MessageStore;
+use crate::store::{Appended, MessageStore};
 
 /// A name no other call produces: `tk-<label>-<64 random bits>`. Hex digits
 /// and dashes only, so it is a valid user id (no ':').
@@ -20,12 +21,17 @@ pub(crate) fn user(label: &str) -> UserId {
     UserId::from(unique(label))
 }
 
+/// A fresh device id.
+pub(crate) fn device(label: &str) -> DeviceId {
+    DeviceId::from(unique(label))
+}
+
 /// A fresh group conversation id.
 pub(crate) fn group_id() -> ConversationId {
     ConversationId::from(unique("group"))
 }
 
-/// A group conversation record created by `creator` now.
+/// A group conversation record created by `creator` now, default settings.
 pub(crate) fn group(id: &ConversationId, creator: &UserId) -> Conversation {
     Conversation {
         id: id.clone(),
@@ -33,35 +39,51 @@ pub(crate) fn group(id: &ConversationId, creator: &UserId) -> Conversation {
         name: Some(unique("name")),
         created_by: creator.clone(),
         created_at: now_millis(),
+        join: JoinPolicy::Invite,
+        history: HistoryVisibility::SinceJoin,
     }
 }
 
 /// The next message id: one generator per test process, with a random
 /// worker so that processes sharing a database do not collide.
 pub(crate) fn next_id() -> MessageId {
+    generator().next_id()
+}
+
+/// An id above `floor` (for retries after a conflict).
+pub(crate) fn id_above(floor: Option<MessageId>) -> MessageId {
+    loop {
+        let id = next_id();
+        if floor.is_none_or(|f| id > f) {
+            return id;
+        }
+    }
+}
+
+fn generator() -> &'static IdGenerator {
     static IDS: OnceLock<IdGenerator> = OnceLock::new();
     IDS.get_or_init(|| {
         IdGenerator::new(rand::random_range(0..MAX_WORKERS))
             .expect("a worker id below MAX_WORKERS is valid")
     })
-    .next_id()
 }
 
-/// A new message with a fresh id and no dedup key.
-pub(crate) fn message(conversation: &ConversationId, sender: &UserId, body: &str) -> NewMessage {
+/// A new text entry with a fresh id, no dedup key, no device.
+pub(crate) fn text(conversation: &ConversationId, sender: &UserId, body: &str) -> NewMessage {
     NewMessage {
-        message: Message {
-            message_id: next_id(),
-            conversation_id: conversation.clone(),
-            sender_id: sender.clone(),
-            body: body.to_owned(),
-            ts: now_millis(),
-        },
+        message: Message::text(
+            next_id(),
+            conversation.clone(),
+            sender.clone(),
+            body,
+            now_millis(),
+        ),
         client_msg_id: None,
+        device: None,
     }
 }
 
-/// A new message with a fresh id and the dedup key `key`.
+/// A new text entry with the dedup key `key`.
 pub(crate) fn keyed(
     conversation: &ConversationId,
     sender: &UserId,
@@ -70,26 +92,51 @@ pub(crate) fn keyed(
 ) -> NewMessage {
     NewMessage {
         client_msg_id: Some(key.to_owned()),
-        ..message(conversation, sender, body)
+        ..text(conversation, sender, body)
     }
 }
 
-/// Appends and checks that it was not taken for a duplicate.
-pub(crate) async fn append(
-    store: &dyn MessageStore,
-    msg: NewMessage,
-    recipients: &[UserId],
-) -> Message {
-    let id = msg.message.message_id;
-    let appended = store
-        .append(msg, recipients)
-        .await
-        .unwrap_or_else(|e| panic!("append of message {id} failed: {e}"));
-    assert!(
-        !appended.duplicate,
-        "append of message {id} without a repeated key was reported as a duplicate"
-    );
-    appended.message
+/// A new event entry of `kind` about `target` (or a group event when `target` is `None`).
+pub(crate) fn event(
+    conversation: &ConversationId,
+    sender: &UserId,
+    kind: MessageKind,
+    target: Option<MessageId>,
+    body: &str,
+) -> NewMessage {
+    let mut entry = text(conversation, sender, body);
+    entry.message.kind = kind;
+    entry.message.ref_id = target;
+    entry
+}
+
+/// Appends at the conversation's current version, retrying with a new id
+/// after a conflict on the id (as the engine does), and checks that it was
+/// not taken for a duplicate.
+pub(crate) async fn append(store: &dyn MessageStore, mut entry: NewMessage) -> Appended {
+    for _ in 0..100 {
+        let conversation = entry.message.conversation_id.clone();
+        let head = store
+            .head(&conversation)
+            .await
+            .unwrap_or_else(|e| panic!("head of {conversation} failed: {e}"));
+        if head.last_id.is_some_and(|l| entry.message.message_id <= l) {
+            entry.message.message_id = id_above(head.last_id);
+        }
+        match store.append(entry.clone(), head.version).await {
+            Ok(appended) => {
+                assert!(
+                    !appended.duplicate,
+                    "append of entry {} without a repeated key was reported as a duplicate",
+                    entry.message.message_id
+                );
+                return appended;
+            }
+            Err(Error::Conflict { .. }) => continue,
+            Err(e) => panic!("append of entry {} failed: {e}", entry.message.message_id),
+        }
+    }
+    panic!("append kept conflicting 100 times on a conversation nobody else writes")
 }
 
 /// A page size larger than any test writes: "everything". Not `usize::MAX`,
@@ -102,17 +149,20 @@ pub(crate) async fn all_history(
     conversation: &ConversationId,
 ) -> Vec<Message> {
     store
-        .history(conversation, None, ALL)
+        .history(conversation, None, None, ALL)
         .await
         .unwrap_or_else(|e| panic!("history of {conversation} failed: {e}"))
 }
 
-/// Everything pending for `user`, oldest first, in one call.
-pub(crate) async fn all_pending(store: &dyn MessageStore, user: &UserId) -> Vec<Message> {
+/// Every entry of `conversation`, oldest first, in one call.
+pub(crate) async fn all_range(
+    store: &dyn MessageStore,
+    conversation: &ConversationId,
+) -> Vec<Message> {
     store
-        .pending(user, None, ALL)
+        .range(conversation, None, None, ALL)
         .await
-        .unwrap_or_else(|e| panic!("pending of {user} failed: {e}"))
+        .unwrap_or_else(|e| panic!("range of {conversation} failed: {e}"))
 }
 
 /// The ids of `messages`, in their order.
@@ -120,7 +170,7 @@ pub(crate) fn ids(messages: &[Message]) -> Vec<MessageId> {
     messages.iter().map(|m| m.message_id).collect()
 }
 
-/// `ids` sorted, for answers whose order the traits leave open.
+/// `items` sorted, for answers whose order the traits leave open.
 pub(crate) fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items.sort();
     items

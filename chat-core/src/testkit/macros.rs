@@ -25,7 +25,7 @@ macro_rules! __conformance_tests {
 
 /// One test per [`MessageStore`](crate::store::MessageStore) conformance
 /// function ([`messages`](crate::testkit::messages) and
-/// [`deliveries`](crate::testkit::deliveries)).
+/// [`cursors`](crate::testkit::cursors)).
 ///
 /// The argument is an expression, evaluated afresh for each test, whose
 /// `.await` gives an `Arc` of the store (anything that coerces to
@@ -38,21 +38,22 @@ macro_rules! __conformance_tests {
 macro_rules! message_store_conformance {
     ($factory:expr $(,)?) => {
         $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; messages;
-            dyn_ref append_stores_message_and_pending,
+            dyn_ref append_stores_entry_and_moves_head,
+            dyn_ref append_refuses_stale_ids_and_versions,
             dyn_ref append_dedups_by_sender_and_key,
             arc append_concurrent_duplicates_store_once,
-            dyn_ref history_newest_first_and_paged,
+            arc concurrent_appenders_form_one_chain,
+            dyn_ref history_and_range_bounds,
+            dyn_ref events_change_their_targets,
             dyn_ref remove_undoes_append,
-            arc concurrent_senders_one_conversation,
+            dyn_ref purge_deletes_up_to,
         );
-        $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; deliveries;
-            dyn_ref pending_oldest_first_across_conversations,
-            dyn_ref ack_removes_pending_up_to_in_one_conversation,
-            dyn_ref ack_cumulative_idempotent_never_backwards,
-            dyn_ref read_cursor_and_unread,
-            dyn_ref clear_pending_drops_one_conversation,
-            dyn_ref retention_forever_acks_keep_history,
-            dyn_ref purge_deletes_only_fully_delivered,
+        $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; cursors;
+            dyn_ref append_moves_the_senders_cursors,
+            dyn_ref ack_moves_device_and_user_cursors_forward,
+            dyn_ref read_cursor_and_seq,
+            dyn_ref start_member_and_user_cursors,
+            dyn_ref devices_start_and_forget,
         );
     };
 }
@@ -67,8 +68,11 @@ macro_rules! conversation_store_conformance {
             dyn_ref create_group_and_read_back,
             dyn_ref create_group_rejects_taken_id,
             dyn_ref ensure_direct_is_idempotent,
-            dyn_ref membership_add_and_remove,
+            dyn_ref membership_add_remove_and_ban,
+            dyn_ref roles_and_settings,
             arc concurrent_add_member,
+            dyn_ref invites_redeem_expire_revoke,
+            arc concurrent_redeem_of_a_one_use_invite,
         );
     };
 }
@@ -84,6 +88,8 @@ macro_rules! account_store_conformance {
             dyn_ref account_username_and_id_unique,
             arc account_concurrent_signups_one_wins,
             dyn_ref account_set_display_name,
+            dyn_ref devices_create_list_touch_remove,
+            dyn_ref blocks_one_way,
         );
     };
 }

@@ -1,439 +1,553 @@
-//! [`MessageStore`] conformance, part one: append, dedup, history, remove,
-//! concurrent senders.
+//! [`MessageStore`] conformance, part one: the log and its head: conditional
+//! appends, the chain, dedup, events applied to their targets, history and
+//! range reads, remove and purge.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::fixtures::{
-    all_history, all_pending, append, group_id, ids, keyed, message, unique, user,
+    all_history, all_range, append, event, group_id, id_above, ids, keyed, text, unique, user,
 };
-use crate::model::{Message, MessageId};
+use crate::error::Error;
+use crate::model::{Head, MessageId, MessageKind};
 use crate::store::MessageStore;
 
-/// `append` stores the message as given, returns it with `duplicate: false`,
-/// makes it the conversation's last message and leaves one pending delivery
-/// per recipient and none for the sender.
-pub async fn append_stores_message_and_pending(store: &dyn MessageStore) {
-    let conv = group_id();
-    let (sender, r1, r2) = (user("sender"), user("r1"), user("r2"));
-    let new = message(&conv, &sender, "hello");
-    let appended = store
-        .append(new.clone(), &[r1.clone(), r2.clone()])
+async fn head(store: &dyn MessageStore, c: &crate::model::ConversationId) -> Head {
+    store
+        .head(c)
         .await
-        .expect("append failed");
-    assert!(
-        !appended.duplicate,
-        "a first append must not be a duplicate"
-    );
+        .unwrap_or_else(|e| panic!("head of {c} failed: {e}"))
+}
+
+/// `append` stores the entry as given and answers it with the previous
+/// `last_id` as `prev`; the head follows: `last_id`, `seq` counting text
+/// entries only, `version` counting group events only.
+pub async fn append_stores_entry_and_moves_head(store: &dyn MessageStore) {
+    let conv = group_id();
+    let sender = user("sender");
     assert_eq!(
-        appended.message, new.message,
-        "append must return the message as stored"
+        head(store, &conv).await,
+        Head::default(),
+        "a conversation with no entry has an all-zero head"
     );
+    let first = text(&conv, &sender, "hello");
+    let appended = store
+        .append(first.clone(), 0)
+        .await
+        .expect("the first append failed");
+    assert!(!appended.duplicate, "a first append is not a duplicate");
     assert_eq!(
-        all_history(store, &conv).await,
-        vec![new.message.clone()],
-        "history must hold exactly the appended message, unchanged"
+        appended.message, first.message,
+        "append answers the entry as stored"
+    );
+    assert_eq!(appended.prev, None, "the first entry has no prev");
+    assert_eq!(
+        head(store, &conv).await,
+        Head {
+            last_id: Some(first.message.message_id),
+            seq: 1,
+            version: 0
+        }
     );
     assert_eq!(
         store
-            .last_message_id(&conv)
+            .entry(&conv, first.message.message_id)
             .await
-            .expect("last_message_id failed"),
-        Some(new.message.message_id),
-        "last_message_id must name the appended message"
-    );
-    for r in [&r1, &r2] {
-        assert_eq!(
-            all_pending(store, r).await,
-            vec![new.message.clone()],
-            "recipient {r} must have the message pending"
-        );
-    }
-    assert!(
-        all_pending(store, &sender).await.is_empty(),
-        "the sender must have nothing pending for its own message"
+            .expect("entry failed"),
+        Some(first.message.clone()),
+        "entry reads the appended entry back unchanged"
     );
 
-    // A message with no recipient (a group of one) is stored all the same.
-    let solo = append(store, message(&conv, &sender, "to nobody"), &[]).await;
+    let second = append(store, text(&conv, &sender, "again")).await;
     assert_eq!(
-        ids(&all_history(store, &conv).await),
-        vec![solo.message_id, new.message.message_id],
-        "a message without recipients must be stored too"
+        second.prev,
+        Some(first.message.message_id),
+        "prev is the entry before"
+    );
+    let reaction = append(
+        store,
+        event(
+            &conv,
+            &sender,
+            MessageKind::Reaction,
+            Some(first.message.message_id),
+            "👍",
+        ),
+    )
+    .await;
+    assert_eq!(reaction.prev, Some(second.message.message_id));
+    let group_event = append(
+        store,
+        event(&conv, &sender, MessageKind::GroupEvent, None, "{}"),
+    )
+    .await;
+    assert_eq!(
+        head(store, &conv).await,
+        Head {
+            last_id: Some(group_event.message.message_id),
+            seq: 2,
+            version: 1
+        },
+        "seq counts the two text entries, version the one group event"
+    );
+    assert_eq!(
+        ids(&all_range(store, &conv).await),
+        vec![
+            first.message.message_id,
+            second.message.message_id,
+            reaction.message.message_id,
+            group_event.message.message_id
+        ],
+        "range lists every entry, oldest first"
     );
 }
 
-/// A second append with the same sender and `client_msg_id` stores nothing
-/// and returns the first message with `duplicate: true`; another sender's
-/// equal key, and messages without a key, are not duplicates.
+/// An append whose id is not above the head's `last_id`, or whose expected
+/// version is not the head's, stores nothing and fails with `Conflict`
+/// carrying the head.
+pub async fn append_refuses_stale_ids_and_versions(store: &dyn MessageStore) {
+    let conv = group_id();
+    let sender = user("sender");
+    let older = text(&conv, &sender, "minted first");
+    let newer = append(store, text(&conv, &sender, "stored first")).await;
+    let before = head(store, &conv).await;
+    match store.append(older.clone(), 0).await {
+        Err(Error::Conflict { head: h }) => assert_eq!(h, before, "the conflict carries the head"),
+        other => panic!("an id below the head must conflict, got {other:?}"),
+    }
+    let mut same = text(&conv, &sender, "same id");
+    same.message.message_id = newer.message.message_id;
+    assert!(
+        matches!(store.append(same, 0).await, Err(Error::Conflict { .. })),
+        "an id equal to the head must conflict"
+    );
+    assert!(
+        matches!(
+            store.append(text(&conv, &sender, "wrong version"), 7).await,
+            Err(Error::Conflict { .. })
+        ),
+        "a wrong expected version must conflict"
+    );
+    assert_eq!(head(store, &conv).await, before, "a conflict moves nothing");
+    assert_eq!(
+        ids(&all_range(store, &conv).await),
+        vec![newer.message.message_id],
+        "a conflict stores nothing"
+    );
+
+    append(
+        store,
+        event(&conv, &sender, MessageKind::GroupEvent, None, "{}"),
+    )
+    .await;
+    assert!(
+        matches!(
+            store
+                .append(text(&conv, &sender, "read members at v0"), 0)
+                .await,
+            Err(Error::Conflict { .. })
+        ),
+        "after a group event, an append expecting the old version conflicts"
+    );
+    store
+        .append(text(&conv, &sender, "read members at v1"), 1)
+        .await
+        .expect("an append at the new version goes through");
+}
+
+/// A repeated `(sender, client_msg_id)` stores nothing and answers the first
+/// entry with `duplicate: true`, even with a stale id; other senders and
+/// other keys are independent.
 pub async fn append_dedups_by_sender_and_key(store: &dyn MessageStore) {
     let conv = group_id();
-    let (sender, other, r) = (user("sender"), user("other"), user("r"));
+    let (alice, bob) = (user("alice"), user("bob"));
     let key = unique("key");
-    let first = append(
-        store,
-        keyed(&conv, &sender, "first", &key),
-        std::slice::from_ref(&r),
-    )
-    .await;
+    let first = append(store, keyed(&conv, &alice, "once", &key)).await;
+    let after = append(store, text(&conv, &alice, "later")).await;
 
-    let retry = keyed(&conv, &sender, "retry with another id and body", &key);
-    let appended = store
-        .append(retry, std::slice::from_ref(&r))
+    // The retry was minted before `after`: dedup answers before any head check.
+    let mut retry = keyed(&conv, &alice, "once (retried)", &key);
+    retry.message.message_id = MessageId(first.message.message_id.0.saturating_add(1));
+    let again = store
+        .append(retry, head(store, &conv).await.version)
         .await
-        .expect("append of a retry failed");
-    assert!(
-        appended.duplicate,
-        "a repeated (sender, client_msg_id) must be a duplicate"
+        .expect("a retried append must answer, not fail");
+    assert!(again.duplicate, "a repeated key is a duplicate");
+    assert_eq!(
+        again.message, first.message,
+        "a duplicate answers the first entry"
     );
     assert_eq!(
-        appended.message, first,
-        "a duplicate must return the first message as stored"
+        ids(&all_range(store, &conv).await),
+        vec![first.message.message_id, after.message.message_id],
+        "a duplicate stores nothing"
     );
-    assert_eq!(
-        all_history(store, &conv).await,
-        vec![first.clone()],
-        "a duplicate must store nothing"
-    );
-    assert_eq!(
-        all_pending(store, &r).await,
-        vec![first.clone()],
-        "a duplicate must add no pending delivery"
-    );
-
-    let others = append(
-        store,
-        keyed(&conv, &other, "same key", &key),
-        std::slice::from_ref(&r),
-    )
-    .await;
-    let plain1 = append(
-        store,
-        message(&conv, &sender, "no key"),
-        std::slice::from_ref(&r),
-    )
-    .await;
-    let plain2 = append(
-        store,
-        message(&conv, &sender, "no key"),
-        std::slice::from_ref(&r),
-    )
-    .await;
-    assert_eq!(
-        ids(&all_history(store, &conv).await),
-        vec![
-            plain2.message_id,
-            plain1.message_id,
-            others.message_id,
-            first.message_id
-        ],
-        "another sender's equal key and messages without a key must all be stored"
-    );
+    let theirs = append(store, keyed(&conv, &bob, "bob's", &key)).await;
+    let other_key = append(store, keyed(&conv, &alice, "new key", &unique("key"))).await;
+    assert_eq!(all_range(store, &conv).await.len(), 4);
+    assert_ne!(theirs.message.message_id, first.message.message_id);
+    assert_ne!(other_key.message.message_id, first.message.message_id);
 }
 
-/// Many tasks retry one (sender, `client_msg_id`) at once, each with its own
-/// message id: exactly one append stores, every one returns that message,
-/// and exactly one message and one pending delivery exist afterwards.
+/// Appends racing with one key store exactly one entry; every answer names it.
 pub async fn append_concurrent_duplicates_store_once(store: Arc<dyn MessageStore>) {
-    const TASKS: usize = 32;
     let conv = group_id();
-    let (sender, r) = (user("sender"), user("r"));
+    let sender = user("sender");
     let key = unique("key");
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..TASKS {
-        let (store, msg, r) = (
-            store.clone(),
-            keyed(&conv, &sender, &format!("attempt {n}"), &key),
-            r.clone(),
-        );
-        tasks.spawn(async move { store.append(msg, &[r]).await });
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, conv, sender, key) =
+                (store.clone(), conv.clone(), sender.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut entry = keyed(&conv, &sender, &format!("attempt {i}"), &key);
+                for _ in 0..100 {
+                    let h = store.head(&conv).await.expect("head failed");
+                    if h.last_id.is_some_and(|l| entry.message.message_id <= l) {
+                        entry.message.message_id = id_above(h.last_id);
+                    }
+                    match store.append(entry.clone(), h.version).await {
+                        Ok(a) => return a,
+                        Err(Error::Conflict { .. }) => continue,
+                        Err(e) => panic!("a racing append failed: {e}"),
+                    }
+                }
+                panic!("a racing append kept conflicting")
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task panicked"));
     }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        results.push(
-            joined
-                .expect("an append task panicked")
-                .expect("a racing append failed instead of storing or deduplicating"),
-        );
-    }
-    let stored: Vec<_> = results.iter().filter(|a| !a.duplicate).collect();
+    let stored = all_range(&*store, &conv).await;
     assert_eq!(
         stored.len(),
         1,
-        "exactly one of {TASKS} racing appends with one key must store (got {})",
-        stored.len()
-    );
-    let winner = stored[0].message.clone();
-    for a in &results {
-        assert_eq!(
-            a.message, winner,
-            "every racing append must return the stored message"
-        );
-    }
-    assert_eq!(
-        all_history(&*store, &conv).await,
-        vec![winner.clone()],
-        "exactly one message must be stored"
+        "racing appends with one key store one entry"
     );
     assert_eq!(
-        all_pending(&*store, &r).await,
-        vec![winner],
-        "exactly one delivery must be pending"
+        answers.iter().filter(|a| !a.duplicate).count(),
+        1,
+        "exactly one racing append is not a duplicate"
     );
-}
-
-/// `history` answers newest first, honours `limit` and `before`, pages
-/// through every message exactly once, and sees only its conversation.
-pub async fn history_newest_first_and_paged(store: &dyn MessageStore) {
-    const COUNT: usize = 25;
-    let (conv, noise) = (group_id(), group_id());
-    let (a, b, r) = (user("a"), user("b"), user("r"));
-    let mut sent: Vec<Message> = Vec::new();
-    for n in 0..COUNT {
-        let from = if n % 2 == 0 { &a } else { &b };
-        sent.push(
-            append(
-                store,
-                message(&conv, from, &format!("m{n}")),
-                std::slice::from_ref(&r),
-            )
-            .await,
-        );
-        // Interleave another conversation so a store cannot mix them up.
-        append(
-            store,
-            message(&noise, from, "noise"),
-            std::slice::from_ref(&r),
-        )
-        .await;
-    }
-    let newest_first: Vec<Message> = sent.iter().rev().cloned().collect();
-
-    assert_eq!(
-        all_history(store, &conv).await,
-        newest_first,
-        "history must be every message, newest first"
-    );
-    let page = store
-        .history(&conv, None, 10)
-        .await
-        .expect("history failed");
-    assert_eq!(
-        page,
-        newest_first[..10],
-        "history with limit 10 must be the 10 newest"
-    );
-    let page = store
-        .history(&conv, Some(sent[10].message_id), 3)
-        .await
-        .expect("history failed");
-    assert_eq!(
-        page,
-        [sent[9].clone(), sent[8].clone(), sent[7].clone()],
-        "history before m10 with limit 3 must be m9, m8, m7"
-    );
-    let page = store
-        .history(&conv, Some(sent[0].message_id), 10)
-        .await
-        .expect("history failed");
-    assert!(page.is_empty(), "nothing is older than the first message");
-    let page = store
-        .history(&conv, Some(MessageId(u64::MAX)), 5)
-        .await
-        .expect("history failed");
-    assert_eq!(
-        page,
-        newest_first[..5],
-        "before past the newest must start at the newest"
-    );
-    let page = store.history(&conv, None, 0).await.expect("history failed");
-    assert!(page.is_empty(), "limit 0 must answer nothing");
-
-    // Walk page by page as a client scrolling up does.
-    let mut walked = Vec::new();
-    let mut before = None;
-    loop {
-        let page = store
-            .history(&conv, before, 7)
-            .await
-            .expect("history failed");
-        assert!(page.len() <= 7, "a page must hold at most limit messages");
-        let Some(last) = page.last() else { break };
-        before = Some(last.message_id);
-        walked.extend(page);
-        assert!(
-            walked.len() <= COUNT,
-            "paging must end and not repeat messages"
-        );
-    }
-    assert_eq!(
-        walked, newest_first,
-        "paging with before must visit every message once, newest first"
-    );
-
-    let unknown = group_id();
     assert!(
-        all_history(store, &unknown).await.is_empty(),
-        "an unknown conversation has no history"
-    );
-    assert_eq!(
-        store
-            .last_message_id(&unknown)
-            .await
-            .expect("last_message_id failed"),
-        None,
-        "an unknown conversation has no last message"
+        answers.iter().all(|a| a.message == stored[0]),
+        "every racing append answers the stored entry"
     );
 }
 
-/// `remove` undoes an append fully: the message, its pending deliveries and
-/// its dedup key (the same key stores again). Removing what is missing is
-/// not an error.
+/// Several writers appending into one conversation at once (retrying their
+/// conflicts) make one chain: every entry stored once, in id order, each
+/// answered with the entry before it as `prev`.
+pub async fn concurrent_appenders_form_one_chain(store: Arc<dyn MessageStore>) {
+    let conv = group_id();
+    let writers = 4;
+    let each = 25;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, conv) = (store.clone(), conv.clone());
+            tokio::spawn(async move {
+                let sender = user(&format!("w{w}"));
+                let mut links = Vec::new();
+                for i in 0..each {
+                    let mut entry = text(&conv, &sender, &format!("{w}/{i}"));
+                    let mut done = false;
+                    for _ in 0..1000 {
+                        let h = store.head(&conv).await.expect("head failed");
+                        if h.last_id.is_some_and(|l| entry.message.message_id <= l) {
+                            entry.message.message_id = id_above(h.last_id);
+                        }
+                        match store.append(entry.clone(), h.version).await {
+                            Ok(a) => {
+                                links.push((a.message.message_id, a.prev));
+                                done = true;
+                                break;
+                            }
+                            Err(Error::Conflict { .. }) => continue,
+                            Err(e) => panic!("append failed: {e}"),
+                        }
+                    }
+                    assert!(done, "an append kept conflicting");
+                }
+                links
+            })
+        })
+        .collect();
+    let mut links = Vec::new();
+    for t in tasks {
+        links.extend(t.await.expect("task panicked"));
+    }
+    let stored = ids(&all_range(&*store, &conv).await);
+    assert_eq!(stored.len(), writers * each, "every append stored once");
+    let mut by_id: std::collections::HashMap<MessageId, Option<MessageId>> =
+        links.into_iter().collect();
+    let mut prev = None;
+    for id in &stored {
+        assert_eq!(
+            by_id.remove(id),
+            Some(prev),
+            "entry {id}'s prev must be the entry before it in id order"
+        );
+        prev = Some(*id);
+    }
+    assert_eq!(
+        head(&*store, &conv).await.seq,
+        (writers * each) as u64,
+        "seq counts every text entry"
+    );
+}
+
+/// `history` pages newest first over text and message events (never group
+/// events) within `(floor, before)`; `range` reads every kind oldest first
+/// within `(after, up_to]`.
+pub async fn history_and_range_bounds(store: &dyn MessageStore) {
+    let conv = group_id();
+    let sender = user("sender");
+    let mut all = Vec::new();
+    for i in 0..5 {
+        all.push(
+            append(store, text(&conv, &sender, &format!("m{i}")))
+                .await
+                .message,
+        );
+    }
+    let group_event = append(
+        store,
+        event(&conv, &sender, MessageKind::GroupEvent, None, "{}"),
+    )
+    .await
+    .message;
+    let edit = append(
+        store,
+        event(
+            &conv,
+            &sender,
+            MessageKind::Edit,
+            Some(all[1].message_id),
+            "m1'",
+        ),
+    )
+    .await
+    .message;
+    let id = |i: usize| all[i].message_id;
+
+    let h = ids(&all_history(store, &conv).await);
+    assert_eq!(
+        h,
+        vec![edit.message_id, id(4), id(3), id(2), id(1), id(0)],
+        "history is newest first and leaves out group events"
+    );
+    let page = store
+        .history(&conv, Some(id(4)), None, 2)
+        .await
+        .expect("history failed");
+    assert_eq!(ids(&page), vec![id(3), id(2)], "before and limit page");
+    let floored = store
+        .history(&conv, None, Some(id(2)), 100)
+        .await
+        .expect("history failed");
+    assert_eq!(
+        ids(&floored),
+        vec![edit.message_id, id(4), id(3)],
+        "history stops above the floor"
+    );
+    assert!(
+        store
+            .history(&conv, Some(id(1)), Some(id(1)), 10)
+            .await
+            .expect("history failed")
+            .is_empty(),
+        "an empty window reads nothing"
+    );
+
+    let r = ids(&store
+        .range(&conv, Some(id(2)), Some(group_event.message_id), 100)
+        .await
+        .expect("range failed"));
+    assert_eq!(
+        r,
+        vec![id(3), id(4), group_event.message_id],
+        "range is (after, up_to], oldest first, group events included"
+    );
+    let r = ids(&store
+        .range(&conv, Some(id(0)), None, 2)
+        .await
+        .expect("range failed"));
+    assert_eq!(r, vec![id(1), id(2)], "range pages by limit");
+    assert!(
+        store
+            .history(&group_id(), None, None, 10)
+            .await
+            .expect("history of an unknown conversation")
+            .is_empty()
+    );
+}
+
+/// Edits, deletes and reactions change their target in the same step as
+/// they are appended; an event whose target is not in the conversation is
+/// refused with `NotFound` and stores nothing.
+pub async fn events_change_their_targets(store: &dyn MessageStore) {
+    let conv = group_id();
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    let target = append(store, text(&conv, &alice, "first words"))
+        .await
+        .message;
+    let t = Some(target.message_id);
+    append(
+        store,
+        event(&conv, &alice, MessageKind::Edit, t, "better words"),
+    )
+    .await;
+    append(store, event(&conv, &bob, MessageKind::Reaction, t, "👍")).await;
+    append(store, event(&conv, &carol, MessageKind::Reaction, t, "👍")).await;
+    append(store, event(&conv, &carol, MessageKind::Reaction, t, "🎉")).await;
+    let now = store
+        .entry(&conv, target.message_id)
+        .await
+        .expect("entry failed")
+        .expect("the target is there");
+    assert_eq!(now.body, "better words", "an edit replaces the body");
+    assert!(now.edited, "an edited message says so");
+    let reactions = serde_json::to_value(&now.reactions).expect("reactions serialize");
+    assert_eq!(
+        reactions,
+        serde_json::json!({"👍": [bob.as_str()], "🎉": [carol.as_str()]}),
+        "one reaction per user, the latest"
+    );
+    append(store, event(&conv, &bob, MessageKind::Reaction, t, "")).await;
+    let history = all_history(store, &conv).await;
+    let shown = history
+        .iter()
+        .find(|m| m.message_id == target.message_id)
+        .expect("history shows the target");
+    assert_eq!(
+        serde_json::to_value(&shown.reactions).expect("serialize"),
+        serde_json::json!({"🎉": [carol.as_str()]}),
+        "an empty emoji removes the reaction, and history shows the message as it is now"
+    );
+    assert_eq!(history.len(), 6, "history lists the events themselves too");
+
+    append(store, event(&conv, &alice, MessageKind::Delete, t, "")).await;
+    let deleted = store
+        .entry(&conv, target.message_id)
+        .await
+        .expect("entry failed")
+        .expect("a deleted message stays as a tombstone");
+    assert!(
+        deleted.deleted && deleted.body.is_empty(),
+        "a delete empties the body"
+    );
+    assert!(deleted.reactions.is_empty(), "a delete drops reactions");
+
+    let before = head(store, &conv).await;
+    let missing = event(&conv, &alice, MessageKind::Edit, Some(MessageId(1)), "x");
+    assert!(
+        matches!(
+            store.append(missing, before.version).await,
+            Err(Error::NotFound { .. })
+        ),
+        "an event on a missing target is NotFound"
+    );
+    let elsewhere = append(store, text(&group_id(), &alice, "other conversation")).await;
+    let cross = event(
+        &conv,
+        &alice,
+        MessageKind::Delete,
+        Some(elsewhere.message.message_id),
+        "",
+    );
+    assert!(
+        matches!(
+            store.append(cross, before.version).await,
+            Err(Error::NotFound { .. })
+        ),
+        "an event on a message of another conversation is NotFound"
+    );
+    assert_eq!(
+        head(store, &conv).await,
+        before,
+        "refused events store nothing"
+    );
+}
+
+/// `remove` takes one entry and its dedup key away (the head stays);
+/// removing it again, or a missing entry, is fine.
 pub async fn remove_undoes_append(store: &dyn MessageStore) {
     let conv = group_id();
-    let (sender, r) = (user("sender"), user("r"));
+    let sender = user("sender");
     let key = unique("key");
-    let keyed_msg = append(
-        store,
-        keyed(&conv, &sender, "undo me", &key),
-        std::slice::from_ref(&r),
-    )
-    .await;
-    let kept = append(
-        store,
-        message(&conv, &sender, "keep me"),
-        std::slice::from_ref(&r),
-    )
-    .await;
-
+    let kept = append(store, text(&conv, &sender, "kept")).await.message;
+    let gone = append(store, keyed(&conv, &sender, "undone", &key))
+        .await
+        .message;
+    let h = head(store, &conv).await;
     store
-        .remove(&conv, keyed_msg.message_id)
+        .remove(&conv, gone.message_id)
         .await
         .expect("remove failed");
+    store
+        .remove(&conv, gone.message_id)
+        .await
+        .expect("removing again is not an error");
+    assert_eq!(ids(&all_range(store, &conv).await), vec![kept.message_id]);
     assert_eq!(
-        all_history(store, &conv).await,
-        vec![kept.clone()],
-        "remove must delete the message"
+        store
+            .entry(&conv, gone.message_id)
+            .await
+            .expect("entry failed"),
+        None
     );
-    assert_eq!(
-        all_pending(store, &r).await,
-        vec![kept.clone()],
-        "remove must delete its pending deliveries"
+    assert_eq!(head(store, &conv).await, h, "remove leaves the head");
+    let retried = append(store, keyed(&conv, &sender, "retried", &key)).await;
+    assert_ne!(
+        retried.message.message_id, gone.message_id,
+        "the key is free again after remove"
     );
-    let again = store
-        .append(
-            keyed(&conv, &sender, "stored again", &key),
-            std::slice::from_ref(&r),
-        )
-        .await
-        .expect("append after remove failed");
-    assert!(
-        !again.duplicate,
-        "remove must delete the dedup key: the same key must store again"
-    );
+}
 
-    store
-        .remove(&conv, kept.message_id)
+/// `purge` deletes every entry at or below its bound with their dedup keys,
+/// leaves the head and the rest, and is idempotent.
+pub async fn purge_deletes_up_to(store: &dyn MessageStore) {
+    let conv = group_id();
+    let sender = user("sender");
+    let key = unique("key");
+    let a = append(store, keyed(&conv, &sender, "a", &key))
         .await
-        .expect("remove failed");
-    store
-        .remove(&conv, again.message.message_id)
-        .await
-        .expect("remove failed");
-    assert!(
-        all_history(store, &conv).await.is_empty(),
-        "every message was removed"
-    );
-    assert!(
-        all_pending(store, &r).await.is_empty(),
-        "every pending delivery was removed"
+        .message;
+    let b = append(store, text(&conv, &sender, "b")).await.message;
+    let c = append(store, text(&conv, &sender, "c")).await.message;
+    let h = head(store, &conv).await;
+    assert_eq!(
+        store
+            .purge(&conv, b.message_id)
+            .await
+            .expect("purge failed"),
+        2,
+        "purge answers how many entries it deleted"
     );
     assert_eq!(
         store
-            .last_message_id(&conv)
+            .purge(&conv, b.message_id)
             .await
-            .expect("last_message_id failed"),
-        None,
-        "a conversation whose messages were all removed has no last message"
+            .expect("purge failed"),
+        0,
+        "purging again deletes nothing"
     );
-
-    store
-        .remove(&conv, kept.message_id)
-        .await
-        .expect("removing a removed message must not fail");
-    store
-        .remove(&group_id(), MessageId(1))
-        .await
-        .expect("removing from an unknown conversation must not fail");
-}
-
-/// Many senders append into one conversation at once: no message is lost or
-/// doubled, history is complete and ordered, and every member's pending
-/// list holds exactly the others' messages, oldest first.
-pub async fn concurrent_senders_one_conversation(store: Arc<dyn MessageStore>) {
-    const SENDERS: usize = 8;
-    const EACH: usize = 20;
-    let conv = group_id();
-    let reader = user("reader");
-    let senders: Vec<_> = (0..SENDERS).map(|n| user(&format!("s{n}"))).collect();
-    let mut tasks = tokio::task::JoinSet::new();
-    for sender in &senders {
-        let recipients: Vec<_> = senders
-            .iter()
-            .filter(|u| *u != sender)
-            .chain([&reader])
-            .cloned()
-            .collect();
-        let (store, conv, sender) = (store.clone(), conv.clone(), sender.clone());
-        tasks.spawn(async move {
-            let mut mine = Vec::new();
-            for n in 0..EACH {
-                let msg = keyed(&conv, &sender, &format!("{n}"), &unique("key"));
-                mine.push(append(&*store, msg, &recipients).await.message_id);
-            }
-            (sender, mine)
-        });
-    }
-    let mut by_sender = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        by_sender.push(joined.expect("a sender task panicked"));
-    }
-    let all: BTreeSet<MessageId> = by_sender
-        .iter()
-        .flat_map(|(_, m)| m.iter().copied())
-        .collect();
+    assert_eq!(ids(&all_range(store, &conv).await), vec![c.message_id]);
+    assert_eq!(ids(&all_history(store, &conv).await), vec![c.message_id]);
+    assert_eq!(head(store, &conv).await, h, "purge leaves the head");
+    assert_eq!(store.entry(&conv, a.message_id).await.expect("entry"), None);
+    let again = append(store, keyed(&conv, &sender, "a again", &key)).await;
+    assert!(
+        again.message.message_id > c.message_id,
+        "a purged entry's key is free again"
+    );
+    let unknown: BTreeSet<MessageId> = BTreeSet::new();
     assert_eq!(
-        all.len(),
-        SENDERS * EACH,
-        "the fixture must produce distinct ids"
+        store
+            .purge(&group_id(), MessageId(u64::MAX))
+            .await
+            .expect("purging an unknown conversation"),
+        unknown.len() as u64
     );
-
-    let history = all_history(&*store, &conv).await;
-    let got = ids(&history);
-    let expected: Vec<MessageId> = all.iter().rev().copied().collect();
-    assert_eq!(
-        got, expected,
-        "history must hold every message once, newest first"
-    );
-
-    let pending = all_pending(&*store, &reader).await;
-    let expected: Vec<MessageId> = all.iter().copied().collect();
-    assert_eq!(
-        ids(&pending),
-        expected,
-        "the reader must have every message pending, oldest first"
-    );
-
-    for (sender, mine) in &by_sender {
-        let others: Vec<MessageId> = all
-            .iter()
-            .filter(|id| !mine.contains(id))
-            .copied()
-            .collect();
-        assert_eq!(
-            ids(&all_pending(&*store, sender).await),
-            others,
-            "sender {sender} must have exactly the others' messages pending"
-        );
-    }
 }

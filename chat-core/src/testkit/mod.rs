@@ -19,7 +19,7 @@
 //! prefix, say).
 //!
 //! Groups and their macros:
-//! - [`messages`] and [`deliveries`] for [`MessageStore`](crate::store::MessageStore),
+//! - [`messages`] and [`cursors`] for [`MessageStore`](crate::store::MessageStore),
 //!   [`message_store_conformance!`](crate::message_store_conformance).
 //! - [`conversations`] for [`ConversationStore`](crate::store::ConversationStore),
 //!   [`conversation_store_conformance!`](crate::conversation_store_conformance).
@@ -39,8 +39,9 @@ pub mod accounts;
 pub mod auth;
 pub mod bus;
 pub mod conversations;
-pub mod deliveries;
+pub mod cursors;
 pub mod discovery;
+#[cfg(any())]
 pub mod engine_model;
 mod fixtures;
 mod macros;

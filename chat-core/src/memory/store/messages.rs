@@ -1,303 +1,440 @@
-//! [`MessageStore`] for [`MemoryStore`].
+//! [`MessageStore`] for [`MemoryStore`]: each conversation's log and head,
+//! dedup keys, and the user and device cursors (docs/storage.md).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId, NewMessage, UserId};
-use crate::store::{Acked, Appended, Cursors, MessageStore};
+use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
 
 /// Everything [`MessageStore`] keeps, under one lock so that `append` (the
-/// message, its dedup key and its pending deliveries) is a single step.
+/// entry, its head, its dedup key, its target and the sender's cursors) is
+/// a single step.
 #[derive(Debug, Default)]
 pub(super) struct MessageState {
-    /// Messages by conversation, ordered by id.
-    conversations: HashMap<ConversationId, BTreeMap<MessageId, Stored>>,
-    /// Dedup keys: sender, then client_msg_id, to the stored message. A key
-    /// lives exactly as long as its message (removed or purged together).
-    dedup: HashMap<UserId, HashMap<String, (ConversationId, MessageId)>>,
-    /// Pending deliveries per user.
-    pending: HashMap<UserId, UserPending>,
+    logs: HashMap<ConversationId, Log>,
+    /// Dedup keys: (sender, client_msg_id) to the stored entry. A key lives
+    /// exactly as long as its entry (removed or purged together).
+    dedup: HashMap<(UserId, String), (ConversationId, MessageId)>,
     /// Delivered and read cursors per user and conversation.
-    cursors: HashMap<(UserId, ConversationId), Cursors>,
+    users: HashMap<UserId, HashMap<ConversationId, UserCursor>>,
+    /// The users' delivered cursors again, by conversation (for the
+    /// low-water mark).
+    delivered_in: HashMap<ConversationId, HashMap<UserId, MessageId>>,
+    /// Device cursors, by device and by conversation (the second for the
+    /// low-water mark, so it does not scan every device).
+    devices: HashMap<DeviceId, HashMap<ConversationId, MessageId>>,
+    by_conversation: HashMap<ConversationId, HashMap<DeviceId, (UserId, MessageId)>>,
 }
 
-/// A stored message and what is needed to undo or purge it.
+#[derive(Debug, Default)]
+struct Log {
+    head: Head,
+    entries: BTreeMap<MessageId, Stored>,
+    /// The seq of the newest text entry purged so far, so that a read
+    /// cursor over purged entries still gets its seq.
+    purged_seq: u64,
+    purged_up_to: Option<MessageId>,
+}
+
 #[derive(Debug)]
 struct Stored {
     message: Message,
     client_msg_id: Option<String>,
-    /// Recipients that have not acked it yet.
-    pending_for: HashSet<UserId>,
+    /// The text entry's seq (0 for events).
+    seq: u64,
 }
 
-/// One user's pending deliveries, indexed twice: all of them in id order for
-/// `pending`, and per conversation for `ack` and `clear_pending`, so that an
-/// ack does not scan the user's other conversations.
-#[derive(Debug, Default)]
-struct UserPending {
-    all: BTreeSet<(MessageId, ConversationId)>,
-    by_conversation: HashMap<ConversationId, BTreeSet<MessageId>>,
+#[derive(Clone, Copy, Debug, Default)]
+struct UserCursor {
+    delivered: Option<MessageId>,
+    read: Option<MessageId>,
+    read_seq: u64,
 }
 
-impl UserPending {
-    fn insert(&mut self, conversation: &ConversationId, id: MessageId) {
-        self.all.insert((id, conversation.clone()));
-        self.by_conversation
-            .entry(conversation.clone())
-            .or_default()
-            .insert(id);
+fn forward(cursor: &mut Option<MessageId>, to: MessageId) {
+    if cursor.is_none_or(|c| c < to) {
+        *cursor = Some(to);
     }
+}
 
-    fn remove(&mut self, conversation: &ConversationId, id: MessageId) {
-        self.all.remove(&(id, conversation.clone()));
-        if let Some(ids) = self.by_conversation.get_mut(conversation) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.by_conversation.remove(conversation);
-            }
+fn bounds(
+    after: Option<MessageId>,
+    up_to: Option<MessageId>,
+) -> (Bound<MessageId>, Bound<MessageId>) {
+    (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        up_to.map_or(Bound::Unbounded, Bound::Included),
+    )
+}
+
+impl Log {
+    /// The seq of the newest text entry at or below `up_to`.
+    fn seq_at(&self, up_to: MessageId) -> u64 {
+        if self.head.last_id.is_some_and(|last| up_to >= last) {
+            return self.head.seq;
         }
-    }
-
-    /// Removes and returns the pending ids of `conversation` up to and
-    /// including `up_to` (all of them when `None`), oldest first.
-    fn take(&mut self, conversation: &ConversationId, up_to: Option<MessageId>) -> Vec<MessageId> {
-        let Some(ids) = self.by_conversation.get_mut(conversation) else {
-            return Vec::new();
+        let stored = self
+            .entries
+            .range(..=up_to)
+            .rev()
+            .find(|(_, s)| s.seq > 0)
+            .map_or(0, |(_, s)| s.seq);
+        let purged = if self.purged_up_to.is_some() {
+            self.purged_seq
+        } else {
+            0
         };
-        let taken: Vec<MessageId> = match up_to {
-            Some(up_to) => {
-                let rest = up_to
-                    .0
-                    .checked_add(1)
-                    .map(|next| ids.split_off(&MessageId(next)));
-                let taken = std::mem::replace(ids, rest.unwrap_or_default());
-                taken.into_iter().collect()
-            }
-            None => std::mem::take(ids).into_iter().collect(),
-        };
-        if ids.is_empty() {
-            self.by_conversation.remove(conversation);
-        }
-        for id in &taken {
-            self.all.remove(&(*id, conversation.clone()));
-        }
-        taken
-    }
-
-    fn is_empty(&self) -> bool {
-        self.all.is_empty()
+        stored.max(purged)
     }
 }
 
 impl MessageState {
-    fn stored(&self, conversation: &ConversationId, id: MessageId) -> Option<&Stored> {
-        self.conversations.get(conversation)?.get(&id)
+    fn user(&self, user: &UserId, c: &ConversationId) -> UserCursor {
+        self.users
+            .get(user)
+            .and_then(|m| m.get(c))
+            .copied()
+            .unwrap_or_default()
     }
 
-    /// Drops a stored message with its dedup key and pending deliveries.
-    fn delete(&mut self, conversation: &ConversationId, id: MessageId) -> Option<Stored> {
-        let messages = self.conversations.get_mut(conversation)?;
-        let stored = messages.remove(&id)?;
-        if messages.is_empty() {
-            self.conversations.remove(conversation);
+    /// Changes one user cursor with `f`, keeping the by-conversation index in step.
+    fn update_user(
+        &mut self,
+        user: &UserId,
+        c: &ConversationId,
+        f: impl FnOnce(&mut UserCursor),
+    ) -> UserCursor {
+        let cursor = self
+            .users
+            .entry(user.clone())
+            .or_default()
+            .entry(c.clone())
+            .or_default();
+        f(cursor);
+        let cursor = *cursor;
+        if let Some(delivered) = cursor.delivered {
+            self.delivered_in
+                .entry(c.clone())
+                .or_default()
+                .insert(user.clone(), delivered);
         }
-        let sender = &stored.message.sender_id;
-        if let Some(key) = &stored.client_msg_id
-            && let Some(keys) = self.dedup.get_mut(sender)
-        {
-            // Only drop the key if it still names this message.
-            if keys.get(key) == Some(&(conversation.clone(), id)) {
-                keys.remove(key);
+        cursor
+    }
+
+    fn set_device(&mut self, user: &UserId, device: &DeviceId, c: &ConversationId, to: MessageId) {
+        let cursor = self
+            .devices
+            .entry(device.clone())
+            .or_default()
+            .entry(c.clone())
+            .or_insert(to);
+        *cursor = (*cursor).max(to);
+        let to = *cursor;
+        self.by_conversation
+            .entry(c.clone())
+            .or_default()
+            .insert(device.clone(), (user.clone(), to));
+    }
+
+    fn delete_entry(&mut self, conversation: &ConversationId, id: MessageId) -> Option<Stored> {
+        let stored = self.logs.get_mut(conversation)?.entries.remove(&id)?;
+        if let Some(key) = &stored.client_msg_id {
+            let k = (stored.message.sender_id.clone(), key.clone());
+            // Only drop the key if it still names this entry.
+            if self.dedup.get(&k) == Some(&(conversation.clone(), id)) {
+                self.dedup.remove(&k);
             }
-            if keys.is_empty() {
-                self.dedup.remove(sender);
-            }
-        }
-        for user in &stored.pending_for {
-            self.remove_pending(user, conversation, id);
         }
         Some(stored)
-    }
-
-    fn remove_pending(&mut self, user: &UserId, conversation: &ConversationId, id: MessageId) {
-        if let Some(pending) = self.pending.get_mut(user) {
-            pending.remove(conversation, id);
-            if pending.is_empty() {
-                self.pending.remove(user);
-            }
-        }
-    }
-
-    /// Forgets that `users` still wait for `ids` of `conversation`.
-    fn settle(&mut self, conversation: &ConversationId, user: &UserId, ids: &[MessageId]) {
-        if let Some(messages) = self.conversations.get_mut(conversation) {
-            for id in ids {
-                if let Some(stored) = messages.get_mut(id) {
-                    stored.pending_for.remove(user);
-                }
-            }
-        }
     }
 }
 
 #[async_trait]
 impl MessageStore for MemoryStore {
-    async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
+    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
         let NewMessage {
             message,
             client_msg_id,
-        } = msg;
+            device,
+        } = entry;
         let mut state = self.messages.write();
+        let sender = message.sender_id.clone();
         if let Some(key) = &client_msg_id {
             let first = state
                 .dedup
-                .get(&message.sender_id)
-                .and_then(|keys| keys.get(key))
-                .and_then(|(conversation, id)| state.stored(conversation, *id));
+                .get(&(sender.clone(), key.clone()))
+                .and_then(|(c, id)| state.logs.get(c)?.entries.get(id));
             if let Some(first) = first {
                 return Ok(Appended {
                     message: first.message.clone(),
+                    prev: None,
                     duplicate: true,
                 });
             }
         }
         let conversation = message.conversation_id.clone();
         let id = message.message_id;
-        if state.stored(&conversation, id).is_some() {
-            return Err(Error::already_exists(format!(
-                "message {id} in conversation {conversation}"
-            )));
+        let log = state.logs.entry(conversation.clone()).or_default();
+        if log.head.last_id.is_some_and(|last| id <= last) || log.head.version != expected_version {
+            return Err(Error::Conflict { head: log.head });
         }
-        let pending_for: HashSet<UserId> = recipients
-            .iter()
-            .filter(|user| **user != message.sender_id)
-            .cloned()
-            .collect();
-        for user in &pending_for {
-            state
-                .pending
-                .entry(user.clone())
-                .or_default()
-                .insert(&conversation, id);
+        if message.kind.has_target() {
+            let target = message
+                .ref_id
+                .and_then(|t| log.entries.get_mut(&t))
+                .ok_or_else(|| {
+                    Error::not_found(format!("message {:?} in {conversation}", message.ref_id))
+                })?;
+            target.message.apply(&message);
         }
-        if let Some(key) = &client_msg_id {
-            state
-                .dedup
-                .entry(message.sender_id.clone())
-                .or_default()
-                .insert(key.clone(), (conversation.clone(), id));
+        let prev = log.head.last_id;
+        log.head.last_id = Some(id);
+        let mut seq = 0;
+        if message.kind.counts_unread() {
+            log.head.seq += 1;
+            seq = log.head.seq;
         }
-        state.conversations.entry(conversation).or_default().insert(
+        if message.kind == crate::model::MessageKind::GroupEvent {
+            log.head.version += 1;
+        }
+        let read_seq = log.seq_at(id);
+        log.entries.insert(
             id,
             Stored {
                 message: message.clone(),
-                client_msg_id,
-                pending_for,
+                client_msg_id: client_msg_id.clone(),
+                seq,
             },
         );
+        if let Some(key) = client_msg_id {
+            state
+                .dedup
+                .insert((sender.clone(), key), (conversation.clone(), id));
+        }
+        state.update_user(&sender, &conversation, |cursor| {
+            forward(&mut cursor.delivered, id);
+            forward(&mut cursor.read, id);
+            cursor.read_seq = cursor.read_seq.max(read_seq);
+        });
+        if let Some(device) = &device {
+            state.set_device(&sender, device, &conversation, id);
+        }
         Ok(Appended {
             message,
+            prev,
             duplicate: false,
         })
     }
 
-    async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
-        self.messages.write().delete(conversation, id);
-        Ok(())
+    async fn head(&self, conversation: &ConversationId) -> Result<Head> {
+        Ok(self
+            .messages
+            .read()
+            .logs
+            .get(conversation)
+            .map(|l| l.head)
+            .unwrap_or_default())
+    }
+
+    async fn heads(&self, conversations: &[ConversationId]) -> Result<Vec<Head>> {
+        let state = self.messages.read();
+        Ok(conversations
+            .iter()
+            .map(|c| state.logs.get(c).map(|l| l.head).unwrap_or_default())
+            .collect())
+    }
+
+    async fn entry(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<Message>> {
+        let state = self.messages.read();
+        Ok(state
+            .logs
+            .get(conversation)
+            .and_then(|l| l.entries.get(&id))
+            .map(|s| s.message.clone()))
     }
 
     async fn history(
         &self,
         conversation: &ConversationId,
         before: Option<MessageId>,
+        floor: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>> {
         let state = self.messages.read();
-        let Some(messages) = state.conversations.get(conversation) else {
+        let Some(log) = state.logs.get(conversation) else {
             return Ok(Vec::new());
         };
-        let page = match before {
-            Some(before) => messages
-                .range(..before)
-                .rev()
-                .take(limit)
-                .map(|(_, s)| s.message.clone())
-                .collect(),
-            None => messages
-                .values()
-                .rev()
-                .take(limit)
-                .map(|s| s.message.clone())
-                .collect(),
-        };
-        Ok(page)
+        let range = (
+            floor.map_or(Bound::Unbounded, Bound::Excluded),
+            before.map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        if let (Bound::Excluded(lo), Bound::Excluded(hi)) = range
+            && lo >= hi
+        {
+            return Ok(Vec::new());
+        }
+        Ok(log
+            .entries
+            .range(range)
+            .rev()
+            .filter(|(_, s)| s.message.kind.in_history())
+            .take(limit)
+            .map(|(_, s)| s.message.clone())
+            .collect())
     }
 
-    async fn pending(
+    async fn range(
         &self,
-        user: &UserId,
+        conversation: &ConversationId,
         after: Option<MessageId>,
+        up_to: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>> {
         let state = self.messages.read();
-        let Some(pending) = state.pending.get(user) else {
+        let Some(log) = state.logs.get(conversation) else {
             return Ok(Vec::new());
         };
-        let start = match after {
-            // The empty string is the smallest conversation id, so this is
-            // the first entry with an id above `after`.
-            Some(after) => match after.0.checked_add(1) {
-                Some(next) => (MessageId(next), ConversationId::from("")),
-                None => return Ok(Vec::new()),
-            },
-            None => (MessageId(0), ConversationId::from("")),
-        };
-        Ok(pending
-            .all
-            .range(start..)
-            .filter_map(|(id, conversation)| state.stored(conversation, *id))
+        if let (Some(a), Some(u)) = (after, up_to)
+            && a >= u
+        {
+            return Ok(Vec::new());
+        }
+        Ok(log
+            .entries
+            .range(bounds(after, up_to))
             .take(limit)
-            .map(|s| s.message.clone())
+            .map(|(_, s)| s.message.clone())
             .collect())
+    }
+
+    async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
+        self.messages.write().delete_entry(conversation, id);
+        Ok(())
+    }
+
+    async fn purge(&self, conversation: &ConversationId, up_to: MessageId) -> Result<u64> {
+        let mut state = self.messages.write();
+        let Some(log) = state.logs.get_mut(conversation) else {
+            return Ok(0);
+        };
+        let ids: Vec<MessageId> = log.entries.range(..=up_to).map(|(id, _)| *id).collect();
+        let mut seq = log.purged_seq;
+        for stored in ids.iter().filter_map(|id| log.entries.get(id)) {
+            seq = seq.max(stored.seq);
+        }
+        log.purged_seq = seq;
+        forward(&mut log.purged_up_to, up_to);
+        for id in &ids {
+            state.delete_entry(conversation, *id);
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn cursors(
+        &self,
+        user: &UserId,
+        device: Option<&DeviceId>,
+        conversation: &ConversationId,
+    ) -> Result<Cursors> {
+        let state = self.messages.read();
+        let u = state.user(user, conversation);
+        Ok(Cursors {
+            device_delivered: device
+                .and_then(|d| state.devices.get(d))
+                .and_then(|m| m.get(conversation))
+                .copied(),
+            delivered: u.delivered,
+            read: u.read,
+            read_seq: u.read_seq,
+        })
+    }
+
+    async fn user_cursors(
+        &self,
+        user: &UserId,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<Cursors>> {
+        let state = self.messages.read();
+        Ok(conversations
+            .iter()
+            .map(|c| {
+                let u = state.user(user, c);
+                Cursors {
+                    device_delivered: None,
+                    delivered: u.delivered,
+                    read: u.read,
+                    read_seq: u.read_seq,
+                }
+            })
+            .collect())
+    }
+
+    async fn device_cursors(&self, device: &DeviceId) -> Result<Vec<(ConversationId, MessageId)>> {
+        let state = self.messages.read();
+        let mut out: Vec<(ConversationId, MessageId)> = state
+            .devices
+            .get(device)
+            .map(|m| m.iter().map(|(c, id)| (c.clone(), *id)).collect())
+            .unwrap_or_default();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn conversation_cursors(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<DeviceCursor>> {
+        let state = self.messages.read();
+        let mut out: Vec<DeviceCursor> = state
+            .by_conversation
+            .get(conversation)
+            .map(|m| {
+                m.iter()
+                    .map(|(d, (u, id))| DeviceCursor {
+                        user_id: u.clone(),
+                        device_id: d.clone(),
+                        delivered: *id,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(users) = state.delivered_in.get(conversation) {
+            out.extend(users.iter().map(|(user, delivered)| DeviceCursor {
+                user_id: user.clone(),
+                device_id: DeviceId::from(""),
+                delivered: *delivered,
+            }));
+        }
+        out.sort_by(|a, b| (&a.user_id, &a.device_id).cmp(&(&b.user_id, &b.device_id)));
+        Ok(out)
     }
 
     async fn ack(
         &self,
         user: &UserId,
+        device: &DeviceId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<Vec<Acked>> {
+    ) -> Result<AckMoved> {
         let mut state = self.messages.write();
-        let cursors = state
-            .cursors
-            .entry((user.clone(), conversation.clone()))
-            .or_default();
-        cursors.delivered = cursors.delivered.max(Some(up_to));
-        let ids = match state.pending.get_mut(user) {
-            Some(pending) => {
-                let ids = pending.take(conversation, Some(up_to));
-                if pending.is_empty() {
-                    state.pending.remove(user);
-                }
-                ids
-            }
-            None => return Ok(Vec::new()),
-        };
-        state.settle(conversation, user, &ids);
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| {
-                let stored = state.stored(conversation, id)?;
-                Some(Acked {
-                    message_id: id,
-                    sender_id: stored.message.sender_id.clone(),
-                })
-            })
-            .collect())
+        let device_before = state
+            .devices
+            .get(device)
+            .and_then(|m| m.get(conversation))
+            .copied();
+        state.set_device(user, device, conversation, up_to);
+        let user_before = state.user(user, conversation).delivered;
+        let after = state.update_user(user, conversation, |c| forward(&mut c.delivered, up_to));
+        Ok(AckMoved {
+            device_before,
+            user_before,
+            user_after: after.delivered,
+        })
     }
 
     async fn mark_read(
@@ -305,92 +442,70 @@ impl MessageStore for MemoryStore {
         user: &UserId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<bool> {
+    ) -> Result<(Option<MessageId>, bool)> {
         let mut state = self.messages.write();
-        let cursors = state
-            .cursors
-            .entry((user.clone(), conversation.clone()))
-            .or_default();
-        if cursors.read >= Some(up_to) {
-            return Ok(false);
+        let seq = state
+            .logs
+            .get(conversation)
+            .map_or(0, |log| log.seq_at(up_to));
+        let before = state.user(user, conversation).read;
+        if before.is_some_and(|r| r >= up_to) {
+            return Ok((before, false));
         }
-        cursors.read = Some(up_to);
-        Ok(true)
+        state.update_user(user, conversation, |c| {
+            c.read = Some(up_to);
+            c.read_seq = c.read_seq.max(seq);
+        });
+        Ok((before, true))
     }
 
-    async fn cursors(&self, user: &UserId, conversation: &ConversationId) -> Result<Cursors> {
-        let state = self.messages.read();
-        Ok(state
-            .cursors
-            .get(&(user.clone(), conversation.clone()))
-            .copied()
-            .unwrap_or_default())
-    }
-
-    async fn clear_pending(
+    async fn start_member(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-    ) -> Result<Vec<MessageId>> {
-        let mut state = self.messages.write();
-        let ids = match state.pending.get_mut(user) {
-            Some(pending) => {
-                let ids = pending.take(conversation, None);
-                if pending.is_empty() {
-                    state.pending.remove(user);
+        head: Head,
+    ) -> Result<()> {
+        self.messages
+            .write()
+            .update_user(user, conversation, |cursor| {
+                if let Some(last) = head.last_id {
+                    forward(&mut cursor.delivered, last);
+                    forward(&mut cursor.read, last);
                 }
-                ids
-            }
-            None => return Ok(Vec::new()),
-        };
-        state.settle(conversation, user, &ids);
-        Ok(ids)
+                cursor.read_seq = cursor.read_seq.max(head.seq);
+            });
+        Ok(())
     }
 
-    async fn purge_delivered(
-        &self,
-        conversation: &ConversationId,
-        ids: &[MessageId],
-    ) -> Result<Vec<MessageId>> {
+    async fn start_device(&self, user: &UserId, device: &DeviceId) -> Result<()> {
         let mut state = self.messages.write();
-        let mut deleted = Vec::new();
-        for &id in ids {
-            let settled = state
-                .stored(conversation, id)
-                .is_some_and(|s| s.pending_for.is_empty());
-            // A repeated id is no longer stored the second time round.
-            if settled {
-                state.delete(conversation, id);
-                deleted.push(id);
+        let starts: Vec<(ConversationId, MessageId)> = state
+            .users
+            .get(user)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(c, cursor)| Some((c.clone(), cursor.delivered?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (c, at) in starts {
+            state.set_device(user, device, &c, at);
+        }
+        Ok(())
+    }
+
+    async fn forget_device(&self, device: &DeviceId) -> Result<()> {
+        let mut state = self.messages.write();
+        if let Some(cursors) = state.devices.remove(device) {
+            for c in cursors.keys() {
+                if let Some(m) = state.by_conversation.get_mut(c) {
+                    m.remove(device);
+                    if m.is_empty() {
+                        state.by_conversation.remove(c);
+                    }
+                }
             }
         }
-        Ok(deleted)
-    }
-
-    async fn last_message_id(&self, conversation: &ConversationId) -> Result<Option<MessageId>> {
-        let state = self.messages.read();
-        Ok(state
-            .conversations
-            .get(conversation)
-            .and_then(|messages| messages.keys().next_back().copied()))
-    }
-
-    async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
-        let state = self.messages.read();
-        let Some(messages) = state.conversations.get(conversation) else {
-            return Ok(0);
-        };
-        let read = state
-            .cursors
-            .get(&(user.clone(), conversation.clone()))
-            .and_then(|c| c.read);
-        let from = match read {
-            Some(read) => Bound::Excluded(read),
-            None => Bound::Unbounded,
-        };
-        Ok(messages
-            .range((from, Bound::Unbounded))
-            .filter(|(_, s)| s.message.sender_id != *user)
-            .count() as u64)
+        Ok(())
     }
 }

@@ -1,6 +1,4 @@
-//! The domain: users, conversations, messages, receipts, presence and retention.
-//!
-//! Ids are small newtypes so that a user id can never be passed where a
+//! Ids: small newtypes so that a user id can never be passed where a
 //! conversation id belongs. They serialize as plain JSON strings; a
 //! [`MessageId`] serializes as a decimal string because JavaScript numbers
 //! lose precision past 2^53.
@@ -90,6 +88,11 @@ string_id!(
     /// The id of one chat server node (used by presence, bus and discovery).
     NodeId
 );
+string_id!(
+    /// The id of one device of a user: each sign-up or login creates one,
+    /// and its tokens belong to it.
+    DeviceId
+);
 
 impl ConversationId {
     /// The one id of the direct conversation between `a` and `b`: the same
@@ -174,179 +177,6 @@ impl<'de> Deserialize<'de> for MessageId {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-/// A stored chat message, as clients see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    /// Its Snowflake id.
-    pub message_id: MessageId,
-    /// The conversation it belongs to.
-    pub conversation_id: ConversationId,
-    /// Who sent it.
-    pub sender_id: UserId,
-    /// The text.
-    pub body: String,
-    /// When the server accepted it, in ms since the Unix epoch.
-    pub ts: Millis,
-}
-
-/// A message about to be stored: the [`Message`] plus the sender's retry key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewMessage {
-    /// The message itself, with the id the engine assigned.
-    pub message: Message,
-    /// The sender's idempotency key: a second append with the same sender and
-    /// key stores nothing and returns the first message.
-    pub client_msg_id: Option<String>,
-}
-
-/// One-to-one or group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConversationKind {
-    /// Exactly two users; the id is derived from the pair.
-    Direct,
-    /// Any number of members who join and leave.
-    Group,
-}
-
-/// A conversation's stored facts (members are kept apart, see
-/// [`crate::store::ConversationStore`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conversation {
-    /// Its id.
-    pub id: ConversationId,
-    /// Direct or group.
-    pub kind: ConversationKind,
-    /// A group's name; `None` for direct conversations.
-    pub name: Option<String>,
-    /// Who created it.
-    pub created_by: UserId,
-    /// When it was created.
-    pub created_at: Millis,
-}
-
-/// What one user sees of one conversation in its list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationSummary {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// Direct or group.
-    pub kind: ConversationKind,
-    /// A group's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The newest message still stored, if any.
-    pub last_message_id: Option<MessageId>,
-    /// Messages from others newer than this user's read cursor.
-    pub unread: u64,
-}
-
-/// Delivered (reached a device) or read (seen by the user).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReceiptStatus {
-    /// The user's device acked it.
-    Delivered,
-    /// The user read it.
-    Read,
-}
-
-/// `user_id` has received (or read) every message of the conversation up to
-/// and including `message_id`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// The newest message covered.
-    pub message_id: MessageId,
-    /// Who acked or read.
-    pub user_id: UserId,
-    /// Delivered or read.
-    pub status: ReceiptStatus,
-}
-
-/// Online or offline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PresenceStatus {
-    /// At least one connection is open on some node.
-    Online,
-    /// No connection is open.
-    Offline,
-}
-
-/// A user's presence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Presence {
-    /// Whose.
-    pub user_id: UserId,
-    /// Online or offline.
-    pub status: PresenceStatus,
-    /// When the last connection closed (offline users that were ever seen).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<Millis>,
-}
-
-/// How long the server keeps messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Retention {
-    /// Keep every message (Messenger).
-    #[default]
-    Forever,
-    /// Delete a message once every recipient acked it (WhatsApp).
-    UntilDelivered,
-}
-
-impl std::str::FromStr for Retention {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "forever" => Ok(Self::Forever),
-            "until_delivered" => Ok(Self::UntilDelivered),
-            other => Err(format!(
-                "unknown retention {other:?}: expected forever or until_delivered"
-            )),
-        }
-    }
-}
-
-/// A stored account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    /// Its id.
-    pub user_id: UserId,
-    /// The unique login name.
-    pub username: String,
-    /// A PHC-format password hash (argon2id by default).
-    pub password_hash: String,
-    /// The name shown to others.
-    pub display_name: String,
-    /// When it signed up.
-    pub created_at: Millis,
-}
-
-/// What others may see of an account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Its id.
-    pub user_id: UserId,
-    /// The unique login name.
-    pub username: String,
-    /// The name shown to others.
-    pub display_name: String,
-}
-
-impl From<&Account> for Profile {
-    fn from(a: &Account) -> Self {
-        Profile {
-            user_id: a.user_id.clone(),
-            username: a.username.clone(),
-            display_name: a.display_name.clone(),
-        }
     }
 }
 
