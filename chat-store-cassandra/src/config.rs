@@ -1,26 +1,115 @@
-//! [`CassandraConfig`]: where the cluster is and how the adapter talks to it.
+//! [`CassandraConfig`]: where the cluster is, how the keyspace is
+//! replicated, at which consistency the adapter talks to it, and how big a
+//! message partition may grow.
 
 use std::time::Duration;
 
-use chat_core::id::DEFAULT_BUCKET_MS;
-
-/// The consistency level of ordinary reads and writes (lightweight
-/// transactions always use `LOCAL_SERIAL` for their Paxos phase).
+/// The consistency level of ordinary reads and writes (see the crate docs
+/// for which statement uses it).
 ///
 /// A copy of the driver's levels that this crate supports, so that callers
 /// configure the store without naming a driver type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Consistency {
-    /// One replica answers: fastest, may read stale data.
+    /// One replica answers: fastest; with more than one replica a read may
+    /// miss a write acknowledged by another one, which the store's
+    /// read-then-write steps (cursors, the append's chain) do not tolerate.
+    /// Only for replication factor 1.
     One,
+    /// One replica in the local data centre (replication factor 1 only, as
+    /// [`Consistency::One`]).
+    LocalOne,
     /// A majority of replicas in the whole cluster.
     Quorum,
-    /// A majority of replicas in the local data centre: read-your-writes
-    /// within a data centre while a minority of its replicas is down.
+    /// A majority of replicas in the local data centre: a read sees every
+    /// write acknowledged before it in that data centre, while a minority
+    /// of its replicas is down. The default: on a single node (replication
+    /// factor 1) it is that one replica, and it stays correct when the
+    /// keyspace is replicated 3 ways.
     #[default]
     LocalQuorum,
     /// Every replica: fails while any replica is down.
     All,
+}
+
+/// The consistency of the Paxos phase of lightweight transactions (the
+/// append's head, unique usernames, invites, membership) and of the serial
+/// reads that confirm a conflict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SerialConsistency {
+    /// Paxos among the replicas of the local data centre (the default):
+    /// linearizable within a data centre, which is where one conversation's
+    /// appends run.
+    #[default]
+    LocalSerial,
+    /// Paxos among every replica of every data centre: linearizable across
+    /// data centres, at the cost of a cross-data-centre round trip per
+    /// transaction.
+    Serial,
+}
+
+/// How the keyspace is replicated when [`CassandraStore::connect`]
+/// creates it (an existing keyspace is left as it is).
+///
+/// [`CassandraStore::connect`]: crate::CassandraStore::connect
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replication {
+    /// `SimpleStrategy` with this many replicas: one data centre (1 for
+    /// tests and a single node).
+    Simple {
+        /// Replicas of each partition.
+        factor: u32,
+    },
+    /// `NetworkTopologyStrategy`: this many replicas in each named data
+    /// centre (as the snitch names them), for production clusters.
+    NetworkTopology {
+        /// `(data centre, replicas)` pairs.
+        datacenters: Vec<(String, u32)>,
+    },
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Self::Simple { factor: 1 }
+    }
+}
+
+impl Replication {
+    /// The `replication` map of `CREATE KEYSPACE`, or an error naming what
+    /// is wrong with it.
+    pub(crate) fn to_cql(&self) -> chat_core::Result<String> {
+        match self {
+            Self::Simple { factor } if *factor > 0 => Ok(format!(
+                "{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}"
+            )),
+            Self::Simple { .. } => Err(chat_core::Error::invalid(
+                "a replication factor must be at least 1",
+            )),
+            Self::NetworkTopology { datacenters } => {
+                if datacenters.is_empty() {
+                    return Err(chat_core::Error::invalid(
+                        "NetworkTopologyStrategy needs at least one data centre",
+                    ));
+                }
+                let mut map = String::from("{'class': 'NetworkTopologyStrategy'");
+                for (dc, factor) in datacenters {
+                    let named = !dc.is_empty()
+                        && dc
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if !named || *factor == 0 {
+                        return Err(chat_core::Error::invalid(format!(
+                            "data centre {dc:?} with {factor} replicas: use a name of letters, \
+                             digits, '_' or '-' and at least 1 replica"
+                        )));
+                    }
+                    map.push_str(&format!(", '{dc}': {factor}"));
+                }
+                map.push('}');
+                Ok(map)
+            }
+        }
+    }
 }
 
 /// How [`CassandraStore::connect`](crate::CassandraStore::connect) reaches
@@ -31,44 +120,50 @@ pub struct CassandraConfig {
     pub contact_points: Vec<String>,
     /// The keyspace to create (if missing) and use.
     pub keyspace: String,
-    /// Replication factor of `SimpleStrategy` when the keyspace is created
-    /// (1 in tests, 3 in production). An existing keyspace is left as it is.
-    pub replication_factor: u32,
+    /// How the keyspace is replicated when it is created.
+    pub replication: Replication,
     /// Consistency of ordinary reads and writes (default `LOCAL_QUORUM`).
     pub consistency: Consistency,
+    /// Consistency of the Paxos phase of lightweight transactions (default
+    /// `LOCAL_SERIAL`).
+    pub serial_consistency: SerialConsistency,
     /// How long one request may take before it fails with
     /// [`chat_core::Error::Unavailable`].
     pub request_timeout: Duration,
     /// How long to wait for a TCP connection to a node.
     pub connect_timeout: Duration,
-    /// Width of a message partition's time bucket in milliseconds
-    /// ([`chat_core::id::DEFAULT_BUCKET_MS`], 10 days, by default). Fixed
-    /// for the life of a keyspace: changing it hides stored messages.
-    pub bucket_ms: u64,
-    /// `gc_grace_seconds` of the three pending-delivery tables, whose rows
-    /// are deleted at every ack (see the crate docs for the trade-off).
-    pub delivery_gc_grace: Duration,
-    /// Optional TTL of pending deliveries: an undelivered message stops
-    /// being pending after this long (see the crate docs). `None` keeps
-    /// pending deliveries until they are acked, as the trait promises.
-    pub pending_ttl: Option<Duration>,
+    /// A conversation's entries go to a new partition (bucket) once the
+    /// current one holds this many (default 10,000). Changing it affects
+    /// only buckets started afterwards: each bucket is found through the
+    /// conversation's bucket index, never computed.
+    pub bucket_max_entries: u32,
+    /// ... or once the bodies in the current one reach this many bytes
+    /// (default 8 MiB), so that a partition stays around 10 MB even with
+    /// large bodies.
+    pub bucket_max_bytes: u64,
+    /// `gc_grace_seconds` of the tables whose deletes are frequent and whose
+    /// deleted rows coming back would be harmless (dedup keys, cursors, the
+    /// bucket index): see the crate docs. Default 1 day.
+    pub short_gc_grace: Duration,
 }
 
 impl CassandraConfig {
-    /// A config for one keyspace with the defaults: replication factor 1,
-    /// `LOCAL_QUORUM`, 5 s request timeout, 10-day buckets, 1 h gc grace on
-    /// the delivery tables and no pending TTL.
+    /// A config for one keyspace with the defaults: `SimpleStrategy` with
+    /// one replica, `LOCAL_QUORUM` and `LOCAL_SERIAL`, 5 s request and
+    /// connect timeouts, buckets of 10,000 entries or 8 MiB, 1 day of gc
+    /// grace on the frequently-deleted tables.
     pub fn new(contact_points: Vec<String>, keyspace: impl Into<String>) -> Self {
         Self {
             contact_points,
             keyspace: keyspace.into(),
-            replication_factor: 1,
+            replication: Replication::default(),
             consistency: Consistency::LocalQuorum,
+            serial_consistency: SerialConsistency::LocalSerial,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
-            bucket_ms: DEFAULT_BUCKET_MS,
-            delivery_gc_grace: Duration::from_secs(3600),
-            pending_ttl: None,
+            bucket_max_entries: 10_000,
+            bucket_max_bytes: 8 << 20,
+            short_gc_grace: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -147,5 +242,44 @@ mod tests {
         assert!(CassandraConfig::from_url("cassandra://a:1").is_err());
         assert!(CassandraConfig::from_url("cassandra://a:1/").is_err());
         assert!(CassandraConfig::from_url("cassandra:///chat").is_err());
+    }
+
+    #[test]
+    fn replication_maps() {
+        assert_eq!(
+            Replication::Simple { factor: 3 }.to_cql().unwrap(),
+            "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+        );
+        assert_eq!(
+            Replication::NetworkTopology {
+                datacenters: vec![("dc1".into(), 3), ("eu-west".into(), 2)]
+            }
+            .to_cql()
+            .unwrap(),
+            "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'eu-west': 2}"
+        );
+        assert!(Replication::Simple { factor: 0 }.to_cql().is_err());
+        assert!(
+            Replication::NetworkTopology {
+                datacenters: vec![]
+            }
+            .to_cql()
+            .is_err()
+        );
+        assert!(
+            Replication::NetworkTopology {
+                datacenters: vec![("dc'1".into(), 3)]
+            }
+            .to_cql()
+            .is_err(),
+            "a quote in a data centre name is refused, not spliced into CQL"
+        );
+        assert!(
+            Replication::NetworkTopology {
+                datacenters: vec![("dc1".into(), 0)]
+            }
+            .to_cql()
+            .is_err()
+        );
     }
 }

@@ -1,17 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod accounts;
-mod append;
 mod codec;
 mod config;
 mod conversations;
-mod deliveries;
-mod history;
-mod message_store;
-mod residue;
+mod messages;
 mod schema;
 mod statements;
 mod store;
 
-pub use config::{CassandraConfig, Consistency};
+pub use config::{CassandraConfig, Consistency, Replication, SerialConsistency};
 pub use store::CassandraStore;

@@ -1,4 +1,5 @@
 //! The keyspace and tables, created by the adapter with `IF NOT EXISTS`.
+//! The crate docs describe each table and why it is shaped so.
 //!
 //! Every message id column holds [`crate::codec::id_to_cql`] of the id: the
 //! unsigned id with its top bit flipped, so that all of `u64` fits a CQL
@@ -9,69 +10,168 @@ use scylla::client::session::Session;
 use crate::codec::backend;
 use crate::config::CassandraConfig;
 
-/// The tables, in creation order; `{ks}` is the keyspace and `{gc}` the
-/// delivery tables' gc grace in seconds.
+/// The tables, in creation order; `{ks}` is the keyspace and `{short_gc}`
+/// the gc grace (seconds) of tables whose deleted rows may come back
+/// harmlessly (see the crate docs, "Tombstones").
 const TABLES: &[&str] = &[
-    // Messages of one conversation and one time bucket, newest first: a
-    // history page is one slice of one partition, and no partition grows
-    // past one bucket's messages.
-    "CREATE TABLE IF NOT EXISTS {ks}.messages (
-        conversation_id text, bucket bigint, message_id bigint,
-        sender_id text, body text, ts bigint, client_msg_id text,
-        PRIMARY KEY ((conversation_id, bucket), message_id)
-    ) WITH CLUSTERING ORDER BY (message_id DESC)",
-    // Which buckets of a conversation ever held a message, newest first:
-    // history walks these instead of probing every bucket back to the epoch.
-    "CREATE TABLE IF NOT EXISTS {ks}.message_buckets (
-        conversation_id text, bucket bigint,
+    // One partition per conversation: the head as static columns (moved
+    // only by the append's lightweight transaction, which also carries the
+    // newest entry, `p_*`), and one clustering row per bucket of entries,
+    // keyed by the first entry id of the bucket, newest first.
+    "CREATE TABLE IF NOT EXISTS {ks}.heads (
+        conversation_id text,
+        bucket bigint,
+        last_id bigint static,
+        seq bigint static,
+        version bigint static,
+        bucket_start bigint static,
+        bucket_entries int static,
+        bucket_bytes bigint static,
+        purged_up_to bigint static,
+        purged_seq bigint static,
+        p_sender text static,
+        p_kind tinyint static,
+        p_body text static,
+        p_ts bigint static,
+        p_ref bigint static,
+        p_ref_bucket bigint static,
+        p_reply bigint static,
+        p_keyed boolean static,
+        p_key text static,
+        p_device text static,
+        p_apply boolean static,
+        p_removed boolean static,
         PRIMARY KEY (conversation_id, bucket)
-    ) WITH CLUSTERING ORDER BY (bucket DESC)",
-    // Dedup keys, claimed by INSERT IF NOT EXISTS. The row carries the whole
-    // message and its recipients so that a retry can finish an append whose
-    // writer died after the claim (see `append`).
+    ) WITH CLUSTERING ORDER BY (bucket DESC) AND gc_grace_seconds = {short_gc}",
+    // The entries of one bucket of one conversation, oldest first. `seq` is
+    // the head's seq once the entry was appended (a text entry's own seq).
+    "CREATE TABLE IF NOT EXISTS {ks}.messages (
+        conversation_id text,
+        bucket bigint,
+        message_id bigint,
+        sender_id text,
+        kind tinyint,
+        body text,
+        ts bigint,
+        ref_id bigint,
+        in_reply_to bigint,
+        seq bigint,
+        client_msg_id text,
+        edited boolean,
+        deleted boolean,
+        reactions map<text, text>,
+        PRIMARY KEY ((conversation_id, bucket), message_id)
+    ) WITH CLUSTERING ORDER BY (message_id ASC)",
+    // (sender, client_msg_id) to the entry that used it first.
     "CREATE TABLE IF NOT EXISTS {ks}.dedup (
-        sender_id text, client_msg_id text, conversation_id text, message_id bigint,
-        body text, ts bigint, recipients set<text>,
+        sender_id text,
+        client_msg_id text,
+        conversation_id text,
+        message_id bigint,
         PRIMARY KEY ((sender_id, client_msg_id))
-    )",
-    // A user's pending deliveries across conversations, oldest first.
-    "CREATE TABLE IF NOT EXISTS {ks}.pending_by_user (
-        user_id text, message_id bigint, conversation_id text,
-        PRIMARY KEY (user_id, message_id, conversation_id)
-    ) WITH gc_grace_seconds = {gc}",
-    // The same deliveries per (user, conversation), for ack and clear_pending.
-    "CREATE TABLE IF NOT EXISTS {ks}.pending_by_conversation (
-        user_id text, conversation_id text, message_id bigint, sender_id text,
-        PRIMARY KEY ((user_id, conversation_id), message_id)
-    ) WITH gc_grace_seconds = {gc}",
-    // The same deliveries per message, so purge_delivered asks one small
-    // partition whether anybody still waits for a message.
-    "CREATE TABLE IF NOT EXISTS {ks}.pending_by_message (
-        conversation_id text, message_id bigint, user_id text,
-        PRIMARY KEY ((conversation_id, message_id), user_id)
-    ) WITH gc_grace_seconds = {gc}",
-    "CREATE TABLE IF NOT EXISTS {ks}.cursors (
-        user_id text, conversation_id text, delivered bigint, read bigint,
-        PRIMARY KEY ((user_id, conversation_id))
-    )",
+    ) WITH gc_grace_seconds = {short_gc}",
+    // A user's cursors, one row per conversation: the conversations list
+    // reads many of them from one partition.
+    "CREATE TABLE IF NOT EXISTS {ks}.user_cursors (
+        user_id text,
+        conversation_id text,
+        delivered bigint,
+        read bigint,
+        read_seq bigint,
+        PRIMARY KEY (user_id, conversation_id)
+    ) WITH gc_grace_seconds = {short_gc}",
+    // A device's cursors, one row per conversation: what its sync starts from.
+    "CREATE TABLE IF NOT EXISTS {ks}.device_cursors (
+        device_id text,
+        conversation_id text,
+        user_id text,
+        delivered bigint,
+        PRIMARY KEY (device_id, conversation_id)
+    ) WITH gc_grace_seconds = {short_gc}",
+    // Every device cursor of a conversation, and every user's delivered
+    // cursor there (device_id ''): what the low-water mark reads.
+    "CREATE TABLE IF NOT EXISTS {ks}.conversation_cursors (
+        conversation_id text,
+        user_id text,
+        device_id text,
+        delivered bigint,
+        PRIMARY KEY (conversation_id, user_id, device_id)
+    ) WITH gc_grace_seconds = {short_gc}",
     "CREATE TABLE IF NOT EXISTS {ks}.conversations (
-        conversation_id text PRIMARY KEY, kind text, name text,
-        created_by text, created_at bigint
+        conversation_id text PRIMARY KEY,
+        kind text,
+        name text,
+        created_by text,
+        created_at bigint,
+        join_policy text,
+        history text
     )",
-    "CREATE TABLE IF NOT EXISTS {ks}.members_by_conversation (
-        conversation_id text, user_id text,
+    // Members by conversation, with the count as a static column that every
+    // add and remove moves in the same lightweight transaction.
+    "CREATE TABLE IF NOT EXISTS {ks}.members (
+        conversation_id text,
+        user_id text,
+        role text,
+        joined bigint,
+        joined_at bigint,
+        member_count bigint static,
         PRIMARY KEY (conversation_id, user_id)
     )",
-    "CREATE TABLE IF NOT EXISTS {ks}.conversations_by_user (
-        user_id text, conversation_id text,
+    // The same memberships by user.
+    "CREATE TABLE IF NOT EXISTS {ks}.memberships (
+        user_id text,
+        conversation_id text,
+        role text,
+        joined bigint,
+        joined_at bigint,
         PRIMARY KEY (user_id, conversation_id)
     )",
+    "CREATE TABLE IF NOT EXISTS {ks}.bans (
+        conversation_id text,
+        user_id text,
+        PRIMARY KEY (conversation_id, user_id)
+    )",
+    // Invites by the SHA-256 of their code; `uses` moves by compare-and-set.
+    "CREATE TABLE IF NOT EXISTS {ks}.invites (
+        code_hash text PRIMARY KEY,
+        conversation_id text,
+        created_by text,
+        created_at bigint,
+        max_uses int,
+        uses int,
+        expires_at bigint,
+        revoked boolean
+    )",
     "CREATE TABLE IF NOT EXISTS {ks}.accounts (
-        user_id text PRIMARY KEY, username text, password_hash text,
-        display_name text, created_at bigint
+        user_id text PRIMARY KEY,
+        username text,
+        password_hash text,
+        display_name text,
+        created_at bigint
     )",
     "CREATE TABLE IF NOT EXISTS {ks}.accounts_by_username (
-        username text PRIMARY KEY, user_id text
+        username text PRIMARY KEY,
+        user_id text
+    )",
+    "CREATE TABLE IF NOT EXISTS {ks}.devices (
+        device_id text PRIMARY KEY,
+        user_id text,
+        name text,
+        created_at bigint,
+        last_seen bigint
+    )",
+    // A user's devices, oldest first.
+    "CREATE TABLE IF NOT EXISTS {ks}.devices_by_user (
+        user_id text,
+        created_at bigint,
+        device_id text,
+        PRIMARY KEY (user_id, created_at, device_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS {ks}.blocks (
+        blocker text,
+        blocked text,
+        since bigint,
+        PRIMARY KEY (blocker, blocked)
     )",
 ];
 
@@ -82,24 +182,26 @@ pub(crate) fn valid_keyspace(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Creates the keyspace and tables that are missing. The driver waits for schema agreement after
-/// each DDL statement (its default), so the tables exist on every node
-/// before the first statement is prepared.
+/// Creates the keyspace and tables that are missing. The driver waits for
+/// schema agreement after each DDL statement (its default), so the tables
+/// exist on every node before the first statement is prepared.
 pub(crate) async fn create(session: &Session, config: &CassandraConfig) -> chat_core::Result<()> {
     let ks = &config.keyspace;
     let ddl = format!(
-        "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
-         {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
-        config.replication_factor
+        "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
+        config.replication.to_cql()?
     );
     session
         .query_unpaged(ddl, &[])
         .await
         .map_err(backend("create keyspace"))?;
-    let gc = config.delivery_gc_grace.as_secs().to_string();
+    let short_gc = config.short_gc_grace.as_secs().to_string();
     for table in TABLES {
         session
-            .query_unpaged(table.replace("{ks}", ks).replace("{gc}", &gc), &[])
+            .query_unpaged(
+                table.replace("{ks}", ks).replace("{short_gc}", &short_gc),
+                &[],
+            )
             .await
             .map_err(backend("create table"))?;
     }

@@ -4,6 +4,8 @@
 //! driver's default load-balancing policy routes each one to a replica that
 //! owns the partition (token-aware) and skips a coordinator hop. Table names
 //! are qualified with the keyspace so that no connection depends on `USE`.
+//! Every select that may meet more than a handful of rows has a `LIMIT` or
+//! is paged by the driver.
 
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -33,7 +35,7 @@ macro_rules! statements {
                             .await
                             .map_err(backend(concat!("prepare ", stringify!($name))))?;
                         // Idempotent statements may be retried and sped up
-                        // by the driver; LWTs and deletes-then-reads may not.
+                        // by the driver; lightweight transactions may not.
                         st.set_is_idempotent($idempotent);
                         st
                     },)+
@@ -43,114 +45,234 @@ macro_rules! statements {
     };
 }
 
+/// The static columns of a head, in the order `heads::HeadRow` reads them.
+macro_rules! head_columns {
+    () => {
+        "conversation_id, last_id, seq, version, bucket_start, bucket_entries, bucket_bytes, \
+         purged_up_to, purged_seq, p_sender, p_kind, p_body, p_ts, p_ref, p_ref_bucket, \
+         p_reply, p_keyed, p_key, p_device, p_apply, p_removed"
+    };
+}
+
+/// The columns of an entry, in the order `log::EntryRow` reads them.
+macro_rules! entry_columns {
+    () => {
+        "message_id, sender_id, kind, body, ts, ref_id, in_reply_to, client_msg_id, edited, \
+         deleted, reactions"
+    };
+}
+
+/// The assignments of an append's head, shared by its two conditions.
+macro_rules! head_assignments {
+    () => {
+        "SET last_id = ?, seq = ?, version = ?, bucket_start = ?, bucket_entries = ?, \
+         bucket_bytes = ?, p_sender = ?, p_kind = ?, p_body = ?, p_ts = ?, p_ref = ?, \
+         p_ref_bucket = ?, p_reply = ?, p_keyed = ?, p_key = ?, p_device = ?, p_apply = ?, \
+         p_removed = false WHERE conversation_id = ?"
+    };
+}
+
 statements! {
-    // Messages.
-    insert_message: true, "INSERT INTO {ks}.messages \
-        (conversation_id, bucket, message_id, sender_id, body, ts, client_msg_id) \
-        VALUES (?, ?, ?, ?, ?, ?, ?)";
-    insert_bucket: true, "INSERT INTO {ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)";
-    select_message: true, "SELECT sender_id, body, ts, client_msg_id FROM {ks}.messages \
+    // The head and bucket index (table `heads`).
+    /// Every static column of one head (the statics row only).
+    head: true, concat!("SELECT DISTINCT ", head_columns!(), " FROM {ks}.heads \
+        WHERE conversation_id = ?");
+    /// The same at the serial consistency: linearizable with the appends'
+    /// transactions, for confirming a conflict.
+    head_serial: true, concat!("SELECT DISTINCT ", head_columns!(), " FROM {ks}.heads \
+        WHERE conversation_id = ?");
+    /// The three numbers of one head, for `head` and `heads`.
+    head_short: true, "SELECT DISTINCT conversation_id, last_id, seq, version FROM {ks}.heads \
+        WHERE conversation_id = ?";
+    /// Buckets starting at or below an id, newest first.
+    buckets_down: true, "SELECT bucket FROM {ks}.heads \
+        WHERE conversation_id = ? AND bucket <= ? LIMIT ?";
+    /// Buckets starting in `(lo, hi]`, oldest first.
+    buckets_up: true, "SELECT bucket FROM {ks}.heads \
+        WHERE conversation_id = ? AND bucket > ? AND bucket <= ? ORDER BY bucket ASC LIMIT ?";
+    /// The append: head and newest entry, if the head is as read (both
+    /// bound null when nothing was appended yet).
+    append: false, concat!("UPDATE {ks}.heads ", head_assignments!(),
+        " IF last_id = ? AND version = ?");
+    /// A new bucket's index row (in the append's batch).
+    insert_bucket: false, "INSERT INTO {ks}.heads (conversation_id, bucket) VALUES (?, ?)";
+    /// `remove` of the newest entry: readers and the next append skip it.
+    mark_removed: false, "UPDATE {ks}.heads SET p_removed = true \
+        WHERE conversation_id = ? IF last_id = ?";
+    /// The low-water mark, dated by the id it names.
+    set_purged: true, "UPDATE {ks}.heads USING TIMESTAMP ? \
+        SET purged_up_to = ?, purged_seq = ? WHERE conversation_id = ?";
+    /// A purged bucket's index row.
+    delete_bucket: true, "DELETE FROM {ks}.heads USING TIMESTAMP ? \
+        WHERE conversation_id = ? AND bucket = ?";
+
+    // Entries (table `messages`).
+    insert_entry: true, "INSERT INTO {ks}.messages (conversation_id, bucket, message_id, \
+        sender_id, kind, body, ts, ref_id, in_reply_to, seq, client_msg_id) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
+    entry: true, concat!("SELECT ", entry_columns!(), " FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id = ?");
+    /// Whether an entry was written (the last write of its roll-forward).
+    entry_written: true, "SELECT sender_id FROM {ks}.messages \
         WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
-    delete_message: true, "DELETE FROM {ks}.messages \
+    /// One bucket's entries in `[lo, hi]`, oldest first.
+    entries_up: true, concat!("SELECT ", entry_columns!(), " FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ? \
+        LIMIT ?");
+    /// One bucket's entries in `[lo, hi]`, newest first.
+    entries_down: true, concat!("SELECT ", entry_columns!(), " FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ? \
+        ORDER BY message_id DESC LIMIT ?");
+    /// The seqs of one bucket's entries in `[lo, hi]`, newest first.
+    seqs_down: true, "SELECT sender_id, seq, message_id FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ? \
+        ORDER BY message_id DESC LIMIT ?";
+    /// What purge needs of one bucket's entries in `[lo, hi]` (paged).
+    purge_scan: true, "SELECT message_id, sender_id, client_msg_id, seq FROM {ks}.messages \
+        WHERE conversation_id = ? AND bucket = ? AND message_id >= ? AND message_id <= ?";
+    apply_edit: true, "UPDATE {ks}.messages USING TIMESTAMP ? SET body = ?, edited = true \
         WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
-    /// Buckets at or below a bucket, newest first.
-    select_buckets: true, "SELECT bucket FROM {ks}.message_buckets \
-        WHERE conversation_id = ? AND bucket <= ?";
-    /// One bucket's messages at or below an id, newest first.
-    history_page: true, "SELECT message_id, sender_id, body, ts FROM {ks}.messages \
-        WHERE conversation_id = ? AND bucket = ? AND message_id <= ? LIMIT ?";
-    /// Which of some ids of one bucket are stored (ack skips the others).
-    existing_messages: true, "SELECT message_id FROM {ks}.messages \
-        WHERE conversation_id = ? AND bucket = ? AND message_id IN ?";
-    /// Senders of one bucket's messages at or above an id (for `unread`).
-    senders_since: true, "SELECT sender_id FROM {ks}.messages \
-        WHERE conversation_id = ? AND bucket = ? AND message_id >= ?";
+    apply_delete: true, "UPDATE {ks}.messages USING TIMESTAMP ? SET body = '', deleted = true \
+        WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
+    set_reaction: true, "UPDATE {ks}.messages USING TIMESTAMP ? SET reactions[?] = ? \
+        WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
+    remove_reaction: true, "DELETE reactions[?] FROM {ks}.messages USING TIMESTAMP ? \
+        WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
+    delete_entry: true, "DELETE FROM {ks}.messages USING TIMESTAMP ? \
+        WHERE conversation_id = ? AND bucket = ? AND message_id = ?";
+    /// Purge of part of a bucket: one range tombstone.
+    purge_range: true, "DELETE FROM {ks}.messages USING TIMESTAMP ? \
+        WHERE conversation_id = ? AND bucket = ? AND message_id <= ?";
+    /// Purge of a whole bucket: one partition tombstone.
+    purge_bucket: true, "DELETE FROM {ks}.messages USING TIMESTAMP ? \
+        WHERE conversation_id = ? AND bucket = ?";
 
     // Dedup keys.
-    claim_dedup: false, "INSERT INTO {ks}.dedup \
-        (sender_id, client_msg_id, conversation_id, message_id, body, ts, recipients) \
-        VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
-    delete_dedup: true, "DELETE FROM {ks}.dedup WHERE sender_id = ? AND client_msg_id = ?";
+    insert_dedup: true, "INSERT INTO {ks}.dedup \
+        (sender_id, client_msg_id, conversation_id, message_id) VALUES (?, ?, ?, ?) \
+        USING TIMESTAMP ?";
+    dedup: true, "SELECT conversation_id, message_id FROM {ks}.dedup \
+        WHERE sender_id = ? AND client_msg_id = ?";
+    delete_dedup: true, "DELETE FROM {ks}.dedup USING TIMESTAMP ? \
+        WHERE sender_id = ? AND client_msg_id = ?";
 
-    // Pending deliveries; `USING TTL 0` means no TTL.
-    insert_pending_user: true, "INSERT INTO {ks}.pending_by_user \
-        (user_id, message_id, conversation_id) VALUES (?, ?, ?) USING TTL ?";
-    insert_pending_conversation: true, "INSERT INTO {ks}.pending_by_conversation \
-        (user_id, conversation_id, message_id, sender_id) VALUES (?, ?, ?, ?) USING TTL ?";
-    insert_pending_message: true, "INSERT INTO {ks}.pending_by_message \
-        (conversation_id, message_id, user_id) VALUES (?, ?, ?) USING TTL ?";
-    /// A user's pending deliveries at or above an id, oldest first.
-    pending_page: true, "SELECT message_id, conversation_id FROM {ks}.pending_by_user \
-        WHERE user_id = ? AND message_id >= ? LIMIT ?";
-    /// A user's pending deliveries in one conversation at or below an id.
-    pending_in_conversation: true, "SELECT message_id, sender_id \
-        FROM {ks}.pending_by_conversation \
-        WHERE user_id = ? AND conversation_id = ? AND message_id <= ?";
-    /// Who still waits for one message.
-    pending_users: true, "SELECT user_id FROM {ks}.pending_by_message \
-        WHERE conversation_id = ? AND message_id = ?";
-    delete_pending_user: true, "DELETE FROM {ks}.pending_by_user \
-        WHERE user_id = ? AND message_id = ? AND conversation_id = ?";
-    delete_pending_conversation: true, "DELETE FROM {ks}.pending_by_conversation \
-        WHERE user_id = ? AND conversation_id = ? AND message_id = ?";
-    delete_pending_message: true, "DELETE FROM {ks}.pending_by_message \
-        WHERE conversation_id = ? AND message_id = ? AND user_id = ?";
-    /// Every pending row of one message in `pending_by_message` (`remove`).
-    delete_pending_of_message: true, "DELETE FROM {ks}.pending_by_message \
-        WHERE conversation_id = ? AND message_id = ?";
-    // Residue deletes, dated at the residue cutoff (see `residue`).
-    clean_pending_user: true, "DELETE FROM {ks}.pending_by_user USING TIMESTAMP ? \
-        WHERE user_id = ? AND message_id = ? AND conversation_id = ?";
-    clean_pending_conversation: true, "DELETE FROM {ks}.pending_by_conversation \
-        USING TIMESTAMP ? WHERE user_id = ? AND conversation_id = ? AND message_id = ?";
-    clean_pending_message: true, "DELETE FROM {ks}.pending_by_message USING TIMESTAMP ? \
-        WHERE conversation_id = ? AND message_id = ? AND user_id = ?";
-
-    // Cursors: compare-and-set so that they never move backwards.
-    select_cursors: true, "SELECT delivered, read FROM {ks}.cursors \
+    // Cursors, each write dated by the id it names (see `codec::write_time`).
+    user_cursor: true, "SELECT delivered, read, read_seq FROM {ks}.user_cursors \
         WHERE user_id = ? AND conversation_id = ?";
-    raise_delivered: false, "UPDATE {ks}.cursors SET delivered = ? \
-        WHERE user_id = ? AND conversation_id = ? IF delivered < ?";
-    start_delivered: false, "UPDATE {ks}.cursors SET delivered = ? \
-        WHERE user_id = ? AND conversation_id = ? IF delivered = null";
-    raise_read: false, "UPDATE {ks}.cursors SET read = ? \
-        WHERE user_id = ? AND conversation_id = ? IF read < ?";
-    start_read: false, "UPDATE {ks}.cursors SET read = ? \
-        WHERE user_id = ? AND conversation_id = ? IF read = null";
-
-    // Conversations and membership.
-    claim_conversation: false, "INSERT INTO {ks}.conversations \
-        (conversation_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?) \
-        IF NOT EXISTS";
-    select_conversation: true, "SELECT kind, name, created_by, created_at \
-        FROM {ks}.conversations WHERE conversation_id = ?";
-    insert_member: true, "INSERT INTO {ks}.members_by_conversation (conversation_id, user_id) \
-        VALUES (?, ?)";
-    claim_member: false, "INSERT INTO {ks}.members_by_conversation (conversation_id, user_id) \
-        VALUES (?, ?) IF NOT EXISTS";
-    release_member: false, "DELETE FROM {ks}.members_by_conversation \
-        WHERE conversation_id = ? AND user_id = ? IF EXISTS";
-    select_members: true, "SELECT user_id FROM {ks}.members_by_conversation \
-        WHERE conversation_id = ?";
-    select_member: true, "SELECT user_id FROM {ks}.members_by_conversation \
-        WHERE conversation_id = ? AND user_id = ?";
-    insert_conversation_of_user: true, "INSERT INTO {ks}.conversations_by_user \
-        (user_id, conversation_id) VALUES (?, ?)";
-    delete_conversation_of_user: true, "DELETE FROM {ks}.conversations_by_user \
-        WHERE user_id = ? AND conversation_id = ?";
-    select_conversations_of_user: true, "SELECT conversation_id FROM {ks}.conversations_by_user \
+    user_cursors_in: true, "SELECT conversation_id, delivered, read, read_seq \
+        FROM {ks}.user_cursors WHERE user_id = ? AND conversation_id IN ?";
+    /// Every delivered cursor of a user (paged), for `start_device`.
+    user_delivered_all: true, "SELECT conversation_id, delivered FROM {ks}.user_cursors \
         WHERE user_id = ?";
+    set_user_delivered: true, "UPDATE {ks}.user_cursors USING TIMESTAMP ? SET delivered = ? \
+        WHERE user_id = ? AND conversation_id = ?";
+    set_user_read: true, "UPDATE {ks}.user_cursors USING TIMESTAMP ? \
+        SET read = ?, read_seq = ? WHERE user_id = ? AND conversation_id = ?";
+    set_user_all: true, "UPDATE {ks}.user_cursors USING TIMESTAMP ? \
+        SET delivered = ?, read = ?, read_seq = ? WHERE user_id = ? AND conversation_id = ?";
+    device_cursor: true, "SELECT delivered FROM {ks}.device_cursors \
+        WHERE device_id = ? AND conversation_id = ?";
+    /// Every cursor of a device (paged).
+    device_cursors_all: true, "SELECT conversation_id, user_id, delivered \
+        FROM {ks}.device_cursors WHERE device_id = ?";
+    set_device_cursor: true, "UPDATE {ks}.device_cursors USING TIMESTAMP ? \
+        SET user_id = ?, delivered = ? WHERE device_id = ? AND conversation_id = ?";
+    delete_device_cursors: true, "DELETE FROM {ks}.device_cursors USING TIMESTAMP ? \
+        WHERE device_id = ?";
+    set_conversation_cursor: true, "UPDATE {ks}.conversation_cursors USING TIMESTAMP ? \
+        SET delivered = ? WHERE conversation_id = ? AND user_id = ? AND device_id = ?";
+    delete_conversation_cursor: true, "DELETE FROM {ks}.conversation_cursors \
+        USING TIMESTAMP ? WHERE conversation_id = ? AND user_id = ? AND device_id = ?";
+    /// Every cursor of a conversation (paged).
+    conversation_cursors_all: true, "SELECT user_id, device_id, delivered \
+        FROM {ks}.conversation_cursors WHERE conversation_id = ?";
 
-    // Accounts.
+    // Conversations, members, bans and invites.
+    claim_conversation: false, "INSERT INTO {ks}.conversations \
+        (conversation_id, kind, name, created_by, created_at, join_policy, history) \
+        VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS";
+    conversation: true, "SELECT kind, name, created_by, created_at, join_policy, history \
+        FROM {ks}.conversations WHERE conversation_id = ?";
+    /// Settings of a group (unset values stay), if it is one.
+    update_group: false, "UPDATE {ks}.conversations \
+        SET name = ?, join_policy = ?, history = ? WHERE conversation_id = ? IF kind = 'group'";
+    /// A member row with the count, written when a conversation is created.
+    insert_member: true, "INSERT INTO {ks}.members \
+        (conversation_id, user_id, role, joined, joined_at) VALUES (?, ?, ?, ?, ?)";
+    set_member_count: true, "UPDATE {ks}.members SET member_count = ? \
+        WHERE conversation_id = ?";
+    /// The add of one member (in a batch with `move_member_count`).
+    claim_member: false, "INSERT INTO {ks}.members \
+        (conversation_id, user_id, role, joined, joined_at) VALUES (?, ?, ?, ?, ?) \
+        IF NOT EXISTS";
+    /// The remove of one member (in a batch with `move_member_count`).
+    release_member: false, "DELETE FROM {ks}.members \
+        WHERE conversation_id = ? AND user_id = ? IF EXISTS";
+    move_member_count: false, "UPDATE {ks}.members SET member_count = ? \
+        WHERE conversation_id = ? IF member_count = ?";
+    set_role: false, "UPDATE {ks}.members SET role = ? \
+        WHERE conversation_id = ? AND user_id = ? IF EXISTS";
+    member: true, "SELECT role, joined, joined_at, member_count FROM {ks}.members \
+        WHERE conversation_id = ? AND user_id = ?";
+    /// The members of a conversation (paged).
+    members: true, "SELECT user_id, role, joined, joined_at FROM {ks}.members \
+        WHERE conversation_id = ?";
+    member_count: true, "SELECT DISTINCT conversation_id, member_count FROM {ks}.members \
+        WHERE conversation_id = ?";
+    /// How many member rows there are, for a count that a crash left unset.
+    count_members: true, "SELECT COUNT(*) FROM {ks}.members WHERE conversation_id = ?";
+    insert_membership: true, "INSERT INTO {ks}.memberships \
+        (user_id, conversation_id, role, joined, joined_at) VALUES (?, ?, ?, ?, ?)";
+    set_membership_role: true, "UPDATE {ks}.memberships SET role = ? \
+        WHERE user_id = ? AND conversation_id = ?";
+    delete_membership: true, "DELETE FROM {ks}.memberships \
+        WHERE user_id = ? AND conversation_id = ?";
+    /// A user's memberships (paged).
+    memberships: true, "SELECT conversation_id, role, joined, joined_at FROM {ks}.memberships \
+        WHERE user_id = ?";
+    insert_ban: true, "INSERT INTO {ks}.bans (conversation_id, user_id) VALUES (?, ?)";
+    delete_ban: true, "DELETE FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
+    ban: true, "SELECT user_id FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
+    claim_invite: false, "INSERT INTO {ks}.invites (code_hash, conversation_id, created_by, \
+        created_at, max_uses, uses, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        IF NOT EXISTS";
+    invite: true, "SELECT conversation_id, max_uses, uses, expires_at, revoked \
+        FROM {ks}.invites WHERE code_hash = ?";
+    use_invite: false, "UPDATE {ks}.invites SET uses = ? WHERE code_hash = ? \
+        IF uses = ? AND revoked = false";
+    revoke_invite: false, "UPDATE {ks}.invites SET revoked = true WHERE code_hash = ? \
+        IF conversation_id = ? AND revoked = false";
+
+    // Accounts, devices and blocks.
     claim_account: false, "INSERT INTO {ks}.accounts \
         (user_id, username, password_hash, display_name, created_at) VALUES (?, ?, ?, ?, ?) \
         IF NOT EXISTS";
     release_account: false, "DELETE FROM {ks}.accounts WHERE user_id = ? IF username = ?";
     claim_username: false, "INSERT INTO {ks}.accounts_by_username (username, user_id) \
         VALUES (?, ?) IF NOT EXISTS";
-    select_account: true, "SELECT user_id, username, password_hash, display_name, created_at \
+    account: true, "SELECT user_id, username, password_hash, display_name, created_at \
         FROM {ks}.accounts WHERE user_id = ?";
-    select_username: true, "SELECT user_id FROM {ks}.accounts_by_username WHERE username = ?";
+    username: true, "SELECT user_id FROM {ks}.accounts_by_username WHERE username = ?";
     set_display_name: false, "UPDATE {ks}.accounts SET display_name = ? WHERE user_id = ? \
         IF EXISTS";
+    claim_device: false, "INSERT INTO {ks}.devices (device_id, user_id, name, created_at) \
+        VALUES (?, ?, ?, ?) IF NOT EXISTS";
+    insert_device_of_user: true, "INSERT INTO {ks}.devices_by_user \
+        (user_id, created_at, device_id) VALUES (?, ?, ?)";
+    device: true, "SELECT user_id, name, created_at, last_seen FROM {ks}.devices \
+        WHERE device_id = ?";
+    /// A user's devices, oldest first (paged).
+    devices_of_user: true, "SELECT device_id FROM {ks}.devices_by_user WHERE user_id = ?";
+    /// `last_seen`, dated by itself so that it never moves backwards.
+    touch_device: true, "UPDATE {ks}.devices USING TIMESTAMP ? SET last_seen = ? \
+        WHERE device_id = ?";
+    delete_device: true, "DELETE FROM {ks}.devices WHERE device_id = ?";
+    delete_device_of_user: true, "DELETE FROM {ks}.devices_by_user \
+        WHERE user_id = ? AND created_at = ? AND device_id = ?";
+    block: false, "INSERT INTO {ks}.blocks (blocker, blocked, since) VALUES (?, ?, ?) \
+        IF NOT EXISTS";
+    unblock: false, "DELETE FROM {ks}.blocks WHERE blocker = ? AND blocked = ? IF EXISTS";
+    /// Whom a user blocks (paged).
+    blocked_by: true, "SELECT blocked FROM {ks}.blocks WHERE blocker = ?";
+    is_blocked: true, "SELECT blocked FROM {ks}.blocks WHERE blocker = ? AND blocked = ?";
 }

@@ -17,7 +17,8 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency as CqlConsistency, SerialConsistency};
 
 use crate::codec::backend;
-use crate::config::{CassandraConfig, Consistency};
+use crate::config::{CassandraConfig, Consistency, SerialConsistency as Serial};
+use crate::messages::{BucketLimits, RolledForward};
 use crate::schema;
 use crate::statements::Statements;
 
@@ -32,17 +33,18 @@ use crate::statements::Statements;
 pub struct CassandraStore {
     pub(crate) session: Session,
     pub(crate) st: Statements,
-    pub(crate) bucket_ms: u64,
-    /// The TTL of pending rows in seconds; 0 means none.
-    pub(crate) pending_ttl: i32,
+    /// When an append starts a new bucket.
+    pub(crate) buckets: BucketLimits,
+    /// The newest entries this process finished writing, so that the next
+    /// append skips checking them (see `messages::roll`).
+    pub(crate) rolled: RolledForward,
 }
 
 impl fmt::Debug for CassandraStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CassandraStore")
             .field("keyspace", &self.session.get_keyspace())
-            .field("bucket_ms", &self.bucket_ms)
-            .field("pending_ttl", &self.pending_ttl)
+            .field("buckets", &self.buckets)
             .finish_non_exhaustive()
     }
 }
@@ -51,8 +53,9 @@ impl CassandraStore {
     /// Connects, creates the keyspace and tables that are missing (waiting
     /// for schema agreement) and prepares every statement.
     ///
-    /// [`Error::InvalidInput`] for a bad keyspace name or bucket width,
-    /// [`Error::Unavailable`] when the cluster cannot be reached.
+    /// [`Error::InvalidInput`] for a bad keyspace name, replication or
+    /// bucket size, [`Error::Unavailable`] when the cluster cannot be
+    /// reached.
     pub async fn connect(config: CassandraConfig) -> Result<Self> {
         if !schema::valid_keyspace(&config.keyspace) {
             return Err(Error::invalid(format!(
@@ -60,19 +63,11 @@ impl CassandraStore {
                 config.keyspace
             )));
         }
-        if config.bucket_ms == 0 {
-            return Err(Error::invalid("bucket_ms must be at least 1"));
-        }
-        let pending_ttl = match config.pending_ttl {
-            None => 0,
-            Some(ttl) => i32::try_from(ttl.as_secs())
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| Error::invalid("pending_ttl must be 1 s to 68 years"))?,
-        };
+        let buckets = BucketLimits::new(config.bucket_max_entries, config.bucket_max_bytes)?;
+        config.replication.to_cql()?;
         let profile = ExecutionProfile::builder()
             .consistency(cql_consistency(config.consistency))
-            .serial_consistency(Some(SerialConsistency::LocalSerial))
+            .serial_consistency(Some(cql_serial(config.serial_consistency)))
             .request_timeout(Some(config.request_timeout))
             .build();
         let session = SessionBuilder::new()
@@ -93,12 +88,19 @@ impl CassandraStore {
             .refresh_metadata()
             .await
             .map_err(backend("refresh metadata"))?;
-        let st = Statements::prepare(&session, &config.keyspace).await?;
+        let mut st = Statements::prepare(&session, &config.keyspace).await?;
+        // A read at the serial level sees every committed transaction and
+        // finishes one in flight: what a conflict is confirmed with.
+        st.head_serial
+            .set_consistency(match config.serial_consistency {
+                Serial::LocalSerial => CqlConsistency::LocalSerial,
+                Serial::Serial => CqlConsistency::Serial,
+            });
         Ok(Self {
             session,
             st,
-            bucket_ms: config.bucket_ms,
-            pending_ttl,
+            buckets,
+            rolled: RolledForward::default(),
         })
     }
 
@@ -159,14 +161,15 @@ impl CassandraStore {
         Ok(out)
     }
 
-    /// Runs `statements` (each with its values) as one logged batch: once the
-    /// batch log holds it, every statement is applied eventually, also when
-    /// the coordinator dies half-way.
-    pub(crate) async fn logged_batch(
+    /// Runs statements of one partition, at least one of them conditional,
+    /// as one lightweight transaction: every condition must hold, and then
+    /// every statement applies (Cassandra's conditional batch). Answers the
+    /// transaction's result (`[applied]` and the current values).
+    pub(crate) async fn conditional_batch(
         &self,
         statements: Vec<(&PreparedStatement, BoxedRow)>,
         what: &'static str,
-    ) -> Result<()> {
+    ) -> Result<QueryResult> {
         self.batch(BatchType::Logged, statements, what).await
     }
 
@@ -178,7 +181,11 @@ impl CassandraStore {
         statements: Vec<(&PreparedStatement, BoxedRow)>,
         what: &'static str,
     ) -> Result<()> {
-        self.batch(BatchType::Unlogged, statements, what).await
+        if statements.is_empty() {
+            return Ok(());
+        }
+        self.batch(BatchType::Unlogged, statements, what).await?;
+        Ok(())
     }
 
     async fn batch(
@@ -186,10 +193,7 @@ impl CassandraStore {
         kind: BatchType,
         statements: Vec<(&PreparedStatement, BoxedRow)>,
         what: &'static str,
-    ) -> Result<()> {
-        if statements.is_empty() {
-            return Ok(());
-        }
+    ) -> Result<QueryResult> {
         let mut batch = Batch::new(kind);
         batch.set_is_idempotent(statements.iter().all(|(st, _)| st.get_is_idempotent()));
         let mut values = Vec::with_capacity(statements.len());
@@ -200,8 +204,7 @@ impl CassandraStore {
         self.session
             .batch(&batch, values)
             .await
-            .map_err(backend(what))?;
-        Ok(())
+            .map_err(backend(what))
     }
 }
 
@@ -213,9 +216,17 @@ pub(crate) fn row(values: impl SerializeRow + Send + Sync + 'static) -> BoxedRow
     Box::new(values)
 }
 
+fn cql_serial(c: Serial) -> SerialConsistency {
+    match c {
+        Serial::LocalSerial => SerialConsistency::LocalSerial,
+        Serial::Serial => SerialConsistency::Serial,
+    }
+}
+
 fn cql_consistency(c: Consistency) -> CqlConsistency {
     match c {
         Consistency::One => CqlConsistency::One,
+        Consistency::LocalOne => CqlConsistency::LocalOne,
         Consistency::Quorum => CqlConsistency::Quorum,
         Consistency::LocalQuorum => CqlConsistency::LocalQuorum,
         Consistency::All => CqlConsistency::All,

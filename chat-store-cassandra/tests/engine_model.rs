@@ -4,6 +4,11 @@
 //!
 //! Fewer cases than over the in-memory store (each step is a few network
 //! round trips); one runtime and one store serve every case.
+//!
+//! Compiled out while chat-core's engine (and with it
+//! `testkit::engine_model`) is being rewritten for the new storage model:
+//! remove this `cfg` when `chat_core::testkit::engine_model` is back.
+#![cfg(any())]
 
 mod support;
 

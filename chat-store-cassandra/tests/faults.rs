@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chat_core::store::MessageStore;
-use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, UserId, now_millis};
+use chat_core::{
+    ConversationId, DeviceId, Error, Message, MessageId, NewMessage, UserId, now_millis,
+};
 use chat_store_cassandra::CassandraStore;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
@@ -69,14 +71,15 @@ impl Proxy {
 
 fn keyed(conversation: &ConversationId, sender: &UserId, id: MessageId, key: &str) -> NewMessage {
     NewMessage {
-        message: Message {
-            message_id: id,
-            conversation_id: conversation.clone(),
-            sender_id: sender.clone(),
-            body: format!("body of {key}"),
-            ts: now_millis(),
-        },
+        message: Message::text(
+            id,
+            conversation.clone(),
+            sender.clone(),
+            format!("body of {key}"),
+            now_millis(),
+        ),
         client_msg_id: Some(key.to_owned()),
+        device: Some(DeviceId::from(format!("{sender}-phone"))),
     }
 }
 
@@ -107,10 +110,10 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
 
     let ids = chat_core::id::IdGenerator::new(rand::random_range(0..1024)).expect("ids");
     let conv = ConversationId::from(unique("group"));
-    let (sender, r) = (UserId::from(unique("s")), UserId::from(unique("r")));
+    let sender = UserId::from(unique("s"));
     let first = keyed(&conv, &sender, ids.next_id(), &unique("key"));
     store
-        .append(first.clone(), std::slice::from_ref(&r))
+        .append(first.clone(), 0)
         .await
         .expect("append through the proxy");
 
@@ -118,12 +121,9 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
     let second = keyed(&conv, &sender, ids.next_id(), &unique("key"));
     let started = Instant::now();
     // A hang guard, not a speed check: a request must end on its own.
-    let during = tokio::time::timeout(
-        timeout * 10,
-        store.append(second.clone(), std::slice::from_ref(&r)),
-    )
-    .await
-    .expect("a send with the cluster unreachable must answer, not hang");
+    let during = tokio::time::timeout(timeout * 10, store.append(second.clone(), 0))
+        .await
+        .expect("a send with the cluster unreachable must answer, not hang");
     eprintln!(
         "send during the outage answered after {:?}",
         started.elapsed()
@@ -134,23 +134,27 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
     );
     assert!(
         matches!(
-            store.history(&conv, None, 10).await,
+            store.range(&conv, None, None, 10).await,
             Err(Error::Unavailable { .. })
         ),
         "a read with the cluster unreachable must answer Unavailable"
     );
-    assert_eq!(
-        direct
-            .history(&conv, None, 10)
-            .await
-            .expect("direct history"),
-        vec![first.message.clone()],
-        "the failed send must leave no message behind"
+    assert!(
+        matches!(store.head(&conv).await, Err(Error::Unavailable { .. })),
+        "a head read with the cluster unreachable must answer Unavailable"
     );
     assert_eq!(
-        direct.pending(&r, None, 10).await.expect("direct pending"),
+        direct
+            .range(&conv, None, None, 10)
+            .await
+            .expect("direct range"),
         vec![first.message.clone()],
-        "the failed send must leave no pending delivery behind"
+        "the failed send must leave no entry behind"
+    );
+    assert_eq!(
+        direct.head(&conv).await.expect("direct head").last_id,
+        Some(first.message.message_id),
+        "the failed send must not move the head"
     );
 
     proxy.restart().await;
@@ -159,7 +163,7 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
     // store serves again. The deadline only guards against a hang.
     let deadline = Instant::now() + Duration::from_secs(120);
     let appended = loop {
-        match store.append(second.clone(), std::slice::from_ref(&r)).await {
+        match store.append(second.clone(), 0).await {
             Ok(appended) => break appended,
             Err(Error::Unavailable { .. }) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -168,24 +172,39 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
         }
     };
     eprintln!("served again {:?} after the restart", started.elapsed());
+    assert!(!appended.duplicate);
     assert_eq!(
-        appended.message, second.message,
-        "the retried send stores the message"
+        (appended.message.clone(), appended.prev),
+        (second.message.clone(), Some(first.message.message_id)),
+        "the retried send stores the entry, chained to the first"
     );
     assert_eq!(
         store
-            .history(&conv, None, 10)
+            .range(&conv, None, None, 10)
             .await
-            .expect("history after recovery"),
-        vec![second.message.clone(), first.message.clone()],
-        "both messages are stored exactly once"
+            .expect("range after recovery"),
+        vec![first.message.clone(), second.message.clone()],
+        "both entries are stored exactly once"
     );
+    let again = store
+        .append(second.clone(), 0)
+        .await
+        .expect("a second retry answers");
+    assert!(
+        again.duplicate && again.message == second.message,
+        "a second retry of the same key is a duplicate"
+    );
+    let cursors = store
+        .cursors(&sender, second.device.as_ref(), &conv)
+        .await
+        .expect("cursors after recovery");
     assert_eq!(
-        store
-            .pending(&r, None, 10)
-            .await
-            .expect("pending after recovery"),
-        vec![first.message, second.message],
-        "both deliveries are pending exactly once"
+        (cursors.device_delivered, cursors.read, cursors.read_seq),
+        (
+            Some(second.message.message_id),
+            Some(second.message.message_id),
+            2
+        ),
+        "the sender's cursors moved with the retried send"
     );
 }

@@ -1,5 +1,6 @@
 //! Shared by the test binaries: the server's URL from the environment, and
-//! one keyspace per test binary, created lazily by the first test.
+//! one keyspace per test binary, created by the first test that asks and
+//! dropped when the last test of the run ends.
 //!
 //! - `CHAT_TEST_CASSANDRA_URL`: the server (`scripts/services up cassandra`
 //!   prints it; `scripts/test` exports it).
@@ -7,18 +8,38 @@
 //!   missing URL or an unreachable server fails the test, never skips it.
 //!   Without it, the binary prints one line saying what it skips and exits
 //!   successfully (the conformance macros cannot skip one test).
+//!
+//! Why one keyspace per binary, and how it goes away: creating a keyspace
+//! and its 16 tables takes seconds of schema agreement, and a node with
+//! hundreds of tables runs out of heap, so the tests of a binary share one
+//! (the suite's random ids keep them apart). libtest has no hook after the
+//! last test, so each test holds a lease while it runs, and the test that
+//! ends the run (the count of tests this run selects, asked from this same
+//! binary with `--list` and the same arguments) drops the keyspace before it
+//! returns. A run that is killed leaves its keyspace behind: the next run
+//! drops keyspaces of this naming older than an hour.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::cell::Cell;
 use std::io::Write;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
 use tokio::sync::OnceCell;
 
 const URL_VAR: &str = "CHAT_TEST_CASSANDRA_URL";
 const REQUIRE_VAR: &str = "CHAT_TEST_REQUIRE_SERVICES";
+
+/// Test keyspaces are named `chat_cas_<unix seconds>_<random>`.
+const PREFIX: &str = "chat_cas_";
+
+/// Leftover test keyspaces older than this are dropped by the next run.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 fn services_required() -> bool {
     std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
@@ -56,17 +77,64 @@ pub fn config(contact_points: Vec<String>, keyspace: &str) -> CassandraConfig {
     config
 }
 
-/// This binary's keyspace: `chat_test_<random>`, created with its tables by
-/// the first caller. Schema changes take about a second per table, so the
-/// binary's tests share it; the suite's random ids keep them apart.
+async fn session(points: &[String]) -> Result<Session, String> {
+    SessionBuilder::new()
+        .known_nodes(points)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Drops this naming's keyspaces left by runs that were killed.
+async fn drop_stale(session: &Session) {
+    let Ok(result) = session
+        .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", &[])
+        .await
+    else {
+        return;
+    };
+    let Ok(rows) = result.into_rows_result() else {
+        return;
+    };
+    let Ok(names) = rows.rows::<(String,)>() else {
+        return;
+    };
+    let cutoff = unix_secs().saturating_sub(STALE_AFTER.as_secs());
+    for (name,) in names.flatten() {
+        let created = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<u64>().ok());
+        if created.is_some_and(|secs| secs < cutoff) {
+            let _ = session
+                .query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[])
+                .await;
+        }
+    }
+}
+
+/// This binary's keyspace, once created.
+static KEYSPACE: OnceCell<String> = OnceCell::const_new();
+
+/// This binary's keyspace, created with its tables by the first caller.
 pub async fn keyspace() -> &'static str {
-    static KEYSPACE: OnceCell<String> = OnceCell::const_new();
+    lease();
     KEYSPACE
         .get_or_init(|| async {
-            let name = format!("chat_test_{:016x}", rand::random::<u64>());
+            let points = contact_points();
+            let name = format!("{PREFIX}{}_{:08x}", unix_secs(), rand::random::<u32>());
+            if let Ok(session) = session(&points).await {
+                drop_stale(&session).await;
+            }
             // This store only creates the schema; dropping it closes its
             // session, which lives on this first test's runtime.
-            if let Err(e) = CassandraStore::connect(config(contact_points(), &name)).await {
+            if let Err(e) = CassandraStore::connect(config(points, &name)).await {
                 skip(&format!("cannot create keyspace {name}: {e}"));
             }
             name
@@ -78,9 +146,106 @@ pub async fn keyspace() -> &'static str {
 /// because each `#[tokio::test]` has its own runtime, and a session's
 /// connections live on the runtime that opened them.
 pub async fn store() -> Arc<CassandraStore> {
+    store_with(|_| {}).await
+}
+
+/// A store on this binary's keyspace with `adjust` applied to its config
+/// (settings of the store, not of the schema: the keyspace exists).
+pub async fn store_with(adjust: impl FnOnce(&mut CassandraConfig)) -> Arc<CassandraStore> {
     let keyspace = keyspace().await;
-    match CassandraStore::connect(config(contact_points(), keyspace)).await {
+    let mut config = config(contact_points(), keyspace);
+    adjust(&mut config);
+    match CassandraStore::connect(config).await {
         Ok(store) => Arc::new(store),
         Err(e) => skip(&format!("cannot connect to keyspace {keyspace}: {e}")),
+    }
+}
+
+/// Tests of this run that have ended.
+static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Whether the test running on this thread (libtest runs each test on
+    /// a thread of its own) holds its lease.
+    static LEASED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How many tests this run selects: this binary's own `--list` with the
+/// arguments it was started with (filters, `--exact`, `--skip`, …).
+fn selected_tests() -> usize {
+    static SELECTED: OnceLock<usize> = OnceLock::new();
+    *SELECTED.get_or_init(|| {
+        let listed = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .args(["--list", "--format", "terse"])
+                .stderr(std::process::Stdio::null())
+                .output()
+        });
+        match listed {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.ends_with(": test"))
+                .count(),
+            // Unknown: never drop (the next run's sweep will).
+            _ => usize::MAX,
+        }
+    })
+}
+
+/// The current test's lease on the keyspace, released when its runtime
+/// shuts down (after the test passed or panicked).
+fn lease() {
+    if LEASED.with(|l| l.replace(true)) {
+        return;
+    }
+    selected_tests();
+    // A task that never ends holds the lease: the runtime drops it at
+    // shutdown.
+    tokio::spawn(async move {
+        let _lease = Lease;
+        std::future::pending::<()>().await
+    });
+}
+
+struct Lease;
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let ended = ENDED.fetch_add(1, Ordering::SeqCst) + 1;
+        if ended != selected_tests() {
+            return;
+        }
+        let (Some(name), Some(points)) = (
+            KEYSPACE.get().cloned(),
+            std::env::var(URL_VAR)
+                .ok()
+                .and_then(|url| CassandraConfig::contact_points_from_url(&url).ok()),
+        ) else {
+            return;
+        };
+        // The last test: drop the keyspace from a runtime of its own, on a
+        // thread of its own (this one is shutting its runtime down).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                session(&points)
+                    .await?
+                    .query_unpaged(format!("DROP KEYSPACE IF EXISTS {name}"), &[])
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            Ok::<_, String>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop the test keyspace: {dropped:?}"
+            );
+        }
     }
 }
