@@ -84,6 +84,9 @@ statements! {
     /// The three numbers of one head, for `head` and `heads`.
     head_short: true, "SELECT DISTINCT conversation_id, last_id, seq, version FROM {ks}.heads \
         WHERE conversation_id = ?";
+    /// The three numbers of many heads (an `IN` on partition keys).
+    heads_in: true, "SELECT DISTINCT conversation_id, last_id, seq, version FROM {ks}.heads \
+        WHERE conversation_id IN ?";
     /// Buckets starting at or below an id, newest first.
     buckets_down: true, "SELECT bucket FROM {ks}.heads \
         WHERE conversation_id = ? AND bucket <= ? LIMIT ?";
@@ -161,6 +164,9 @@ statements! {
         WHERE user_id = ? AND conversation_id = ?";
     user_cursors_in: true, "SELECT conversation_id, delivered, read, read_seq \
         FROM {ks}.user_cursors WHERE user_id = ? AND conversation_id IN ?";
+    /// Every cursor of a user (paged).
+    user_cursors_all: true, "SELECT conversation_id, delivered, read, read_seq \
+        FROM {ks}.user_cursors WHERE user_id = ?";
     /// Every delivered cursor of a user (paged), for `start_device`.
     user_delivered_all: true, "SELECT conversation_id, delivered FROM {ks}.user_cursors \
         WHERE user_id = ?";

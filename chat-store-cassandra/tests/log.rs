@@ -534,3 +534,42 @@ async fn cursors_keep_the_highest_id_whatever_order_writes_arrive_in() {
         vec![(conv.clone(), highest)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lists_of_heads_and_cursors_answer_in_order() {
+    let store = support::store().await;
+    let ids = ids();
+    let user = UserId::from(unique("u"));
+    // More than one IN read of heads (250 keys each), and more than the
+    // user_cursors IN limit (50): the paths the suite's short lists miss.
+    let convs: Vec<ConversationId> = (0..300)
+        .map(|i| ConversationId::from(unique(&format!("c{i}"))))
+        .collect();
+    let mut want_heads = Vec::new();
+    for (i, c) in convs.iter().enumerate() {
+        if i % 7 == 0 {
+            let m = store
+                .append(text(c, &user, ids.next_id()), 0)
+                .await
+                .expect("append")
+                .message;
+            want_heads.push(Head {
+                last_id: Some(m.message_id),
+                seq: 1,
+                version: 0,
+            });
+        } else {
+            want_heads.push(Head::default());
+        }
+    }
+    let mut asked = convs.clone();
+    asked.reverse();
+    want_heads.reverse();
+    assert_eq!(store.heads(&asked).await.expect("heads"), want_heads);
+    let cursors = store.user_cursors(&user, &asked).await.expect("cursors");
+    assert_eq!(cursors.len(), asked.len());
+    for (c, head) in cursors.iter().zip(&want_heads) {
+        assert_eq!(c.read, head.last_id, "the sender's read cursor, in order");
+        assert_eq!(c.read_seq, head.seq);
+    }
+}

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 
 use chat_core::store::{AckMoved, Cursors, DeviceCursor};
 use chat_core::{ConversationId, DeviceId, Head, MessageId, Result, UserId};
-use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::codec::{count_from_cql, count_to_cql, delete_time, id_from_cql, id_to_cql, write_time};
 use crate::store::CassandraStore;
 
-/// Conversations per `IN` read of one user's cursors.
-const IN_CHUNK: usize = 100;
+/// Conversations read with `IN` from one user's cursors at most; more are
+/// picked from a read of the user's whole partition.
+const IN_AT_MOST: usize = 50;
 
 /// Writes in flight at once when a device starts or is forgotten.
 const WRITES_IN_FLIGHT: usize = 32;
@@ -118,30 +118,38 @@ impl CassandraStore {
         })
     }
 
-    /// See [`chat_core::store::MessageStore::user_cursors`]: `IN` reads of
-    /// up to [`IN_CHUNK`] rows of the user's one partition, in parallel.
+    /// See [`chat_core::store::MessageStore::user_cursors`]: one `IN` read
+    /// of the user's partition for a few conversations; for more, the whole
+    /// partition (one row per conversation the user has cursors in, so
+    /// bounded by its conversations), read in pages, which measured three
+    /// times faster than `IN` reads for a list of 1,000.
     pub(crate) async fn read_user_cursors(
         &self,
         user: &UserId,
         conversations: &[ConversationId],
     ) -> Result<Vec<Cursors>> {
-        let chunks = conversations.chunks(IN_CHUNK).map(|chunk| async move {
-            let keys: Vec<&str> = chunk.iter().map(|c| c.as_str()).collect();
-            let rows: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> = self
-                .rows(
-                    &self.st.user_cursors_in,
-                    (user.as_str(), keys),
-                    "read user cursors",
-                )
-                .await?;
-            Ok::<_, chat_core::Error>(rows)
-        });
-        let mut by_conversation: HashMap<String, UserRow> = HashMap::new();
-        for rows in try_join_all(chunks).await? {
-            for (c, delivered, read, read_seq) in rows {
-                by_conversation.insert(c, (delivered, read, read_seq));
-            }
-        }
+        type Row = (String, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = if conversations.len() <= IN_AT_MOST {
+            let keys: Vec<&str> = conversations.iter().map(|c| c.as_str()).collect();
+            self.rows(
+                &self.st.user_cursors_in,
+                (user.as_str(), keys),
+                "read user cursors",
+            )
+            .await?
+        } else {
+            self.paged(
+                &self.st.user_cursors_all,
+                (user.as_str(),),
+                usize::MAX,
+                "read user cursors",
+            )
+            .await?
+        };
+        let by_conversation: HashMap<String, UserRow> = rows
+            .into_iter()
+            .map(|(c, delivered, read, read_seq)| (c, (delivered, read, read_seq)))
+            .collect();
         Ok(conversations
             .iter()
             .map(|c| user_cursors(by_conversation.get(c.as_str()).copied()))
