@@ -166,15 +166,18 @@ impl SessionShared {
     }
 
     /// Sends an entry read from the store (a sync or catch-up, while the
-    /// conversation is held), unless it was sent already; waits for room.
+    /// conversation is held), unless it was sent already (`again`: send it
+    /// even then, for a sync the client asked for: it answers with every
+    /// unacked entry); waits for room.
     pub(crate) async fn send_stored(
         &self,
         conversation: &ConversationId,
         id: MessageId,
         frame: Bytes,
+        again: bool,
     ) -> bool {
         let fresh = self.gate.lock().admit(conversation, id) == Verdict::Send;
-        if !fresh {
+        if !fresh && !again {
             return true;
         }
         self.push_wait(frame).await

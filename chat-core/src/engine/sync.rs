@@ -39,7 +39,7 @@ impl Inner {
         if !initial {
             session.hold_all();
         }
-        let result = self.send_unacked(session).await;
+        let result = self.send_unacked(session, !initial).await;
         session.release_hold(None);
         result?;
         session
@@ -48,7 +48,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn send_unacked(&self, session: &Arc<SessionShared>) -> Result<()> {
+    async fn send_unacked(&self, session: &Arc<SessionShared>, again: bool) -> Result<()> {
         let memberships = self.conversations.memberships(&session.user).await?;
         if memberships.is_empty() {
             return Ok(());
@@ -76,14 +76,16 @@ impl Inner {
                 done: false,
             });
         }
-        self.send_merged(session, stretches).await
+        self.send_merged(session, stretches, again).await
     }
 
-    /// Sends the stretches' entries merged by id, reading a page of each at a time.
+    /// Sends the stretches' entries merged by id, reading a page of each at
+    /// a time (`again`: also those this connection had, see `send_stored`).
     async fn send_merged(
         &self,
         session: &Arc<SessionShared>,
         mut stretches: Vec<Stretch>,
+        again: bool,
     ) -> Result<()> {
         let page = self.limits.sync_page.max(1);
         loop {
@@ -114,7 +116,7 @@ impl Inner {
             let entry = stretches[i].page.pop_front().expect("the page has a front");
             let (frame, _) = entry_frame(&entry);
             if !session
-                .send_stored(&entry.conversation_id, entry.message_id, frame)
+                .send_stored(&entry.conversation_id, entry.message_id, frame, again)
                 .await
             {
                 return Ok(()); // the session closed
@@ -146,6 +148,6 @@ impl Inner {
             page: VecDeque::new(),
             done: false,
         };
-        self.send_merged(session, vec![stretch]).await
+        self.send_merged(session, vec![stretch], false).await
     }
 }
