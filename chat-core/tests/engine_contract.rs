@@ -180,7 +180,10 @@ async fn groups_deliver_to_members_only_and_refuse_outsiders() {
     engine.add_member(&alice, &group, &carol).await.unwrap();
     for client in [&mut a, &mut b, &mut c] {
         let e = client.expect("group_event").await;
-        assert_eq!((e["event"].as_str(), e["user_id"].as_str()), (Some("added"), Some(carol.as_str())));
+        assert_eq!(
+            (e["event"].as_str(), e["user_id"].as_str()),
+            (Some("added"), Some(carol.as_str()))
+        );
         assert_eq!(e["by"], alice.as_str());
     }
     a.send(json!({"type":"send","id":"2","conversation_id":group.as_str(),"body":"after carol"}))
@@ -368,7 +371,10 @@ async fn presence_now_and_at_every_change() {
     a.send(json!({"type":"presence_subscribe","id":"x","user_ids":[stranger.as_str()]}))
         .await;
     let refused = a.expect("error").await;
-    assert_eq!((refused["code"].as_str(), refused["reply_to"].as_str()), (Some("forbidden"), Some("x")));
+    assert_eq!(
+        (refused["code"].as_str(), refused["reply_to"].as_str()),
+        (Some("forbidden"), Some("x"))
+    );
     a.send(json!({"type":"presence_subscribe","id":"ps","user_ids":[bob.as_str()]}))
         .await;
     let p = a.expect("presence").await;
@@ -547,7 +553,10 @@ async fn accounts_signup_login_profile() {
     let login = engine.login("alice", "pw-alice", None).await.unwrap();
     assert_eq!(login.user_id, alice.user_id);
     assert!(login.chat_url.starts_with("ws://"));
-    assert_eq!(engine.authenticate(&login.token).await.unwrap(), login.identity());
+    assert_eq!(
+        engine.authenticate(&login.token).await.unwrap(),
+        login.identity()
+    );
     assert_ne!(login.device_id, alice.device_id, "each login is a device");
     assert!(matches!(
         engine.login("alice", "wrong", None).await,
@@ -694,7 +703,11 @@ async fn a_store_that_is_down_answers_unavailable_and_the_retry_stores_once() {
     assert_eq!(b.next().await["type"], "pong", "nothing was delivered");
     let conv = chat_core::ConversationId::direct(&alice, &bob);
     assert!(
-        store.history(&conv, None, None, 10).await.unwrap().is_empty(),
+        store
+            .history(&conv, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was stored"
     );
 

@@ -30,6 +30,14 @@ pub(crate) struct Purges {
 }
 
 impl Inner {
+    /// A new entry in `c`: the sweep looks at it (a member whose devices all
+    /// went away holds nothing, so nobody may ever ack it).
+    pub(crate) fn mark_for_purge(&self, c: &ConversationId) {
+        if self.retention == Retention::UntilDelivered {
+            self.purges.pending.lock().insert(c.clone());
+        }
+    }
+
     /// After an ack: purges `c` now when it is small, or marks it for the sweep.
     pub(crate) async fn after_ack(&self, c: &ConversationId) {
         if self.retention != Retention::UntilDelivered {

@@ -33,10 +33,7 @@ pub async fn engine_with(f: impl FnOnce(EngineBuilder) -> EngineBuilder) -> Engi
 
 /// Signs `name` up (its first device is kept for [`Client::connect`]) and returns its id.
 pub async fn signup(engine: &Engine, name: &str) -> UserId {
-    let ok = engine
-        .signup(name, "password", None)
-        .await
-        .expect("signup");
+    let ok = engine.signup(name, "password", None).await.expect("signup");
     DEVICES
         .lock()
         .unwrap()
@@ -54,7 +51,12 @@ pub async fn login(engine: &Engine, name: &str) -> Identity {
 }
 
 /// A group by `creator` with `members`, default settings.
-pub async fn group(engine: &Engine, creator: &UserId, name: &str, members: &[UserId]) -> ConversationId {
+pub async fn group(
+    engine: &Engine,
+    creator: &UserId,
+    name: &str,
+    members: &[UserId],
+) -> ConversationId {
     engine
         .create_group(
             creator,

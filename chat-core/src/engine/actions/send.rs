@@ -61,6 +61,7 @@ impl Inner {
             )
             .await?;
         let stored = appended.message;
+        self.mark_for_purge(&stored.conversation_id);
         if !appended.duplicate && self.notifier.is_some() {
             self.spawn_push(stored.clone());
         }
