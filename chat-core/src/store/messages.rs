@@ -85,8 +85,13 @@ pub trait MessageStore: Send + Sync + 'static {
     /// - for an edit, delete or reaction, applies it to its target
     ///   ([`Message::apply`]); [`crate::Error::NotFound`] when the target is
     ///   not in the conversation (nothing stored);
-    /// - advances the sender's delivered and read cursors (and `read_seq`)
-    ///   and the cursor of `entry.device`, when given, to the entry.
+    /// - moves the sender's read cursor (and `read_seq`) to the entry (one
+    ///   reads a conversation one writes in), and its delivered cursor and
+    ///   the cursor of `entry.device` (when given) to the entry **only if**
+    ///   each already covers `prev` (or `prev` is `None`): a device that had
+    ///   not received every earlier entry keeps its cursor, so that nothing
+    ///   from others is skipped for it; it gets its own entry back at its
+    ///   next sync and acks past it then.
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended>;
 
     /// The head of `conversation` (all zero when it has no entry yet).
