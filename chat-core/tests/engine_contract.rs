@@ -9,7 +9,7 @@ use chat_core::engine::{CloseReason, Engine, Limits};
 use chat_core::memory::{MemoryBusHub, MemoryPresence, MemoryStore, RecordingNotifier};
 use chat_core::{MessageId, Retention};
 use serde_json::{Value, json};
-use support::{Client, engine, engine_with, group, identity, login, signup};
+use support::{Client, engine, engine_with, group, identity, signup};
 
 /// An engine whose sessions queue at most 4 frames, without a rate limit.
 async fn tiny_queue_engine() -> Engine {

@@ -119,7 +119,7 @@ async fn events_are_refused_unless_allowed_and_change_nothing() {
     o.send(json!({"type":"send","id":"1","conversation_id":g.as_str(),"body":"owner's"}))
         .await;
     let owners = sent(&mut o).await;
-    let other = group(&e, &owner, "other", &[plain.clone()]).await;
+    let other = group(&e, &owner, "other", std::slice::from_ref(&plain)).await;
     o.send(json!({"type":"send","id":"x","conversation_id":other.as_str(),"body":"elsewhere"}))
         .await;
     let elsewhere = sent(&mut o).await;

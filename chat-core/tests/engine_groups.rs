@@ -152,7 +152,7 @@ async fn the_owner_leaving_hands_the_group_to_the_longest_standing_admin() {
     let early = signup(&e, "early").await;
     let admin_late = signup(&e, "late-admin").await;
     let admin_early = signup(&e, "early-admin").await;
-    let g = group(&e, &owner, "g", &[early.clone()]).await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&early)).await;
     e.add_member(&owner, &g, &admin_early).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     e.add_member(&owner, &g, &admin_late).await.unwrap();
@@ -317,7 +317,7 @@ async fn group_events_reach_every_member_and_the_affected_user() {
     let owner = signup(&e, "owner").await;
     let a = signup(&e, "a").await;
     let b = signup(&e, "b").await;
-    let g = group(&e, &owner, "g", &[a.clone()]).await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&a)).await;
     let mut co = Client::connect(&e, &owner).await;
     let mut ca = Client::connect(&e, &a).await;
     let mut cb = Client::connect(&e, &b).await;
@@ -377,7 +377,7 @@ async fn invites_join_once_per_use_and_stop_when_expired_used_or_revoked() {
         signup(&e, "y").await,
         signup(&e, "z").await,
     );
-    let g = group(&e, &owner, "g", &[plain.clone()]).await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&plain)).await;
     assert!(matches!(
         e.create_invite(&plain, &g, None, None).await,
         Err(Error::Forbidden { .. })
@@ -517,7 +517,7 @@ async fn a_send_racing_a_removal_is_delivered_before_it_or_not_at_all() {
         let e = engine().await;
         let owner = signup(&e, "owner").await;
         let victim = signup(&e, "victim").await;
-        let g = group(&e, &owner, "g", &[victim.clone()]).await;
+        let g = group(&e, &owner, "g", std::slice::from_ref(&victim)).await;
         let mut o = Client::connect(&e, &owner).await;
         let mut v = Client::connect(&e, &victim).await;
         let remover = {

@@ -534,7 +534,10 @@ where
             let step = self.step;
             if self.retention == Retention::Forever {
                 let want: BTreeSet<MessageId> = all.iter().map(|m| m.id).collect();
-                assert_eq!(stored, want, "step {step}: messages stored in conversation {c}");
+                assert_eq!(
+                    stored, want,
+                    "step {step}: messages stored in conversation {c}"
+                );
                 continue;
             }
             let oldest_pending = all.iter().find(|m| !m.pending.is_empty()).map(|m| m.id);
