@@ -124,6 +124,17 @@ impl CassandraStore {
         self.session.replaced()
     }
 
+    /// The readiness probe behind every trait's `ping`: a one-partition read
+    /// of one of our tables (any username will do; Cassandra refuses only
+    /// an empty key) at the configured consistency, so it fails while no
+    /// replica answers and also when the keyspace is gone (a node that came
+    /// back empty).
+    pub(crate) async fn ping_cluster(&self) -> Result<()> {
+        self.run(&self.st.select_username, ("readiness probe",), "ping")
+            .await
+            .map(drop)
+    }
+
     /// Runs a statement that returns no rows we need.
     pub(crate) async fn run(
         &self,

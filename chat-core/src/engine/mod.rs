@@ -48,6 +48,7 @@ mod builder;
 mod conversations;
 mod fanout;
 mod rate;
+mod ready;
 mod registry;
 mod send;
 mod sequencer;
@@ -57,6 +58,7 @@ use std::sync::Arc;
 
 pub use accounts::{LoginOk, SignupOk};
 pub use builder::{EngineBuilder, Limits};
+pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 
