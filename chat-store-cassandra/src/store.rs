@@ -254,3 +254,30 @@ fn cql_consistency(c: Consistency) -> CqlConsistency {
         Consistency::All => CqlConsistency::All,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings that cannot work are refused before any connection is made
+    /// (the contact point is a closed port: reaching it would be Unavailable).
+    #[tokio::test]
+    async fn bad_settings_are_refused_before_connecting() {
+        let base = CassandraConfig::new(vec!["127.0.0.1:1".to_owned()], "chat");
+        let cases: [(&str, fn(&mut CassandraConfig)); 4] = [
+            ("keyspace", |c| c.keyspace = "no-dashes".to_owned()),
+            ("bucket_ms", |c| c.bucket_ms = 0),
+            ("pending_ttl", |c| c.pending_ttl = Some(Duration::ZERO)),
+            ("reconnect_interval", |c| {
+                c.reconnect_interval = Duration::ZERO;
+            }),
+        ];
+        for (what, spoil) in cases {
+            let mut config = base.clone();
+            spoil(&mut config);
+            let err = CassandraStore::connect(config).await.unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{what}: {err}");
+            assert!(err.to_string().contains(what), "{what}: {err}");
+        }
+    }
+}
