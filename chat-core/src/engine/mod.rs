@@ -64,6 +64,7 @@ mod frames;
 mod gate;
 mod local;
 mod rate;
+mod ready;
 mod registry;
 mod retention;
 mod session;
@@ -77,6 +78,7 @@ pub use actions::devices::DeviceInfo;
 pub use actions::groups::{GroupInfo, NewGroup};
 pub use builder::{EngineBuilder, Limits};
 pub use local::LocalStats;
+pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 
