@@ -272,4 +272,8 @@ impl AccountStore for CassandraStore {
             .await?;
         Ok(!rows.is_empty())
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }

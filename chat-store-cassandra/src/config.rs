@@ -145,13 +145,17 @@ pub struct CassandraConfig {
     /// deleted rows coming back would be harmless (dedup keys, cursors, the
     /// bucket index): see the crate docs. Default 1 day.
     pub short_gc_grace: Duration,
+    /// How often the store checks whether the driver still holds a
+    /// connection to some node; while it holds none, the store tries a new
+    /// session at this pace (see the crate docs on recovery). Default 1 s.
+    pub reconnect_interval: Duration,
 }
 
 impl CassandraConfig {
     /// A config for one keyspace with the defaults: `SimpleStrategy` with
     /// one replica, `LOCAL_QUORUM` and `LOCAL_SERIAL`, 5 s request and
     /// connect timeouts, buckets of 10,000 entries or 8 MiB, 1 day of gc
-    /// grace on the frequently-deleted tables.
+    /// grace on the frequently-deleted tables and a 1 s reconnect interval.
     pub fn new(contact_points: Vec<String>, keyspace: impl Into<String>) -> Self {
         Self {
             contact_points,
@@ -164,6 +168,7 @@ impl CassandraConfig {
             bucket_max_entries: 10_000,
             bucket_max_bytes: 8 << 20,
             short_gc_grace: Duration::from_secs(24 * 3600),
+            reconnect_interval: Duration::from_secs(1),
         }
     }
 

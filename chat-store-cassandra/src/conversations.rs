@@ -579,6 +579,10 @@ impl ConversationStore for CassandraStore {
             .await?;
         Ok(Lwt::from_result(result, "revoke invite")?.applied)
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod codec;
 mod config;
 mod conversations;
 mod messages;
+mod reconnect;
 mod schema;
 mod statements;
 mod store;

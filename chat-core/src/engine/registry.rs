@@ -14,7 +14,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc};
 
-use crate::model::{MessageId, UserId};
+use super::gate::{Gate, Verdict};
+use crate::model::{ConversationId, DeviceId, MessageId, UserId};
 
 /// Why the engine closed a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,43 +28,47 @@ pub enum CloseReason {
     Shutdown,
     /// The session was closed or dropped by its owner (the client went away).
     Disconnected,
-}
-
-/// A live message held while a session's sync runs, so that it is sent
-/// after the older messages the sync is sending.
-pub(crate) struct Held {
-    pub(crate) id: MessageId,
-    pub(crate) frame: Bytes,
+    /// Its device was removed (or logged out): its tokens no longer work.
+    Revoked,
+    /// This node lost the order of a conversation's entries (a gap it could
+    /// not fill from the store): the client reconnects and syncs, in order.
+    Resync,
 }
 
 /// The part of a session that fanout and the engine reach.
 pub(crate) struct SessionShared {
     pub(crate) id: u64,
     pub(crate) user: UserId,
+    pub(crate) device: DeviceId,
     tx: mpsc::Sender<Bytes>,
     closed: AtomicBool,
     /// Set once this connection has been counted out of presence.
     released: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
     close_notify: Notify,
-    /// `Some` while a sync runs: live messages wait here.
-    pub(crate) held: Mutex<Option<Vec<Held>>>,
-    held_cap: usize,
+    /// Order and repeats of each conversation's entries (see `gate`).
+    gate: Mutex<Gate>,
 }
 
 impl SessionShared {
-    pub(crate) fn new(id: u64, user: UserId, tx: mpsc::Sender<Bytes>, held_cap: usize) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        user: UserId,
+        device: DeviceId,
+        tx: mpsc::Sender<Bytes>,
+        held_cap: usize,
+    ) -> Self {
         Self {
             id,
             user,
+            device,
             tx,
             closed: AtomicBool::new(false),
             released: AtomicBool::new(false),
             reason: Mutex::new(None),
             close_notify: Notify::new(),
-            // Sessions start in sync mode: the first sync runs right after connect.
-            held: Mutex::new(Some(Vec::new())),
-            held_cap,
+            // Sessions start holding: the first sync runs right after connect.
+            gate: Mutex::new(Gate::new(held_cap)),
         }
     }
 
@@ -133,24 +138,76 @@ impl SessionShared {
         }
     }
 
-    /// Delivers a live message: held while a sync runs, queued otherwise.
-    pub(crate) fn deliver_message(&self, id: MessageId, frame: &Bytes) -> bool {
-        {
-            let mut guard = self.held.lock();
-            if let Some(held) = guard.as_mut() {
-                if held.len() >= self.held_cap {
-                    drop(guard);
-                    self.close(CloseReason::SlowConsumer);
-                    return false;
-                }
-                held.push(Held {
-                    id,
-                    frame: frame.clone(),
-                });
-                return true;
+    /// Delivers a live entry of `conversation` through the gate: sent now,
+    /// held while a catch-up of it runs, or dropped as a repeat. `frame` is
+    /// `None` for the session's own entry (it got `sent`; the gate only
+    /// notes it).
+    pub(crate) fn deliver_entry(
+        &self,
+        conversation: &ConversationId,
+        id: MessageId,
+        frame: Option<&Bytes>,
+    ) -> bool {
+        let mut gate = self.gate.lock();
+        match gate.live(conversation, id, frame) {
+            Verdict::Send => match frame {
+                // Queued under the gate's lock, so that two deliverers of
+                // one conversation cannot swap their frames.
+                Some(frame) => self.push(frame.clone()),
+                None => true,
+            },
+            Verdict::Repeat | Verdict::Held => true,
+            Verdict::Overflow => {
+                drop(gate);
+                self.close(CloseReason::SlowConsumer);
+                false
             }
         }
-        self.push(frame.clone())
+    }
+
+    /// Sends an entry read from the store (a sync or catch-up, while the
+    /// conversation is held), unless it was sent already (`again`: send it
+    /// even then, for a sync the client asked for: it answers with every
+    /// unacked entry); waits for room.
+    pub(crate) async fn send_stored(
+        &self,
+        conversation: &ConversationId,
+        id: MessageId,
+        frame: Bytes,
+        again: bool,
+    ) -> bool {
+        let fresh = self.gate.lock().admit(conversation, id) == Verdict::Send;
+        if !fresh && !again {
+            return true;
+        }
+        self.push_wait(frame).await
+    }
+
+    /// Holds every live entry (a sync on request begins).
+    pub(crate) fn hold_all(&self) {
+        self.gate.lock().hold_everything();
+    }
+
+    /// Holds the live entries of `conversation` (a catch-up begins).
+    pub(crate) fn hold(&self, conversation: &ConversationId) {
+        self.gate.lock().hold(conversation);
+    }
+
+    /// Ends one hold (of `conversation`, or the sync's hold of everything)
+    /// and sends what waited.
+    pub(crate) fn release_hold(&self, conversation: Option<&ConversationId>) {
+        let mut gate = self.gate.lock();
+        for frame in gate.release(conversation) {
+            if !self.push(frame) {
+                break;
+            }
+        }
+    }
+
+    /// The newest entry of `conversation` sent on this connection: an ack
+    /// covers nothing above it.
+    pub(crate) fn last_sent(&self, conversation: &ConversationId) -> Option<MessageId> {
+        self.gate.lock().last_sent(conversation)
     }
 }
 
@@ -210,6 +267,11 @@ impl Registry {
             return before > 0;
         }
         false
+    }
+
+    /// Whether `user` has an open session here.
+    pub(crate) fn has_user(&self, user: &UserId) -> bool {
+        self.shard(user).read().contains_key(user)
     }
 
     /// Calls `f` with each open session of `user`; returns how many there were.

@@ -4,7 +4,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::error::BadFrame;
-use crate::model::{ConversationId, Message, MessageId, Millis, Presence, Receipt, UserId};
+use crate::model::{
+    ConversationId, GroupEvent, Message, MessageId, Millis, Presence, Receipt, UserId,
+};
 
 /// A frame from server to client. Serializes as the contract's JSON: the
 /// variant is `type` in snake_case, absent `reply_to`s are left out.
@@ -54,6 +56,15 @@ pub enum ServerFrame {
         /// Who types.
         user_id: UserId,
     },
+    /// A membership or settings change of a group, to its members and to
+    /// the user it is about.
+    GroupEvent {
+        /// The group.
+        conversation_id: ConversationId,
+        /// What happened, its fields beside `type`.
+        #[serde(flatten)]
+        event: GroupEvent,
+    },
     /// The answer to `ping`.
     Pong {
         /// The `ping` frame's `id`.
@@ -73,8 +84,17 @@ pub enum ServerFrame {
 }
 
 /// Every server frame `type`, for naming a malformed one in an error.
-pub(super) const SERVER_TYPES: [&str; 9] = [
-    "sent", "synced", "history", "message", "receipt", "presence", "typing", "pong", "error",
+pub(super) const SERVER_TYPES: [&str; 10] = [
+    "sent",
+    "synced",
+    "history",
+    "message",
+    "receipt",
+    "presence",
+    "typing",
+    "group_event",
+    "pong",
+    "error",
 ];
 
 impl ServerFrame {
@@ -107,6 +127,7 @@ impl ServerFrame {
             Self::Receipt(_) => "receipt",
             Self::Presence(_) => "presence",
             Self::Typing { .. } => "typing",
+            Self::GroupEvent { .. } => "group_event",
             Self::Pong { .. } => "pong",
             Self::Error { .. } => "error",
         }
@@ -149,6 +170,9 @@ impl ServerFrame {
                 conversation_id,
                 user_id,
             } => conversation_id.as_str().len() + user_id.as_str().len(),
+            Self::GroupEvent {
+                conversation_id, ..
+            } => conversation_id.as_str().len() + 160,
             Self::Error {
                 reply_to,
                 code,

@@ -134,4 +134,8 @@ impl MessageStore for CassandraStore {
     async fn forget_device(&self, device: &DeviceId) -> Result<()> {
         self.forget_device_cursors(device).await
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }

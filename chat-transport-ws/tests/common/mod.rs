@@ -75,7 +75,7 @@ impl Server {
     pub async fn signup(&self, name: &str) -> User {
         let ok = self
             .engine
-            .signup(name, "a password")
+            .signup(name, "a password", None)
             .await
             .expect("signup");
         User {
