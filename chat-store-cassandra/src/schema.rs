@@ -40,6 +40,8 @@ const TABLES: &[&str] = &[
         p_key text static,
         p_device text static,
         p_apply boolean static,
+        p_move_delivered boolean static,
+        p_move_device boolean static,
         p_removed boolean static,
         PRIMARY KEY (conversation_id, bucket)
     ) WITH CLUSTERING ORDER BY (bucket DESC) AND gc_grace_seconds = {short_gc}",

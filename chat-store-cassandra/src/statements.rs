@@ -50,7 +50,7 @@ macro_rules! head_columns {
     () => {
         "conversation_id, last_id, seq, version, bucket_start, bucket_entries, bucket_bytes, \
          purged_up_to, purged_seq, p_sender, p_kind, p_body, p_ts, p_ref, p_ref_bucket, \
-         p_reply, p_keyed, p_key, p_device, p_apply, p_removed"
+         p_reply, p_keyed, p_key, p_device, p_apply, p_move_delivered, p_move_device, p_removed"
     };
 }
 
@@ -68,7 +68,7 @@ macro_rules! head_assignments {
         "SET last_id = ?, seq = ?, version = ?, bucket_start = ?, bucket_entries = ?, \
          bucket_bytes = ?, p_sender = ?, p_kind = ?, p_body = ?, p_ts = ?, p_ref = ?, \
          p_ref_bucket = ?, p_reply = ?, p_keyed = ?, p_key = ?, p_device = ?, p_apply = ?, \
-         p_removed = false WHERE conversation_id = ?"
+         p_move_delivered = ?, p_move_device = ?, p_removed = false WHERE conversation_id = ?"
     };
 }
 

@@ -42,11 +42,20 @@ impl CassandraStore {
         let conflicts = |s: &State| {
             s.head.last_id.is_some_and(|last| id <= last) || s.head.version != expected_version
         };
+        let sender = &message.sender_id;
         for _ in 0..MAX_ATTEMPTS {
-            let state = self.state(&conversation).await?;
+            let (state, mut cursors) = futures::try_join!(
+                self.state(&conversation),
+                self.read_cursors(sender, device.as_ref(), &conversation),
+            )?;
             // The head may only move past an entry whose rows are written;
             // that also makes the dedup keys of every older entry readable.
-            self.finish_pending(&conversation, &state).await?;
+            if self.finish_pending(&conversation, &state).await? {
+                // Writing it out may have moved the sender's cursors.
+                cursors = self
+                    .read_cursors(sender, device.as_ref(), &conversation)
+                    .await?;
+            }
             if let Some(key) = &client_msg_id
                 && let Some(first) = self.duplicate_of(&state, &message.sender_id, key).await?
             {
@@ -79,6 +88,13 @@ impl CassandraStore {
                     }
                 },
             };
+            // A delivered cursor moves to the entry only if it covered the
+            // entry before (`prev`): one behind on others' entries must not
+            // skip them. Cursors never move back, so what was read holds.
+            let prev = state.head.last_id;
+            let covers = |cursor: Option<chat_core::MessageId>| {
+                prev.is_none_or(|p| cursor.is_some_and(|c| c >= p))
+            };
             let pending = Pending {
                 message: message.clone(),
                 seq: 0,
@@ -87,6 +103,8 @@ impl CassandraStore {
                 bucket: 0,
                 ref_bucket,
                 apply,
+                move_delivered: covers(cursors.delivered),
+                move_device: device.is_some() && covers(cursors.device_delivered),
                 removed: false,
             };
             let (next, new_bucket) = next_state(&state, &self.buckets, pending);

@@ -95,6 +95,10 @@ pub(crate) struct Pending {
     /// Whether it changes its target (an edit or reaction of a deleted
     /// message does not: decided when it was appended).
     pub(crate) apply: bool,
+    /// Whether the sender's delivered cursor moves to it, and its device's
+    /// (each only if it covered the entry before: decided when appended).
+    pub(crate) move_delivered: bool,
+    pub(crate) move_device: bool,
     /// `remove` took it back.
     pub(crate) removed: bool,
 }
@@ -164,6 +168,8 @@ struct HeadRow {
     p_key: Option<String>,
     p_device: Option<String>,
     p_apply: Option<bool>,
+    p_move_delivered: Option<bool>,
+    p_move_device: Option<bool>,
     p_removed: Option<bool>,
 }
 
@@ -221,6 +227,8 @@ impl HeadRow {
                 .ok_or_else(|| missing("bucket_start"))?,
             ref_bucket: self.p_ref_bucket.filter(|b| *b != MIN_CQL_ID),
             apply: self.p_apply.unwrap_or(false),
+            move_delivered: self.p_move_delivered.unwrap_or(false),
+            move_device: self.p_move_device.unwrap_or(false),
             removed: self.p_removed.unwrap_or(false),
         };
         Ok(State {
@@ -256,6 +264,8 @@ pub(crate) struct AppendValues {
     p_key: String,
     p_device: String,
     p_apply: bool,
+    p_move_delivered: bool,
+    p_move_device: bool,
     conversation_id: String,
     if_last_id: Option<i64>,
     if_version: Option<i64>,
@@ -288,6 +298,8 @@ impl AppendValues {
             p_key: p.client_msg_id.clone().unwrap_or_default(),
             p_device: p.device.as_ref().map(|d| d.to_string()).unwrap_or_default(),
             p_apply: p.apply,
+            p_move_delivered: p.move_delivered,
+            p_move_device: p.move_device,
             conversation_id: m.conversation_id.to_string(),
             if_last_id: state.head.last_id.map(id_to_cql),
             if_version: state.stored_version,

@@ -5,7 +5,8 @@
 //! idempotent and dated by the entry's id ([`write_time`]), so they can be
 //! repeated by anyone in any order:
 //! - the change to its target (an edit, delete or reaction),
-//! - the sender's user cursors and the sending device's cursor,
+//! - the sender's read cursor, and its delivered cursor and the sending
+//!   device's cursor when the append decided that they move,
 //! - its dedup key,
 //! - last, its own row in `messages`: once that row is there, all of the
 //!   above is too.
@@ -55,18 +56,19 @@ impl RolledForward {
 
 impl CassandraStore {
     /// Makes sure the newest entry of `state` is written out before the
-    /// head moves past it (see the module docs).
+    /// head moves past it (see the module docs). True when this call wrote
+    /// it (its writer had stopped).
     pub(crate) async fn finish_pending(
         &self,
         conversation: &ConversationId,
         state: &State,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(p) = state.visible_pending() else {
-            return Ok(());
+            return Ok(false);
         };
         let id = p.message.message_id;
         if self.rolled.knows(conversation, id) {
-            return Ok(());
+            return Ok(false);
         }
         let rows: Vec<(Option<String>,)> = self
             .rows(
@@ -77,13 +79,14 @@ impl CassandraStore {
             .await?;
         if rows.iter().any(|(sender,)| sender.is_some()) {
             self.rolled.remember(conversation, id);
-            return Ok(());
+            return Ok(false);
         }
         tracing::info!(
             %conversation, %id,
             "cassandra: writing out an entry whose appender stopped after committing it"
         );
-        self.roll_forward(p).await
+        self.roll_forward(p).await?;
+        Ok(true)
     }
 
     /// Writes out the newest entry `p` (see the module docs).
@@ -133,21 +136,31 @@ impl CassandraStore {
         }
         writes.push(
             self.run(
-                &self.st.set_user_all,
-                (at, id, id, seq, sender, conversation),
-                "move sender's cursors",
+                &self.st.set_user_read,
+                (at, id, seq, sender, conversation),
+                "move sender's read cursor",
             )
             .boxed(),
         );
-        writes.push(
-            self.run(
-                &self.st.set_conversation_cursor,
-                (at, id, conversation, sender, ""),
-                "move sender's cursors",
-            )
-            .boxed(),
-        );
-        if let Some(device) = &p.device {
+        if p.move_delivered {
+            writes.push(
+                self.run(
+                    &self.st.set_user_delivered,
+                    (at, id, sender, conversation),
+                    "move sender's delivered cursor",
+                )
+                .boxed(),
+            );
+            writes.push(
+                self.run(
+                    &self.st.set_conversation_cursor,
+                    (at, id, conversation, sender, ""),
+                    "move sender's delivered cursor",
+                )
+                .boxed(),
+            );
+        }
+        if let Some(device) = p.device.as_ref().filter(|_| p.move_device) {
             writes.push(
                 self.run(
                     &self.st.set_device_cursor,
