@@ -177,6 +177,34 @@ const TABLES: &[&str] = &[
     )",
 ];
 
+/// A table of the first layout (per-recipient pending rows), which this
+/// one replaces.
+const PREVIOUS_LAYOUT_TABLE: &str = "pending_by_user";
+
+/// Refuses a keyspace that holds the first layout: its `messages` table has
+/// other columns, and nothing migrates it in place (see the crate docs,
+/// "Migrating from the previous layout").
+async fn refuse_previous_layout(session: &Session, ks: &str) -> chat_core::Result<()> {
+    let rows = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (ks, PREVIOUS_LAYOUT_TABLE),
+        )
+        .await
+        .map_err(backend("read the schema"))?
+        .into_rows_result()
+        .map_err(backend("read the schema"))?;
+    if rows.rows_num() > 0 {
+        return Err(chat_core::Error::invalid(format!(
+            "keyspace {ks} holds the previous layout (table {PREVIOUS_LAYOUT_TABLE}): \
+             use a new keyspace and import into it (chat-store-cassandra's docs, \
+             \"Migrating from the previous layout\")"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `name` is a keyspace name Cassandra accepts unquoted.
 pub(crate) fn valid_keyspace(name: &str) -> bool {
     !name.is_empty()
@@ -189,6 +217,7 @@ pub(crate) fn valid_keyspace(name: &str) -> bool {
 /// exist on every node before the first statement is prepared.
 pub(crate) async fn create(session: &Session, config: &CassandraConfig) -> chat_core::Result<()> {
     let ks = &config.keyspace;
+    refuse_previous_layout(session, ks).await?;
     let ddl = format!(
         "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
         config.replication.to_cql()?

@@ -570,3 +570,35 @@ async fn long_lists_of_heads_and_cursors_answer_in_order() {
         assert_eq!(c.read_seq, head.seq);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyspace_of_the_previous_layout_is_refused() {
+    let (session, _) = session().await;
+    let old = support::fresh_keyspace_name();
+    for ddl in [
+        format!(
+            "CREATE KEYSPACE {old} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+        format!(
+            "CREATE TABLE {old}.pending_by_user (user_id text, message_id bigint, \
+             conversation_id text, PRIMARY KEY (user_id, message_id, conversation_id))"
+        ),
+    ] {
+        session
+            .query_unpaged(ddl, &[])
+            .await
+            .expect("an old layout");
+    }
+    let refused = CassandraStore::connect(support::config(support::contact_points(), &old)).await;
+    session
+        .query_unpaged(format!("DROP KEYSPACE {old}"), &[])
+        .await
+        .expect("drop the old layout");
+    let err = refused.expect_err("the previous layout is refused");
+    assert!(
+        matches!(err, chat_core::Error::InvalidInput { .. })
+            && err.to_string().contains("previous layout"),
+        "got {err}"
+    );
+}

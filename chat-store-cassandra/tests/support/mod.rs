@@ -119,6 +119,12 @@ async fn drop_stale(session: &Session) {
     }
 }
 
+/// A name for a keyspace of a test's own, swept like the binary's own if a
+/// run is killed before the test drops it.
+pub fn fresh_keyspace_name() -> String {
+    format!("{PREFIX}{}_{:08x}", unix_secs(), rand::random::<u32>())
+}
+
 /// This binary's keyspace, once created.
 static KEYSPACE: OnceCell<String> = OnceCell::const_new();
 
@@ -128,7 +134,7 @@ pub async fn keyspace() -> &'static str {
     KEYSPACE
         .get_or_init(|| async {
             let points = contact_points();
-            let name = format!("{PREFIX}{}_{:08x}", unix_secs(), rand::random::<u32>());
+            let name = fresh_keyspace_name();
             if let Ok(session) = session(&points).await {
                 drop_stale(&session).await;
             }
