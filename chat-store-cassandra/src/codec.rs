@@ -47,7 +47,7 @@ const BELOW_MS_BITS: u32 = 22;
 /// dated now.
 pub(crate) fn write_time(id: MessageId) -> i64 {
     let ms = id.unix_ms();
-    let within = (id.0 & ((1 << BELOW_MS_BITS) - 1)) * 1000 >> BELOW_MS_BITS;
+    let within = ((id.0 & ((1 << BELOW_MS_BITS) - 1)) * 1000) >> BELOW_MS_BITS;
     // At most about 6.1e15 µs for u64::MAX (the 42-bit ms field plus the
     // epoch): far inside i64.
     i64::try_from(ms * 1000 + within).unwrap_or(i64::MAX)

@@ -56,6 +56,10 @@ fn conversation_from_row(id: &ConversationId, row: ConversationRow) -> Result<Co
     })
 }
 
+/// A `members` row as `statements::member` reads it: role, joined,
+/// joined_at, member_count.
+type MemberRow = (Option<String>, Option<i64>, Option<i64>, Option<i64>);
+
 /// A member's values as stored: role, joined, joined_at.
 fn member_values(m: &Member) -> (&'static str, i64, i64) {
     (m.role.as_str(), id_to_cql(m.joined), m.joined_at)
@@ -177,7 +181,7 @@ impl CassandraStore {
         id: &ConversationId,
         user: &UserId,
     ) -> Result<(Option<Member>, Option<i64>)> {
-        let rows: Vec<(Option<String>, Option<i64>, Option<i64>, Option<i64>)> = self
+        let rows: Vec<MemberRow> = self
             .rows(&self.st.member, (id.as_str(), user.as_str()), "read member")
             .await?;
         match rows.into_iter().next() {
@@ -334,7 +338,7 @@ impl ConversationStore for CassandraStore {
     }
 
     async fn member(&self, id: &ConversationId, user: &UserId) -> Result<Option<Member>> {
-        let rows: Vec<(Option<String>, Option<i64>, Option<i64>, Option<i64>)> = self
+        let rows: Vec<MemberRow> = self
             .rows(&self.st.member, (id.as_str(), user.as_str()), "read member")
             .await?;
         match rows.into_iter().next() {

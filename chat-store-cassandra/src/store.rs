@@ -274,7 +274,8 @@ mod tests {
     #[tokio::test]
     async fn bad_settings_are_refused_before_connecting() {
         let base = CassandraConfig::new(vec!["127.0.0.1:1".to_owned()], "chat");
-        let cases: [(&str, fn(&mut CassandraConfig)); 5] = [
+        type Spoil = fn(&mut CassandraConfig);
+        let cases: [(&str, Spoil); 5] = [
             ("keyspace", |c| c.keyspace = "no-dashes".to_owned()),
             ("bucket_max_entries", |c| c.bucket_max_entries = 0),
             ("bucket_max_bytes", |c| c.bucket_max_bytes = 0),

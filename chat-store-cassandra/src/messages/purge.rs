@@ -12,6 +12,10 @@ use crate::store::CassandraStore;
 /// Buckets read per page of the bucket index while purging.
 const BUCKET_PAGE: usize = 64;
 
+/// A row of `statements::purge_scan`: message_id, sender_id,
+/// client_msg_id, seq.
+type ScanRow = (i64, Option<String>, Option<String>, Option<i64>);
+
 /// What purge found in the purged range: how many entries, their dedup
 /// keys, the newest seq and the newest id.
 #[derive(Default)]
@@ -163,7 +167,7 @@ impl CassandraStore {
         (lo, hi): (MessageId, MessageId),
         found: &mut Found,
     ) -> Result<()> {
-        let rows: Vec<(i64, Option<String>, Option<String>, Option<i64>)> = self
+        let rows: Vec<ScanRow> = self
             .paged(
                 &self.st.purge_scan,
                 (conversation.as_str(), bucket, id_to_cql(lo), id_to_cql(hi)),
