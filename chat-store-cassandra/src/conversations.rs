@@ -322,11 +322,14 @@ impl ConversationStore for CassandraStore {
     }
 
     async fn members(&self, id: &ConversationId) -> Result<Vec<Member>> {
-        let rows: Vec<(String, Option<String>, Option<i64>, Option<i64>)> = self
+        // A partition whose members all left still holds its static count,
+        // which Cassandra answers as one row without a user: skipped.
+        let rows: Vec<(Option<String>, Option<String>, Option<i64>, Option<i64>)> = self
             .paged(&self.st.members, (id.as_str(),), usize::MAX, "read members")
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (user, role, joined, joined_at) in rows {
+            let Some(user) = user else { continue };
             out.extend(member_from_row(
                 UserId::from(user),
                 role,

@@ -214,7 +214,17 @@ fn lease() {
     });
 }
 
-struct Lease;
+/// The current test's lease, held by the caller until it returns: for
+/// tests that run their own long-lived runtime, whose shutdown would never
+/// come (see `lease` for `#[tokio::test]`s).
+pub fn hold() -> Lease {
+    LEASED.with(|l| l.set(true));
+    selected_tests();
+    Lease
+}
+
+/// A test's lease on the keyspace: the last one dropped drops the keyspace.
+pub struct Lease;
 
 impl Drop for Lease {
     fn drop(&mut self) {
