@@ -40,6 +40,9 @@ impl Inner {
         let (conversation, members) = self.resolve_target(sender, &frame.target).await?;
         let recipients: Vec<UserId> = members.iter().filter(|m| *m != sender).cloned().collect();
 
+        // Only while this node's claim on its worker id is known to hold:
+        // another node with the same worker id could mint the same ids.
+        self.membership.check_mint()?;
         let (id, mut place) = self.sequencer.enter(&conversation, &self.ids);
         let message = Message {
             message_id: id,

@@ -72,6 +72,13 @@ impl Engine {
     /// user online.
     pub async fn connect(&self, user: &UserId) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
+        if inner.membership.is_lost() {
+            return Err(Error::unavailable_msg(
+                "this node is shutting down (its id was taken): reconnect",
+            ));
+        }
+        // Held until presence counted this connection: see Membership::gate.
+        let gate = inner.membership.gate.read().await;
         let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
@@ -84,11 +91,12 @@ impl Engine {
         {
             tracing::warn!(error = %e, %user, "bus subscribe failed; cross-node delivery waits for sync");
         }
-        match inner
+        let counted = inner
             .presence
             .connect(user, &inner.node, now_millis())
-            .await
-        {
+            .await;
+        drop(gate);
+        match counted {
             Ok(true) => {
                 inner
                     .announce_presence(Presence {
@@ -99,7 +107,10 @@ impl Engine {
                     .await
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "presence unavailable at connect; restoring at the next heartbeat");
+                inner.membership.mark_dirty();
+            }
         }
         let limiter = inner
             .limits
@@ -411,6 +422,8 @@ impl Drop for Session {
 }
 
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
+    // Held until presence counted this connection out: see Membership::gate.
+    let _gate = inner.membership.gate.read().await;
     shared.close(CloseReason::Disconnected);
     let user = shared.user.clone();
     if inner.registry.remove(&user, shared.id)
@@ -428,9 +441,11 @@ async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSe
 
 /// Counts this session's connection out of presence, once (the engine's
 /// shutdown and the session's own cleanup may both try); announces the user
-/// offline when it was its last connection anywhere.
+/// offline when it was its last connection anywhere. The caller holds the
+/// membership gate. A node whose id was taken leaves presence alone: its
+/// name is another node's now.
 pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
-    if !shared.release() {
+    if !shared.release() || inner.membership.is_lost() {
         return;
     }
     let now = now_millis();
@@ -449,7 +464,10 @@ pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
                 .await
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence unavailable at disconnect; restoring at the next heartbeat");
+            inner.membership.mark_dirty();
+        }
     }
 }
 

@@ -1,0 +1,71 @@
+//! Pushes that wait until presence can tell whether their recipients are
+//! offline: after Redis lost its data, presence answers "offline" for users
+//! whose nodes have not re-registered them yet. Pushing them then would
+//! notify people who are connected (and got the message live).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::PresenceStore;
+use crate::model::{PresenceStatus, UserId};
+use crate::push::{Notifier, PushNotification};
+
+/// How long a push waits for presence to be sure before it goes anyway: a
+/// late, possibly needless push beats a lost one.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+/// Hands one notification to the notifier, logging a refusal.
+pub(crate) async fn notify(notifier: &dyn Notifier, notification: PushNotification) {
+    if let Err(e) = notifier.notify(notification).await {
+        tracing::warn!(error = %e, "push notifier refused a notification");
+    }
+}
+
+/// Checks presence every `every` until it is sure about each recipient of
+/// `pending`: those offline are pushed, those online are not (they are
+/// connected: the message reached them live or by sync). Runs in the
+/// background; it ends once every recipient is settled, or after
+/// [`GIVE_UP_AFTER`] with a push for whoever is still unsure.
+pub(crate) fn when_sure(
+    presence: Arc<dyn PresenceStore>,
+    notifier: Arc<dyn Notifier>,
+    pending: Vec<PushNotification>,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + GIVE_UP_AFTER;
+        let mut pending = pending;
+        while !pending.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(every).await;
+            let users: Vec<UserId> = pending.iter().map(|n| n.user_id.clone()).collect();
+            let entries = match presence.presence(&users).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::debug!(error = %e, "presence still unavailable; pushes wait");
+                    continue;
+                }
+            };
+            let mut unsure = Vec::new();
+            for (notification, entry) in pending.into_iter().zip(entries) {
+                if entry.presence.status == PresenceStatus::Online {
+                    continue;
+                }
+                if entry.certain {
+                    notify(&*notifier, notification).await;
+                } else {
+                    unsure.push(notification);
+                }
+            }
+            pending = unsure;
+        }
+        if !pending.is_empty() {
+            tracing::warn!(
+                users = pending.len(),
+                "presence stayed unsure for {GIVE_UP_AFTER:?}; pushing anyway"
+            );
+        }
+        for notification in pending {
+            notify(&*notifier, notification).await;
+        }
+    });
+}
