@@ -276,4 +276,30 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].last_seen, Some(105));
     }
+
+    async fn certain(presence: &MemoryPresence, user: &UserId) -> bool {
+        presence
+            .presence(std::slice::from_ref(user))
+            .await
+            .unwrap()
+            .remove(0)
+            .certain
+    }
+
+    #[tokio::test]
+    async fn after_a_wipe_offline_answers_are_unsure_until_a_heartbeat_and_the_settle_time() {
+        let presence = MemoryPresence::new();
+        let (u, n) = (UserId::from("u"), NodeId::from("n"));
+        assert!(certain(&presence, &u).await, "a fresh store is sure");
+        presence.wipe();
+        assert!(!certain(&presence, &u).await, "a wiped store is not");
+        presence.heartbeat(&n, now_millis(), 100).await.unwrap();
+        assert!(!certain(&presence, &u).await, "nor while it settles");
+        presence.connect(&u, &n, now_millis()).await.unwrap();
+        let entry = presence.presence(&[u.clone()]).await.unwrap().remove(0);
+        assert!(entry.certain, "an online answer is always sure");
+        presence.disconnect(&u, &n, now_millis()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(certain(&presence, &u).await, "sure again once settled");
+    }
 }
