@@ -132,11 +132,7 @@ async fn a_node_whose_id_was_taken_stops_minting_and_leaves_the_id_alone() {
     // this node renews: its next renewal finds the id taken.
     let worker = one.worker_id();
     d.ids.wipe();
-    let _intruder = d
-        .ids
-        .claim(Some(worker), "intruder", 60_000)
-        .await
-        .unwrap();
+    let _intruder = d.ids.claim(Some(worker), "intruder", 60_000).await.unwrap();
     tokio::time::timeout(HANG, one.id_lost())
         .await
         .expect("the engine notices its id was taken");
@@ -225,7 +221,9 @@ async fn after_the_shared_state_is_lost_nodes_restore_presence_and_nobody_online
     for node in [&one, &two] {
         assert!(
             matches!(
-                d.ids.claim(Some(node.worker_id()), "intruder", 60_000).await,
+                d.ids
+                    .claim(Some(node.worker_id()), "intruder", 60_000)
+                    .await,
                 Err(Error::AlreadyExists { .. })
             ),
             "{} claimed its id again",
@@ -245,5 +243,9 @@ async fn after_the_shared_state_is_lost_nodes_restore_presence_and_nobody_online
         .into_iter()
         .map(|n| n.user_id)
         .collect();
-    assert_eq!(pushed, vec![carol], "only carol, who was offline, is pushed");
+    assert_eq!(
+        pushed,
+        vec![carol],
+        "only carol, who was offline, is pushed"
+    );
 }

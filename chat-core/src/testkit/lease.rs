@@ -18,7 +18,7 @@ use crate::id::MAX_WORKERS;
 use crate::model::Millis;
 
 /// A ttl no test outlives.
-const LONG_TTL: Millis = 60 * 60 * 1000;
+const LONG_TTL: Millis = 60 * 1000;
 
 /// A ttl that lapses within the test.
 const SHORT_TTL: Millis = 200;
