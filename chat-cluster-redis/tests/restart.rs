@@ -158,18 +158,13 @@ async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_fi
     let node_a = NodeId::from(format!("node-{}", a.worker_id()));
     let _bus_a = cluster.bus(node_a.clone()).await.unwrap();
     let (u, never) = (UserId::from("u"), UserId::from("never"));
-    presence.heartbeat(&node_a, now_millis(), TTL).await.unwrap();
+    presence
+        .heartbeat(&node_a, now_millis(), TTL)
+        .await
+        .unwrap();
     presence.connect(&u, &node_a, now_millis()).await.unwrap();
 
-    let mut admin = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut admin)
-        .await
-        .unwrap();
+    redis.flushall().await;
     let entry = presence.presence(&[u.clone()]).await.unwrap().remove(0);
     assert_eq!(
         (entry.presence.status, entry.certain),
@@ -182,11 +177,19 @@ async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_fi
     let taken = tokio::spawn({
         let ids = ids.clone();
         let id = a.worker_id();
-        async move { ids.claim(Some(id), "ws://b/ws", TTL).await.map(|l| l.worker_id()) }
+        async move {
+            ids.claim(Some(id), "ws://b/ws", TTL)
+                .await
+                .map(|l| l.worker_id())
+        }
     });
     let any = tokio::spawn({
         let ids = ids.clone();
-        async move { ids.claim(None, "ws://c/ws", TTL).await.map(|l| l.worker_id()) }
+        async move {
+            ids.claim(None, "ws://c/ws", TTL)
+                .await
+                .map(|l| l.worker_id())
+        }
     });
     assert_eq!(a.renew(TTL).await.unwrap(), Renewal::Reclaimed);
     // And keeps renewing, as the engine does at every heartbeat.
@@ -200,14 +203,21 @@ async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_fi
             }
         }
     });
-    presence.heartbeat(&node_a, now_millis(), TTL).await.unwrap();
+    presence
+        .heartbeat(&node_a, now_millis(), TTL)
+        .await
+        .unwrap();
     let changes = presence
         .restore(&node_a, &[(u.clone(), 1)], now_millis())
         .await
         .unwrap();
     assert_eq!(changes.len(), 1, "u comes back online: {changes:?}");
     assert_eq!(changes[0].status, PresenceStatus::Online);
-    match tokio::time::timeout(HANG_GUARD, taken).await.unwrap().unwrap() {
+    match tokio::time::timeout(HANG_GUARD, taken)
+        .await
+        .unwrap()
+        .unwrap()
+    {
         Err(Error::AlreadyExists { .. }) => {}
         other => panic!("a's id must stay a's, got {other:?}"),
     }
@@ -223,7 +233,10 @@ async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_fi
     // Once settled, offline answers are sure again.
     let deadline = tokio::time::Instant::now() + HANG_GUARD;
     loop {
-        let entries = presence.presence(&[u.clone(), never.clone()]).await.unwrap();
+        let entries = presence
+            .presence(&[u.clone(), never.clone()])
+            .await
+            .unwrap();
         assert_eq!(entries[0].presence.status, PresenceStatus::Online);
         assert!(entries[0].certain);
         if entries[1].certain {

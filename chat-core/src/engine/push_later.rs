@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::PresenceStore;
+use crate::cluster::{PresenceEntry, PresenceStore};
 use crate::model::{PresenceStatus, UserId};
 use crate::push::{Notifier, PushNotification};
 
@@ -21,11 +21,26 @@ pub(crate) async fn notify(notifier: &dyn Notifier, notification: PushNotificati
     }
 }
 
+/// Whether the recipient of `notification` is connected, or was after the
+/// message was sent (it went offline since: last_seen is later than the
+/// message). Either way the message reached it, live or by the sync that
+/// follows every connect, so it needs no push. Checks between two samples
+/// of presence would miss a short connection; last_seen does not.
+fn connected_since(entry: &PresenceEntry, notification: &PushNotification) -> bool {
+    let sent_at = notification.message_id.unix_ms();
+    entry.presence.status == PresenceStatus::Online
+        || entry
+            .presence
+            .last_seen
+            .is_some_and(|seen| u64::try_from(seen).is_ok_and(|seen| seen >= sent_at))
+}
+
 /// Checks presence every `every` until it is sure about each recipient of
-/// `pending`: those offline are pushed, those online are not (they are
-/// connected: the message reached them live or by sync). Runs in the
-/// background; it ends once every recipient is settled, or after
-/// [`GIVE_UP_AFTER`] with a push for whoever is still unsure.
+/// `pending`: those offline since before their message are pushed; those
+/// connected, or connected at some point since the message, are not (the
+/// message reached them live or by sync). Runs in the background; it ends
+/// once every recipient is settled, or after [`GIVE_UP_AFTER`] with a push
+/// for whoever is still unsure.
 pub(crate) fn when_sure(
     presence: Arc<dyn PresenceStore>,
     notifier: Arc<dyn Notifier>,
@@ -47,7 +62,7 @@ pub(crate) fn when_sure(
             };
             let mut unsure = Vec::new();
             for (notification, entry) in pending.into_iter().zip(entries) {
-                if entry.presence.status == PresenceStatus::Online {
+                if connected_since(&entry, &notification) {
                     continue;
                 }
                 if entry.certain {

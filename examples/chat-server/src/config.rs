@@ -110,9 +110,7 @@ impl Config {
         chat_core::engine::Limits {
             heartbeat_every: every,
             heartbeat_ttl: every * 3,
-            id_lease: self
-                .node_lease_ms
-                .map_or(every * 3, Duration::from_millis),
+            id_lease: self.node_lease_ms.map_or(every * 3, Duration::from_millis),
             ..Default::default()
         }
     }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::cluster::NodeIds;
-use chat_core::{NodeId, Retention};
 use chat_core::engine::EngineBuilder;
+use chat_core::{NodeId, Retention};
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 use chat_store_postgres::{PostgresConfig, PostgresStore};
 
