@@ -135,6 +135,9 @@ async fn a_node_id_in_use_is_refused_and_a_killed_nodes_id_is_free_after_its_lea
     let prefix = testing::fresh_prefix();
     let mut first = Node::launch(&launch(23, None, &redis, &prefix, &store)).unwrap();
     let id = first.id;
+    let gone = signup(&first, "gone").await;
+    let (token, _) = login(&first, &gone).await;
+    let (_gone_ws, _) = Ws::connect(&first.ws, &token).await;
 
     let refused = match Node::launch(&launch(24, Some(id), &redis, &prefix, &store)) {
         Ok(node) => panic!("a second node got id {id} while node {} holds it", node.id),
@@ -175,11 +178,18 @@ async fn a_node_id_in_use_is_refused_and_a_killed_nodes_id_is_free_after_its_lea
         }
     };
     assert_eq!(again.id, id);
-    let (user, other): (User, User) =
-        (signup(&again, "after").await, signup(&again, "other").await);
+    let user: User = signup(&again, "after").await;
     let (token, _) = login(&again, &user).await;
     let (mut ws, _) = Ws::connect(&again.ws, &token).await;
-    let (sent, _) = ws.send_to(&other, "minted under the freed id", "n").await;
+    let (sent, _) = ws.send_to(&gone, "minted under the freed id", "n").await;
     assert_eq!(sent["type"], "sent", "{sent}");
     assert_eq!(worker_of(&sent["message_id"]), id);
+    // No other node was left to reap the killed one's users: the node that
+    // took its id over counted out what it had left in presence.
+    ws.send(json!({"type": "presence_subscribe", "id": "p", "user_ids": [gone.id]}))
+        .await;
+    let (presence, _) = ws
+        .until(|f| f["type"] == "presence" && f["user_id"] == gone.id.as_str())
+        .await;
+    assert_eq!(presence["status"], "offline", "{presence}");
 }
