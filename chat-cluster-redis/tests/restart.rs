@@ -165,7 +165,11 @@ async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_fi
     presence.connect(&u, &node_a, now_millis()).await.unwrap();
 
     redis.flushall().await;
-    let entry = presence.presence(&[u.clone()]).await.unwrap().remove(0);
+    let entry = presence
+        .presence(std::slice::from_ref(&u))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         (entry.presence.status, entry.certain),
         (PresenceStatus::Offline, false),

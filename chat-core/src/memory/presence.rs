@@ -296,7 +296,11 @@ mod tests {
         presence.heartbeat(&n, now_millis(), 100).await.unwrap();
         assert!(!certain(&presence, &u).await, "nor while it settles");
         presence.connect(&u, &n, now_millis()).await.unwrap();
-        let entry = presence.presence(&[u.clone()]).await.unwrap().remove(0);
+        let entry = presence
+            .presence(std::slice::from_ref(&u))
+            .await
+            .unwrap()
+            .remove(0);
         assert!(entry.certain, "an online answer is always sure");
         presence.disconnect(&u, &n, now_millis()).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;

@@ -14,7 +14,7 @@ mod cluster_harness;
 
 use chat_cluster_redis::testing;
 use cluster_harness::{
-    HANG, Node, User, Ws, discovery, live_until, load_of, login, presence_is, shared_store, signup,
+    Node, User, Ws, discovery, live_until, load_of, login, presence_is, shared_store, signup,
 };
 use serde_json::Value;
 use serde_json::json;
