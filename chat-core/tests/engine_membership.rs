@@ -249,3 +249,131 @@ async fn after_the_shared_state_is_lost_nodes_restore_presence_and_nobody_online
         "only carol, who was offline, is pushed"
     );
 }
+
+#[tokio::test]
+async fn a_lease_no_longer_than_a_heartbeat_or_another_worker_id_is_refused() {
+    let short = Limits {
+        id_lease: Duration::from_secs(5),
+        heartbeat_every: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    match Engine::builder().limits(short).build().await {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("id lease"), "{reason}"),
+        other => panic!(
+            "a lease no longer than a heartbeat must be refused, got {:?}",
+            other.err()
+        ),
+    }
+    let lease = MemoryNodeIds::new()
+        .claim_now(Some(3), "me", 60_000)
+        .unwrap();
+    match Engine::builder()
+        .worker_id(4)
+        .lease(Arc::new(lease))
+        .build()
+        .await
+    {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("worker id 4"), "{reason}"),
+        other => panic!(
+            "a worker id other than the lease's must be refused, got {:?}",
+            other.err()
+        ),
+    }
+    match Engine::builder().worker_id(1024).build().await {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("1024"), "{reason}"),
+        other => panic!("worker id 1024 is out of range, got {:?}", other.err()),
+    }
+}
+
+/// A lease whose renewals fail while the switch is on, as when the
+/// cluster store cannot be reached.
+struct Unreachable {
+    worker: u16,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl chat_core::cluster::NodeLease for Unreachable {
+    fn worker_id(&self) -> u16 {
+        self.worker
+    }
+
+    async fn renew(&self, _ttl: i64) -> chat_core::Result<chat_core::cluster::Renewal> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::unavailable_msg("the cluster store does not answer"));
+        }
+        Ok(chat_core::cluster::Renewal::Held)
+    }
+
+    async fn release(&self) -> chat_core::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_renew_its_lease_stops_minting_until_it_can() {
+    let lease = Arc::new(Unreachable {
+        worker: 5,
+        down: std::sync::atomic::AtomicBool::new(false),
+    });
+    let engine = Engine::builder()
+        .insecure_fast_password_hashing()
+        .limits(fast_limits())
+        .lease(lease.clone())
+        .build()
+        .await
+        .unwrap();
+    let alice = signup(&engine, "alice").await;
+    let bob = signup(&engine, "bob").await;
+    let mut a = Client::connect(&engine, &alice).await;
+    let send = async |a: &mut Client, n: usize| {
+        a.send(json!({"type":"send","id":n.to_string(),"to":bob.as_str(),"body":format!("m{n}")}))
+            .await;
+        a.next().await
+    };
+    assert_eq!(send(&mut a, 0).await["type"], "sent");
+
+    // Renewals fail: once the lease could have lapsed, no id is minted.
+    lease.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + HANG;
+    let mut n = 1;
+    let refused = loop {
+        let answer = send(&mut a, n).await;
+        n += 1;
+        if answer["type"] == "error" {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sends still minted ids long after renewals stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    let stored = engine
+        .history(
+            &alice,
+            &chat_core::ConversationId::direct(&alice, &bob),
+            None,
+            Some(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), n - 1, "the refused send stored nothing");
+
+    // Renewals work again: so do sends.
+    lease.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + HANG;
+    while send(&mut a, n).await["type"] != "sent" {
+        n += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sends never worked again after renewals did"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !engine.is_id_lost(),
+        "a lease that could not be renewed is not lost"
+    );
+}

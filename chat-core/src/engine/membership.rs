@@ -19,7 +19,7 @@ use tokio::sync::{Notify, RwLock, watch};
 use super::Inner;
 use crate::cluster::{NodeLease, Renewal};
 use crate::error::{Error, Result};
-use crate::model::{Millis, now_millis};
+use crate::model::{ConversationId, MessageId, Millis, now_millis};
 
 /// Heartbeats between two restores that nothing asked for: partial losses
 /// of presence data heal within this many heartbeats (a minute by default).
@@ -112,6 +112,19 @@ impl Membership {
 
     pub(crate) fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl Inner {
+    /// Mints the next message id for `conversation` and takes its place in
+    /// the conversation's line (see [`super::sequencer`]): the one way the
+    /// engine mints ids, so that none is minted without a held lease.
+    pub(crate) fn mint(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<(MessageId, super::sequencer::Place<'_>)> {
+        self.membership.check_mint()?;
+        Ok(self.sequencer.enter(conversation, &self.ids))
     }
 }
 

@@ -187,3 +187,23 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_lease_no_longer_than_the_heartbeat_is_refused() {
+        let config = Config {
+            heartbeat_ms: 5000,
+            node_lease_ms: Some(5000),
+            ..Config::default()
+        };
+        let err = build_app(&config, "ws://x/ws".into()).await.err().unwrap();
+        assert!(
+            matches!(err, ServerError::Engine(chat_core::Error::InvalidInput { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("id lease"), "{err}");
+    }
+}

@@ -160,6 +160,18 @@ mod tests {
             "no --node-id: a free one in a cluster, 0 alone"
         );
         assert!(Config::try_parse_from(["chat-server", "--retention", "sometimes"]).is_err());
+        let limits = Config::try_parse_from(["chat-server", "--heartbeat-ms", "200"])
+            .unwrap()
+            .limits();
+        assert_eq!(
+            limits.id_lease,
+            Duration::from_millis(600),
+            "three heartbeats by default"
+        );
+        let limits = Config::try_parse_from(["chat-server", "--node-lease-ms", "9000"])
+            .unwrap()
+            .limits();
+        assert_eq!(limits.id_lease, Duration::from_secs(9));
         assert_eq!(
             c.public_url_for("127.0.0.1:9000".parse().unwrap()),
             "ws://127.0.0.1:9000/ws"
