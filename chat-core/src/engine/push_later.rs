@@ -4,6 +4,7 @@
 //! notify people who are connected (and got the message live).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::cluster::{PresenceEntry, PresenceStore};
@@ -13,6 +14,14 @@ use crate::push::{Notifier, PushNotification};
 /// How long a push waits for presence to be sure before it goes anyway: a
 /// late, possibly needless push beats a lost one.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+/// Most pushes waiting in this process at once. Past it new ones are
+/// dropped with a warning, as a full webhook queue drops them: after a
+/// loss of presence data, messages to big groups must not fill memory.
+const MAX_WAITING: usize = 100_000;
+
+/// Pushes waiting now, in this process.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// Hands one notification to the notifier, logging a refusal.
 pub(crate) async fn notify(notifier: &dyn Notifier, notification: PushNotification) {
@@ -47,7 +56,18 @@ pub(crate) fn when_sure(
     pending: Vec<PushNotification>,
     every: Duration,
 ) {
+    let count = pending.len();
+    if WAITING.fetch_add(count, Ordering::AcqRel) + count > MAX_WAITING {
+        WAITING.fetch_sub(count, Ordering::AcqRel);
+        tracing::warn!(
+            dropped = count,
+            "too many pushes wait for presence to settle; dropping these"
+        );
+        return;
+    }
     tokio::spawn(async move {
+        // Counted out however the task ends (a runtime shutting down too).
+        let _waiting = Waiting(count);
         let deadline = tokio::time::Instant::now() + GIVE_UP_AFTER;
         let mut pending = pending;
         while !pending.is_empty() && tokio::time::Instant::now() < deadline {
@@ -83,4 +103,13 @@ pub(crate) fn when_sure(
             notify(&*notifier, notification).await;
         }
     });
+}
+
+/// Counts a task's pushes out of [`WAITING`] when it ends.
+struct Waiting(usize);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(self.0, Ordering::AcqRel);
+    }
 }

@@ -422,21 +422,22 @@ impl Drop for Session {
 }
 
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
-    // Held until presence counted this connection out: see Membership::gate.
-    let _gate = inner.membership.gate.read().await;
     shared.close(CloseReason::Disconnected);
-    let user = shared.user.clone();
-    if inner.registry.remove(&user, shared.id)
-        && let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await
-    {
-        tracing::warn!(error = %e, "bus unsubscribe failed");
-    }
     for u in inner.watchers.unwatch(shared.id, &watching) {
         if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
     }
+    let user = shared.user.clone();
+    // Held from leaving the registry until presence counted this connection
+    // out: see Membership::gate.
+    let gate = inner.membership.gate.read().await;
+    let last_here = inner.registry.remove(&user, shared.id);
     release_presence(&inner, &shared).await;
+    drop(gate);
+    if last_here && let Err(e) = inner.bus.unsubscribe(&Topic::User(user)).await {
+        tracing::warn!(error = %e, "bus unsubscribe failed");
+    }
 }
 
 /// Counts this session's connection out of presence, once (the engine's

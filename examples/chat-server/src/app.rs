@@ -201,7 +201,10 @@ mod tests {
         };
         let err = build_app(&config, "ws://x/ws".into()).await.err().unwrap();
         assert!(
-            matches!(err, ServerError::Engine(chat_core::Error::InvalidInput { .. })),
+            matches!(
+                err,
+                ServerError::Engine(chat_core::Error::InvalidInput { .. })
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("id lease"), "{err}");
