@@ -33,10 +33,12 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
         let Some(inner) = inner.upgrade() else { return };
         if msg.topic == Topic::Resumed {
             // The connection was down: the store may have lost this node's
-            // presence (a restart) and missed its writes. Restore at once,
-            // while the sessions sync what they missed.
+            // claim and presence (a restart) and missed its writes. Claim
+            // and restore at once, while the sessions sync what they missed.
             inner.membership.mark_dirty();
             inner.membership.poke.notify_one();
+            let claim = inner.clone();
+            tokio::spawn(async move { membership::renew(&claim).await });
             resync_all(&inner);
             continue;
         }
