@@ -50,6 +50,7 @@ mod fanout;
 mod membership;
 mod push_later;
 mod rate;
+mod ready;
 mod registry;
 mod send;
 mod sequencer;
@@ -59,6 +60,7 @@ use std::sync::Arc;
 
 pub use accounts::{LoginOk, SignupOk};
 pub use builder::{EngineBuilder, Limits};
+pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 
