@@ -350,6 +350,12 @@ async fn a_node_that_cannot_renew_its_lease_stops_minting_until_it_can() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(refused["code"], "unavailable", "{refused}");
+    let not_ready = engine.ready(HANG).await.unwrap_err();
+    assert_eq!(
+        not_ready.part(),
+        chat_core::engine::ReadyPart::NodeId,
+        "{not_ready}"
+    );
     let stored = engine
         .history(
             &alice,
@@ -376,4 +382,5 @@ async fn a_node_that_cannot_renew_its_lease_stops_minting_until_it_can() {
         !engine.is_id_lost(),
         "a lease that could not be renewed is not lost"
     );
+    engine.ready(HANG).await.expect("ready again");
 }
