@@ -1,106 +1,68 @@
-//! The append statements and how one batch of appends is written.
+//! How one batch of appends is written: one call of the schema's
+//! `append_entries` function (migrations/0002_log_heads_cursors.sql) over
+//! arrays, one round trip and one commit for the whole batch.
 //!
-//! A batch is one statement, committed on its own and therefore atomic:
-//! all of it lands or none. Two statements do the work:
+//! The function takes the appends in order and, for each:
+//! 1. locks the conversation's head row (`SELECT … FOR UPDATE`, creating
+//!    an all-zero head first for a new conversation): appends to one
+//!    conversation take turns, in this batch and across batches, nodes and
+//!    processes;
+//! 2. answers a known `(sender, client_msg_id)` with its first entry
+//!    (`duplicate`), before any check of the head;
+//! 3. answers `Conflict` with the head when the id is not above `last_id`
+//!    or the expected version is not the head's;
+//! 4. for an edit, delete or reaction, locks the target row, or answers
+//!    `NotFound` when the conversation has no such entry;
+//! 5. inserts the dedup key (`ON CONFLICT DO NOTHING`: taken only by a
+//!    racing append of the same key into another conversation, whose
+//!    commit the insert waits for; then it answers that one);
+//! 6. writes: the effect on the target, the entry with its seq, the head
+//!    (a HOT update), the sender's user cursor and the device's cursor.
 //!
-//! - [`FAST`] inserts the dedup keys, the messages and the pending
-//!   deliveries of the whole batch with plain `INSERT`s: the cost of the
-//!   bulk load it is compared with. If any key is taken (by an earlier
-//!   append, a racing one, whose transaction the insert waits for, or
-//!   another append of the same batch), the unique index fails the whole
-//!   statement and nothing is written.
-//! - [`SAFE`] then writes the same batch with `ON CONFLICT DO NOTHING` on
-//!   the keys (speculative insertion, about twice the cost of a plain
-//!   insert per key): only the appends whose key was new are stored, and it
-//!   returns the others. A second statement, after the commit, reads the
-//!   message holding each of those keys, which that append answers as a
-//!   duplicate. Client retries are rare, so a batch normally takes [`FAST`]
-//!   only; a retry storm after an outage costs one failed statement per
-//!   batch, not one statement per append.
-//!
-//! Neither statement has `ON CONFLICT` on the messages: a message id already
-//! stored fails the statement, and the batch is written again one append
-//! at a time with [`SAFE`], so that only the append at fault gets
-//! `AlreadyExists` with nothing stored, as in the reference store. A
-//! deadlock between two batches (sorting each batch by key makes it rare)
-//! is retried the same way.
+//! Every check comes before the first write, so an append that is refused
+//! writes nothing (the locks it took go at commit). The batch is sorted by
+//! conversation (stably: each conversation's appends keep their order, so
+//! its chain is the order they came in), so batches lock heads in one
+//! order and do not deadlock on them; a deadlock elsewhere (with a purge,
+//! say) fails the whole statement, which is then run again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_core::store::Appended;
-use chat_core::{Error, Message, NewMessage, Result, UserId};
+use chat_core::{Error, Head, NewMessage, Result};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::conn::Conn;
 use crate::error;
-use crate::ids::to_db;
+use crate::ids::{from_db, to_db};
 use crate::rows;
 use crate::store::Shared;
 
-/// How often one append is tried when its dedup key keeps changing under it
-/// (taken, then the holder removed before it could be read) or deadlocks.
+/// How often a batch is run when the server breaks a deadlock by failing it.
 const ATTEMPTS: usize = 3;
 
-/// The batch with plain inserts: fails on any taken key or message id.
-const FAST: &str = r#"
-WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[])
-        WITH ORDINALITY AS t(conversation_id, message_id, sender_id, body, ts, client_msg_id, n)
-), keys AS (
-    INSERT INTO dedup (sender_id, client_msg_id, conversation_id, message_id)
-    SELECT sender_id, client_msg_id, conversation_id, message_id
-    FROM input WHERE client_msg_id IS NOT NULL
-), stored AS (
-    INSERT INTO messages (conversation_id, message_id, sender_id, body, ts, client_msg_id)
-    SELECT conversation_id, message_id, sender_id, body, ts, client_msg_id FROM input
-)
-INSERT INTO pending (user_id, message_id, conversation_id, sender_id)
-SELECT p.user_id, i.message_id, i.conversation_id, i.sender_id
-FROM unnest($7::text[], $8::int8[]) AS p(user_id, n) JOIN input i ON i.n = p.n
-"#;
+/// One call for the whole batch; one row per append (see the function).
+const APPEND: &str = "SELECT * FROM append_entries($1::text[], $2::int8[], $3::int2[], \
+     $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], \
+     $11::int8[])";
 
-/// The batch storing only the appends whose key is new; returns the
-/// (1-based) positions of the others. Fails on a taken message id.
-const SAFE: &str = r#"
-WITH input AS (    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[])
-        WITH ORDINALITY AS t(conversation_id, message_id, sender_id, body, ts, client_msg_id, n)
-), keys AS (
-    INSERT INTO dedup (sender_id, client_msg_id, conversation_id, message_id)
-    SELECT sender_id, client_msg_id, conversation_id, message_id
-    FROM input WHERE client_msg_id IS NOT NULL
-    ON CONFLICT DO NOTHING
-    RETURNING conversation_id, message_id
-), fresh AS (
-    SELECT i.* FROM input i
-    WHERE i.client_msg_id IS NULL OR EXISTS (
-        SELECT 1 FROM keys k
-        WHERE k.conversation_id = i.conversation_id AND k.message_id = i.message_id
-    )
-), stored AS (
-    INSERT INTO messages (conversation_id, message_id, sender_id, body, ts, client_msg_id)
-    SELECT conversation_id, message_id, sender_id, body, ts, client_msg_id FROM fresh
-), deliveries AS (
-    INSERT INTO pending (user_id, message_id, conversation_id, sender_id)
-    SELECT p.user_id, f.message_id, f.conversation_id, f.sender_id
-    FROM unnest($7::text[], $8::int8[]) AS p(user_id, n) JOIN fresh f ON f.n = p.n
-)
-SELECT n FROM input EXCEPT ALL SELECT n FROM fresh
-"#;
+/// The function's answers (`r_status`).
+const STORED: i16 = 0;
+const DUPLICATE: i16 = 1;
+const CONFLICT: i16 = 2;
+const NO_TARGET: i16 = 3;
+const HOLDER_GONE: i16 = 4;
 
-const HOLDERS: &str = r#"
-SELECT d.sender_id, d.client_msg_id, m.conversation_id, m.message_id, m.sender_id, m.body, m.ts
-FROM unnest($1::text[], $2::text[]) AS k(sender_id, client_msg_id)
-JOIN dedup d ON d.sender_id = k.sender_id AND d.client_msg_id = k.client_msg_id
-JOIN messages m ON m.conversation_id = d.conversation_id AND m.message_id = d.message_id
-"#;
+/// Where the first entry's columns start in a duplicate's row.
+const ENTRY_AT: usize = 6;
 
 /// One append waiting for its batch.
 pub(crate) struct Job {
-    pub(crate) msg: NewMessage,
-    pub(crate) recipients: Vec<UserId>,
+    pub(crate) entry: NewMessage,
+    pub(crate) expected_version: u64,
     /// Not written after this: the caller has been waiting long enough.
     pub(crate) deadline: Instant,
     pub(crate) reply: oneshot::Sender<Result<Appended>>,
@@ -111,20 +73,25 @@ impl Job {
         // The caller may have gone away; nothing to do then.
         let _ = self.reply.send(result);
     }
+}
 
-    /// Answers that the message was stored as given.
-    fn stored(self) {
-        let _ = self.reply.send(Ok(Appended {
-            message: self.msg.message,
-            duplicate: false,
-        }));
-    }
-
-    fn key(&self) -> Option<(&UserId, &str)> {
-        self.msg
-            .client_msg_id
-            .as_deref()
-            .map(|key| (&self.msg.message.sender_id, key))
+/// Refuses an append that PostgreSQL could not store, before it joins a
+/// batch (where it would fail every append beside it): text cannot hold
+/// NUL characters.
+pub(crate) fn check(entry: &NewMessage) -> Result<()> {
+    let m = &entry.message;
+    let texts = [
+        ("conversation id", m.conversation_id.as_str()),
+        ("sender id", m.sender_id.as_str()),
+        ("body", m.body.as_str()),
+        ("client_msg_id", entry.client_msg_id.as_deref().unwrap_or("")),
+        ("device id", entry.device.as_ref().map_or("", |d| d.as_str())),
+    ];
+    match texts.iter().find(|(_, text)| text.contains('\0')) {
+        Some((what, _)) => Err(Error::invalid(format!(
+            "the {what} contains a NUL character, which PostgreSQL cannot store"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -141,160 +108,101 @@ pub(crate) async fn write(shared: &Shared, jobs: Vec<Job>) {
     if jobs.is_empty() {
         return;
     }
-    // Batches that share keys take them in the same order: fewer deadlocks.
-    jobs.sort_by(|a, b| a.key().cmp(&b.key()));
+    // Stable: each conversation's appends keep the order they came in.
+    jobs.sort_by(|a, b| {
+        a.entry
+            .message
+            .conversation_id
+            .cmp(&b.entry.message.conversation_id)
+    });
     let mut conn = match shared.conn("append").await {
         Ok(conn) => conn,
         Err(e) => return fail_all(jobs, e),
     };
-    let failure = match run(&mut conn, FAST, &jobs).await {
-        Ok(Ok(_)) => {
-            for job in jobs {
-                job.stored();
-            }
-            return;
-        }
-        Ok(Err(e)) => e,
-        Err(e) => return fail_all(jobs, e),
-    };
-    if error::is_unique_violation(&failure) && error::constraint(&failure) == Some(DEDUP_KEY) {
-        return write_safe(&mut conn, jobs).await;
+    match run(&mut conn, &jobs).await {
+        Ok(rows) => answer(jobs, &rows),
+        Err(e) => fail_all(jobs, e),
     }
-    if error::is_unique_violation(&failure) || error::is_conflict(&failure) {
-        tracing::debug!(error = %failure, size = jobs.len(), "batch rejected; writing its appends one by one");
-        return write_each(&mut conn, jobs).await;
-    }
-    fail_all(jobs, error::from_pg("append", failure));
 }
 
-/// The unique index of the dedup keys (PostgreSQL's name for the primary
-/// key of `dedup`).
-const DEDUP_KEY: &str = "dedup_pkey";
-
-/// Writes a batch in which some keys are taken with [`SAFE`].
-async fn write_safe(conn: &mut Conn, jobs: Vec<Job>) {
-    let rows = match run(conn, SAFE, &jobs).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) if error::is_unique_violation(&e) || error::is_conflict(&e) => {
-            return write_each(conn, jobs).await;
+/// Runs the batch, again when the server broke a deadlock by failing it.
+async fn run(conn: &mut Conn, jobs: &[Job]) -> Result<Vec<Row>> {
+    let arrays = Arrays::of(jobs);
+    let params = arrays.params();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match conn.raw("append", APPEND, &params).await? {
+            Ok(rows) => return Ok(rows),
+            Err(e) if error::is_conflict(&e) && attempt < ATTEMPTS => {
+                tracing::debug!(error = %e, size = jobs.len(), attempt, "append batch failed on a deadlock; running it again");
+            }
+            Err(e) => return Err(error::from_pg("append", e)),
         }
-        Ok(Err(e)) => return fail_all(jobs, error::from_pg("append", e)),
-        Err(e) => return fail_all(jobs, e),
-    };
-    // The rows name (1-based) the appends that stored nothing.
-    let mut taken_at = vec![false; jobs.len()];
-    for row in &rows {
-        let n: i64 = row.get(0);
+    }
+}
+
+/// Answers each job from its row (`r_n` is its 1-based position).
+fn answer(jobs: Vec<Job>, rows: &[Row]) {
+    let mut by_position: Vec<Option<&Row>> = vec![None; jobs.len()];
+    for row in rows {
+        let n: i32 = row.get(0);
         if let Some(slot) = usize::try_from(n - 1)
             .ok()
-            .and_then(|i| taken_at.get_mut(i))
+            .and_then(|i| by_position.get_mut(i))
         {
-            *slot = true;
+            *slot = Some(row);
         }
     }
-    let mut taken = Vec::new();
-    for (job, was_taken) in jobs.into_iter().zip(taken_at) {
-        if was_taken {
-            taken.push(job);
-        } else {
-            job.stored();
-        }
-    }
-    if !taken.is_empty() {
-        answer_duplicates(conn, taken).await;
-    }
-}
-
-/// Writes each append of a rejected batch on its own.
-async fn write_each(conn: &mut Conn, jobs: Vec<Job>) {
-    for job in jobs {
-        let result = write_one(conn, &job).await;
+    for (job, row) in jobs.into_iter().zip(by_position) {
+        let result = match row {
+            Some(row) => outcome(&job, row),
+            None => Err(Error::unavailable_msg(
+                "postgres: the append function answered nothing for this append",
+            )),
+        };
         job.answer(result);
     }
 }
 
-/// Answers appends whose key was taken with the message holding it; those
-/// whose holder is gone again are tried once more on their own.
-async fn answer_duplicates(conn: &mut Conn, taken: Vec<Job>) {
-    let senders: Vec<&str> = taken
-        .iter()
-        .map(|j| j.msg.message.sender_id.as_str())
-        .collect();
-    let keys: Vec<&str> = taken
-        .iter()
-        .map(|j| j.msg.client_msg_id.as_deref().unwrap_or_default())
-        .collect();
-    let rows = match conn
-        .query("append: read duplicates", HOLDERS, &[&senders, &keys])
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return fail_all(taken, e),
-    };
-    let holders: HashMap<(String, String), Message> = rows
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), rows::message(r, 2)))
-        .collect();
-    for job in taken {
-        let holder = job
-            .key()
-            .and_then(|(sender, key)| holders.get(&(sender.as_str().to_owned(), key.to_owned())));
-        match holder {
-            Some(message) => {
-                let message = message.clone();
-                job.answer(Ok(Appended {
-                    message,
-                    duplicate: true,
-                }));
-            }
-            None => {
-                let result = write_one(conn, &job).await;
-                job.answer(result);
-            }
-        }
+/// What one row of the function says about `job`.
+fn outcome(job: &Job, row: &Row) -> Result<Appended> {
+    let m = &job.entry.message;
+    match row.get::<_, i16>(1) {
+        STORED => Ok(Appended {
+            message: m.clone(),
+            prev: row.get::<_, Option<i64>>(2).map(from_db),
+            duplicate: false,
+        }),
+        DUPLICATE => Ok(Appended {
+            message: rows::entry(row, ENTRY_AT)?,
+            prev: None,
+            duplicate: true,
+        }),
+        CONFLICT => Err(Error::Conflict {
+            head: Head {
+                last_id: row.get::<_, Option<i64>>(3).map(from_db),
+                seq: count(row.get(4)),
+                version: count(row.get(5)),
+            },
+        }),
+        NO_TARGET => Err(Error::not_found(format!(
+            "message {} in {}",
+            m.ref_id.map_or_else(|| "(none)".to_owned(), |id| id.to_string()),
+            m.conversation_id
+        ))),
+        HOLDER_GONE => Err(Error::unavailable_msg(
+            "postgres: the entry holding this client_msg_id was removed while the append ran; retry",
+        )),
+        other => Err(Error::unavailable_msg(format!(
+            "postgres: the append function answered an unknown status {other}"
+        ))),
     }
 }
 
-/// Writes one append on its own, with the reference store's answers: a
-/// duplicate, a new message, or `AlreadyExists` for a taken message id.
-async fn write_one(conn: &mut Conn, job: &Job) -> Result<Appended> {
-    let one = std::slice::from_ref(job);
-    for _ in 0..ATTEMPTS {
-        match run(conn, SAFE, one).await? {
-            Ok(rows) if rows.is_empty() => {
-                return Ok(Appended {
-                    message: job.msg.message.clone(),
-                    duplicate: false,
-                });
-            }
-            Ok(_) => {
-                let Some((sender, key)) = job.key() else {
-                    return Err(Error::unavailable_msg(
-                        "postgres: append without a key stored nothing",
-                    ));
-                };
-                let rows = conn
-                    .query(
-                        "append: read duplicate",
-                        HOLDERS,
-                        &[&vec![sender.as_str()], &vec![key]],
-                    )
-                    .await?;
-                if let Some(row) = rows.first() {
-                    return Ok(Appended {
-                        message: rows::message(row, 2),
-                        duplicate: true,
-                    });
-                }
-                // The holder was removed in between: the key is free again.
-            }
-            Err(e) if error::is_conflict(&e) => {}
-            Err(e) => return Err(error::from_pg("append", e)),
-        }
-    }
-    Err(Error::unavailable_msg(
-        "postgres: append kept conflicting with concurrent writes; retry",
-    ))
+/// A count column (seq, version): never negative.
+pub(crate) fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 /// Answers every job with `error` (the first gets it, the others a copy
@@ -309,75 +217,70 @@ fn fail_all(jobs: Vec<Job>, error: Error) {
     }
 }
 
-/// The eight arrays of [`FAST`] and [`SAFE`] for `jobs`: six columns per message,
-/// and per delivery its user and the (1-based) index of its message.
+/// The function's eleven arrays for `jobs`, one element per append.
 struct Arrays<'a> {
     conversations: Vec<&'a str>,
     ids: Vec<i64>,
+    kinds: Vec<i16>,
     senders: Vec<&'a str>,
     bodies: Vec<&'a str>,
     ts: Vec<i64>,
+    refs: Vec<Option<i64>>,
+    replies: Vec<Option<i64>>,
     keys: Vec<Option<&'a str>>,
-    to_users: Vec<&'a str>,
-    to_messages: Vec<i64>,
+    devices: Vec<Option<&'a str>>,
+    expected: Vec<i64>,
 }
 
-fn arrays(jobs: &[Job]) -> Arrays<'_> {
-    let mut a = Arrays {
-        conversations: Vec::with_capacity(jobs.len()),
-        ids: Vec::with_capacity(jobs.len()),
-        senders: Vec::with_capacity(jobs.len()),
-        bodies: Vec::with_capacity(jobs.len()),
-        ts: Vec::with_capacity(jobs.len()),
-        keys: Vec::with_capacity(jobs.len()),
-        to_users: Vec::new(),
-        to_messages: Vec::new(),
-    };
-    for (n, job) in (1_i64..).zip(jobs) {
-        let m = &job.msg.message;
-        let id = to_db(m.message_id);
-        a.conversations.push(m.conversation_id.as_str());
-        a.ids.push(id);
-        a.senders.push(m.sender_id.as_str());
-        a.bodies.push(&m.body);
-        a.ts.push(m.ts);
-        a.keys.push(job.msg.client_msg_id.as_deref());
-        let first = a.to_users.len();
-        for user in &job.recipients {
-            // Recipient lists are short: a scan of this message's
-            // deliveries so far beats hashing them.
-            let user = user.as_str();
-            if user != m.sender_id.as_str() && !a.to_users[first..].contains(&user) {
-                a.to_users.push(user);
-                a.to_messages.push(n);
-            }
+impl<'a> Arrays<'a> {
+    fn of(jobs: &'a [Job]) -> Self {
+        let n = jobs.len();
+        let mut a = Self {
+            conversations: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            senders: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            refs: Vec::with_capacity(n),
+            replies: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            devices: Vec::with_capacity(n),
+            expected: Vec::with_capacity(n),
+        };
+        for job in jobs {
+            let m = &job.entry.message;
+            a.conversations.push(m.conversation_id.as_str());
+            a.ids.push(to_db(m.message_id));
+            a.kinds.push(rows::kind_to_db(m.kind));
+            a.senders.push(m.sender_id.as_str());
+            a.bodies.push(&m.body);
+            a.ts.push(m.ts);
+            a.refs.push(m.ref_id.map(to_db));
+            a.replies.push(m.in_reply_to.map(to_db));
+            a.keys.push(job.entry.client_msg_id.as_deref());
+            a.devices.push(job.entry.device.as_ref().map(|d| d.as_str()));
+            // A version past i64::MAX matches no head: -1 (no head has a
+            // negative version) makes that a conflict.
+            a.expected
+                .push(i64::try_from(job.expected_version).unwrap_or(-1));
         }
+        a
     }
-    a
-}
 
-impl Arrays<'_> {
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.conversations,
             &self.ids,
+            &self.kinds,
             &self.senders,
             &self.bodies,
             &self.ts,
+            &self.refs,
+            &self.replies,
             &self.keys,
-            &self.to_users,
-            &self.to_messages,
+            &self.devices,
+            &self.expected,
         ]
     }
-}
-
-/// Runs `sql` ([`FAST`] or [`SAFE`]) for `jobs`, handing back the
-/// driver's error untouched so that the caller can tell its kind.
-async fn run(
-    conn: &mut Conn,
-    sql: &str,
-    jobs: &[Job],
-) -> Result<Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>> {
-    let arrays = arrays(jobs);
-    conn.raw("append", sql, &arrays.params()).await
 }

@@ -44,6 +44,11 @@ pub struct PostgresConfig {
     /// Group-commit statements in flight at once (each on its own
     /// connection).
     pub batch_inflight: usize,
+    /// How long creating or upgrading the schema may take at `connect`
+    /// (instead of `statement_timeout`): an upgrade rewrites tables, which
+    /// takes minutes on a large database. Processes that start meanwhile
+    /// wait for it, up to this long.
+    pub migration_timeout: Duration,
 }
 
 impl Default for PostgresConfig {
@@ -56,6 +61,7 @@ impl Default for PostgresConfig {
             batch_max: 256,
             batch_linger: Duration::ZERO,
             batch_inflight: 2,
+            migration_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -79,7 +85,10 @@ impl PostgresConfig {
                 "batch_inflight cannot exceed pool_size: each batch in flight holds a connection",
             ));
         }
-        if self.statement_timeout.is_zero() || self.connect_timeout.is_zero() {
+        if self.statement_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.migration_timeout.is_zero()
+        {
             return Err(Error::invalid("timeouts must be above zero"));
         }
         Ok(())

@@ -1,3 +1,8 @@
+// Compiled out while chat-core's engine is being rewritten (it is
+// `#[cfg(any())]` in chat-core on this branch, and so is the engine model
+// in its testkit): enable it again together with them.
+#![cfg(any())]
+
 //! chat-core's engine model property test over PostgreSQL, both retention
 //! modes: the engine driven by random operations through real sessions
 //! must match the model with this store underneath.
