@@ -78,6 +78,11 @@ pub(crate) async fn migrate_to(
         .map(|row| row.get(0))
         .collect();
     if let Some(newest) = applied.iter().copied().max().filter(|v| *v > LATEST) {
+        // Let go of the lock and the tables now, rather than when the
+        // closed connection is noticed.
+        if conn.batch_execute("migrate: roll back", "ROLLBACK").await.is_ok() {
+            conn.done();
+        }
         return Err(Error::unavailable_msg(format!(
             "postgres: schema {schema} is at version {newest}, newer than this build's {LATEST}: upgrade chat-store-postgres"
         )));

@@ -105,7 +105,11 @@ pub async fn create_schema_at(url: &str, schema: &str, version: i32) -> chat_cor
 ///
 /// The drop runs on a thread of its own with its own connection (so it
 /// works from within the test's runtime, and after it), waits at most ten
-/// seconds for locks, and only prints when it fails.
+/// seconds for locks, and only prints when it fails. Tests that hold one
+/// should run on a multi-threaded runtime: on a single thread, the drop
+/// blocks the store's connection tasks, and a connection closed with a
+/// transaction open (after a failure) keeps its locks until the drop
+/// gives up.
 #[derive(Debug)]
 pub struct SchemaGuard {
     url: String,
@@ -137,7 +141,16 @@ impl Drop for SchemaGuard {
                 .map_err(|e| e.to_string())?;
             runtime.block_on(drop_schema(&url, &schema))
         });
-        let failure = match dropper.join() {
+        // On a multi-threaded runtime, the other tasks of this worker
+        // (the store's connections among them) move elsewhere meanwhile.
+        let on_multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let joined = if on_multi_thread {
+            tokio::task::block_in_place(|| dropper.join())
+        } else {
+            dropper.join()
+        };
+        let failure = match joined {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e,
             Err(_) => "the thread dropping it panicked".to_owned(),
@@ -167,7 +180,10 @@ async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(30), client.batch_execute(&sql))
         .await
         .map_err(|_| "no reply in time".to_owned())?
-        .map_err(|e| format!("{e}"))
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
 }
 
 /// Prints the skip line where `cargo test` shows it even for a passing
