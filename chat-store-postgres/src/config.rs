@@ -44,6 +44,13 @@ pub struct PostgresConfig {
     /// Group-commit statements in flight at once (each on its own
     /// connection).
     pub batch_inflight: usize,
+    /// Whether a batch is first written with the set-based statement (one
+    /// statement for the whole batch, about the cost of a bulk insert), as
+    /// by default. With `false` every batch is written by the
+    /// `append_entries` function, which takes its appends one by one
+    /// (several statements each): same answers, slower; for comparison and
+    /// diagnosis (see the crate docs).
+    pub set_based_appends: bool,
     /// How long creating or upgrading the schema may take at `connect`
     /// (instead of `statement_timeout`): an upgrade rewrites tables, which
     /// takes minutes on a large database. Processes that start meanwhile
@@ -61,6 +68,7 @@ impl Default for PostgresConfig {
             batch_max: 256,
             batch_linger: Duration::ZERO,
             batch_inflight: 2,
+            set_based_appends: true,
             migration_timeout: Duration::from_secs(3600),
         }
     }

@@ -20,4 +20,4 @@ pub mod testing;
 
 pub use config::PostgresConfig;
 pub use plans::HotQuery;
-pub use store::PostgresStore;
+pub use store::{AppendStats, PostgresStore};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_core::{Error, Result};
@@ -17,6 +18,30 @@ use crate::schema;
 pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) config: PostgresConfig,
+    pub(crate) stats: Counters,
+}
+
+/// Counts of the batcher's work (see [`AppendStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) appends: AtomicU64,
+    pub(crate) one_by_one: AtomicU64,
+}
+
+/// What the group-commit batcher has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Batches written (each one round trip and one commit; one that was
+    /// written again one by one counts once).
+    pub batches: u64,
+    /// Appends in them.
+    pub appends: u64,
+    /// Batches written one append at a time by `append_entries` (several
+    /// statements per append): a set-based write was refused (a conflict,
+    /// a duplicate, a missing target) or not tried (appends that depend on
+    /// each other). Many of these mean contention on some conversations.
+    pub one_by_one: u64,
 }
 
 impl Shared {
@@ -80,6 +105,16 @@ impl PostgresStore {
     pub fn config(&self) -> &PostgresConfig {
         &self.shared.config
     }
+
+    /// What the group-commit batcher has done so far.
+    pub fn append_stats(&self) -> AppendStats {
+        let c = &self.shared.stats;
+        AppendStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            one_by_one: c.one_by_one.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Shared {
@@ -127,6 +162,10 @@ impl Shared {
             .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| Error::invalid(format!("postgres pool: {e}")))?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            stats: Counters::default(),
+        })
     }
 }

@@ -101,6 +101,10 @@ async fn one_batch_dedups_equal_keys_and_stores_the_rest() {
         prev = Some(a.message.message_id);
     }
     assert_eq!(store.head(&conv).await.expect("head").seq, 11);
+    assert!(
+        store.append_stats().one_by_one >= 1,
+        "a batch with a key twice is written one by one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -195,6 +199,12 @@ async fn each_conversation_keeps_its_chain_inside_a_batch() {
         .into_iter()
         .map(|a| a.expect("append"))
         .collect();
+    let stats = store.append_stats();
+    assert_eq!(stats.appends, 30);
+    assert_eq!(
+        stats.one_by_one, 0,
+        "appends that agree are written by the set-based statement: {stats:?}"
+    );
     for (i, conv) in conversations.iter().enumerate() {
         let stored = store.range(conv, None, None, 100).await.expect("range");
         let want: Vec<u64> = (1..=30).filter(|n| (n - 1) % 3 == i as u64).collect();

@@ -229,29 +229,20 @@ CREATE TABLE blocks (
     PRIMARY KEY (blocker, blocked)
 );
 
--- The entry holding a dedup key, as append_entries answers a duplicate.
-CREATE FUNCTION keyed_entry(p_n integer, p_sender text, p_key text)
-RETURNS TABLE (
-    r_n integer, r_status smallint, r_prev bigint,
-    r_last bigint, r_seq bigint, r_version bigint,
-    e_conversation text, e_id bigint, e_kind smallint, e_sender text, e_body text,
-    e_ts bigint, e_ref bigint, e_reply bigint, e_edited boolean, e_deleted boolean,
-    e_reactions jsonb)
-LANGUAGE sql STABLE
-SET search_path FROM CURRENT
+-- Raised by the set-based append statement (src/append/batch.sql) when
+-- its batch cannot be written whole: nothing of it is then written, and
+-- the batch is written again by append_entries, one append at a time.
+CREATE FUNCTION batch_refused(reason text) RETURNS integer
+LANGUAGE plpgsql
 AS $$
-    SELECT p_n, 1::smallint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
-           e.conversation_id::text, e.message_id, e.kind, e.sender_id::text, e.body, e.ts,
-           e.ref_id, e.in_reply_to, e.edited, e.deleted,
-           (SELECT jsonb_object_agg(r.user_id, r.emoji) FROM reactions r
-            WHERE r.conversation_id = e.conversation_id AND r.message_id = e.message_id)
-    FROM entries e
-    WHERE e.sender_id = p_sender AND e.client_msg_id = p_key
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'CH409', MESSAGE = 'append batch refused: ' || reason;
+END
 $$;
 
 -- Appends, in order, in one call: each is checked and written as
--- MessageStore::append promises (src/append.rs explains the steps). One
--- row per append comes back:
+-- MessageStore::append promises (src/append/mod.rs explains the steps).
+-- One row per append comes back:
 --   status 0 stored (r_prev: the head's last_id before it),
 --          1 duplicate (the first entry's columns),
 --          2 conflict (r_last, r_seq, r_version: the head as it is),
@@ -300,7 +291,14 @@ BEGIN
         --    (under the lock: a racing append of the same key into this
         --    conversation has committed by now).
         IF a.key IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM keyed_entry(a.n::integer, a.sender, a.key);
+            RETURN QUERY
+                SELECT a.n::integer, 1::smallint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+                       e.conversation_id::text, e.message_id, e.kind, e.sender_id::text, e.body, e.ts,
+                       e.ref_id, e.in_reply_to, e.edited, e.deleted,
+                       (SELECT jsonb_object_agg(r.user_id, r.emoji) FROM reactions r
+                        WHERE r.conversation_id = e.conversation_id AND r.message_id = e.message_id)
+                FROM entries e
+                WHERE e.sender_id = a.sender AND e.client_msg_id = a.key;
             IF FOUND THEN
                 CONTINUE;
             END IF;
@@ -338,7 +336,14 @@ BEGIN
                 v_new_seq, a.key)
         ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT * FROM keyed_entry(a.n::integer, a.sender, a.key);
+            RETURN QUERY
+                SELECT a.n::integer, 1::smallint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+                       e.conversation_id::text, e.message_id, e.kind, e.sender_id::text, e.body, e.ts,
+                       e.ref_id, e.in_reply_to, e.edited, e.deleted,
+                       (SELECT jsonb_object_agg(r.user_id, r.emoji) FROM reactions r
+                        WHERE r.conversation_id = e.conversation_id AND r.message_id = e.message_id)
+                FROM entries e
+                WHERE e.sender_id = a.sender AND e.client_msg_id = a.key;
             IF NOT FOUND THEN
                 RETURN QUERY SELECT a.n::integer, 4::smallint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
                     NULL::text, NULL::bigint, NULL::smallint, NULL::text, NULL::text, NULL::bigint,

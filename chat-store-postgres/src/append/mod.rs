@@ -1,8 +1,15 @@
-//! How one batch of appends is written: one call of the schema's
-//! `append_entries` function (migrations/0002_log_heads_cursors.sql) over
-//! arrays, one round trip and one commit for the whole batch.
+//! How one batch of appends is written: in one round trip and one commit
+//! for the whole batch, by one of two statements.
 //!
-//! The function takes the appends in order and, for each:
+//! - `batch.sql` (see `batch.rs`): set-based, about as cheap per append as
+//!   a bulk insert of the same rows. It writes the whole batch or fails
+//!   (nothing written), so it gets only batches whose appends agree among
+//!   themselves, and fails when any append would be refused.
+//! - Otherwise, or after it failed, the schema's `append_entries` function
+//!   (migrations/0002_log_heads_cursors.sql), which takes the appends one
+//!   by one and answers each exactly (several statements per append).
+//!
+//! `append_entries`, for each append in order:
 //! 1. locks the conversation's head row (`SELECT … FOR UPDATE`, creating
 //!    an all-zero head first for a new conversation): appends to one
 //!    conversation take turns, in this batch and across batches, nodes and
@@ -13,20 +20,21 @@
 //!    or the expected version is not the head's;
 //! 4. for an edit, delete or reaction, locks the target row, or answers
 //!    `NotFound` when the conversation has no such entry;
-//! 5. inserts the dedup key (`ON CONFLICT DO NOTHING`: taken only by a
-//!    racing append of the same key into another conversation, whose
-//!    commit the insert waits for; then it answers that one);
-//! 6. writes: the effect on the target, the entry with its seq, the head
-//!    (a HOT update), the sender's user cursor and the device's cursor.
+//! 5. inserts the entry (`ON CONFLICT DO NOTHING` on the dedup key: taken
+//!    only by a racing append of the same key into another conversation,
+//!    whose commit the insert waits for; then it answers that one);
+//! 6. writes the effect on the target, the head (a HOT update), the
+//!    sender's user cursor and the device's cursor.
 //!
-//! Every check comes before the first write, so an append that is refused
-//! writes nothing (the locks it took go at commit). The batch is sorted by
+//! Every check comes before the first write, so a refused append writes
+//! nothing (the locks it took go at commit). A batch is sorted by
 //! conversation (stably: each conversation's appends keep their order, so
 //! its chain is the order they came in), so batches lock heads in one
 //! order and do not deadlock on them; a deadlock elsewhere (with a purge,
 //! say) fails the whole statement, which is then run again.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chat_core::store::Appended;
 use chat_core::{Error, Head, NewMessage, Result};
@@ -35,16 +43,21 @@ use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use tokio_postgres::error::SqlState;
+
 use crate::conn::Conn;
 use crate::error;
 use crate::ids::{from_db, to_db};
 use crate::rows;
 use crate::store::Shared;
 
+mod batch;
+
 /// How often a batch is run when the server breaks a deadlock by failing it.
 const ATTEMPTS: usize = 3;
 
-/// One call for the whole batch; one row per append (see the function).
+/// The one-by-one call for the whole batch; one row per append (see the
+/// function).
 const APPEND: &str = "SELECT * FROM append_entries($1::text[], $2::int8[], $3::int2[], \
      $4::text[], $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], \
      $11::int8[])";
@@ -119,15 +132,66 @@ pub(crate) async fn write(shared: &Shared, jobs: Vec<Job>) {
         Ok(conn) => conn,
         Err(e) => return fail_all(jobs, e),
     };
-    match run(&mut conn, &jobs).await {
+    let arrays = Arrays::of(&jobs);
+    shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .appends
+        .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+    if shared.config.set_based_appends && batch::agrees(&jobs) {
+        match conn.raw("append", batch::BATCH, &arrays.params()).await {
+            Ok(Ok(rows)) => return stored_all(jobs, &rows),
+            // Some append would be refused: the exact answers come from
+            // the one-by-one path.
+            Ok(Err(e)) if refused(&e) => {
+                tracing::debug!(error = %e, size = jobs.len(), "append batch refused; writing it one by one");
+            }
+            Ok(Err(e)) => return fail_all(jobs, error::from_pg("append", e)),
+            Err(e) => return fail_all(jobs, e),
+        }
+    }
+    shared.stats.one_by_one.fetch_add(1, Ordering::Relaxed);
+    match one_by_one(&mut conn, &jobs, &arrays).await {
         Ok(rows) => answer(jobs, &rows),
         Err(e) => fail_all(jobs, e),
     }
 }
 
-/// Runs the batch, again when the server broke a deadlock by failing it.
-async fn run(conn: &mut Conn, jobs: &[Job]) -> Result<Vec<Row>> {
-    let arrays = Arrays::of(jobs);
+/// Whether the set-based statement failed because some append of its batch
+/// would be refused (or on a deadlock): nothing was written, and the batch
+/// can be written one by one.
+fn refused(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        *code == SqlState::UNIQUE_VIOLATION || code.code() == BATCH_REFUSED
+    }) || error::is_conflict(e)
+}
+
+/// The SQLSTATE that `batch_refused` raises.
+const BATCH_REFUSED: &str = "CH409";
+
+/// Answers every job of a batch that the set-based statement stored: its
+/// rows are (position, prev).
+fn stored_all(jobs: Vec<Job>, rows: &[Row]) {
+    let mut prevs: Vec<Option<i64>> = vec![None; jobs.len()];
+    for row in rows {
+        let n: i32 = row.get(0);
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| prevs.get_mut(i)) {
+            *slot = row.get(1);
+        }
+    }
+    for (job, prev) in jobs.into_iter().zip(prevs) {
+        let message = job.entry.message.clone();
+        job.answer(Ok(Appended {
+            message,
+            prev: prev.map(from_db),
+            duplicate: false,
+        }));
+    }
+}
+
+/// Runs `append_entries` over the batch, again when the server broke a
+/// deadlock by failing it.
+async fn one_by_one(conn: &mut Conn, jobs: &[Job], arrays: &Arrays<'_>) -> Result<Vec<Row>> {
     let params = arrays.params();
     let mut attempt = 0;
     loop {
