@@ -49,9 +49,10 @@ fn chunk() -> usize {
     env_usize("CHAT_BENCH_CHUNK", 1_000).max(1)
 }
 
-fn config(schema: String) -> PostgresConfig {
+fn config(schema: String, set_based: bool) -> PostgresConfig {
     PostgresConfig {
         schema,
+        set_based_appends: set_based,
         pool_size: 8,
         batch_inflight: env_usize(
             "CHAT_BENCH_INFLIGHT",
@@ -64,9 +65,13 @@ fn config(schema: String) -> PostgresConfig {
 
 /// A store in a fresh schema, with the guard that drops it.
 async fn store(url: &str) -> (Arc<PostgresStore>, SchemaGuard) {
+    store_with(url, true).await
+}
+
+async fn store_with(url: &str, set_based: bool) -> (Arc<PostgresStore>, SchemaGuard) {
     let schema = testing::fresh_schema();
     let guard = SchemaGuard::new(url, &schema);
-    let store = PostgresStore::connect_with(url, config(schema))
+    let store = PostgresStore::connect_with(url, config(schema, set_based))
         .await
         .expect("connect");
     (Arc::new(store), guard)
@@ -117,15 +122,24 @@ impl Workload {
     }
 }
 
-async fn adapter(url: &str, work: &Workload, senders: usize) -> Measure {
-    let (store, _guard) = store(url).await;
-    let store: Arc<dyn MessageStore> = store;
+async fn adapter(url: &str, work: &Workload, senders: usize, set_based: bool) -> Measure {
+    let (pg, _guard) = store_with(url, set_based).await;
+    let store: Arc<dyn MessageStore> = pg.clone();
     // Warm up: connections opened and statements prepared.
     let warm = Workload::new("warm", 2, senders * 20, senders);
     run_senders(&store, warm.per_sender).await;
+    let before = pg.append_stats();
     let clock = Clock::start();
     run_senders(&store, work.per_sender.clone()).await;
-    clock.finish(work.len())
+    let measure = clock.finish(work.len());
+    let after = pg.append_stats();
+    let batches = after.batches - before.batches;
+    println!(
+        "  (set-based {set_based}: {batches} batches of {:.1} appends on average, {} written one by one)",
+        (after.appends - before.appends) as f64 / batches.max(1) as f64,
+        after.one_by_one - before.one_by_one
+    );
+    measure
 }
 
 async fn run_senders(store: &Arc<dyn MessageStore>, per_sender: Vec<Vec<NewMessage>>) {
@@ -414,19 +428,23 @@ async fn groups(url: &str) {
         let (group, members) = group_of(&store, url, size).await;
         // Warm up: connections and statements.
         group_sends(&store, &group, &members, senders * 10, senders).await;
+        let before = store.append_stats();
         let (measure, mut latencies, conflicts) =
             group_sends(&store, &group, &members, sends, senders).await;
+        let after = store.append_stats();
         let started = Instant::now();
         let listed = store.members(&group).await.expect("members");
         let members_ms = started.elapsed().as_secs_f64() * 1e3;
         assert_eq!(listed.len(), size);
         let (entries, cursors) = table_rows(url, &store.config().schema).await;
         println!(
-            "{:>7} members: {:>7.0} sends/s  {}  conflicts {conflicts}  \
+            "{:>7} members: {:>7.0} sends/s  {}  conflicts {conflicts}, {} of {} batches one by one  \
              | members() {members_ms:.1} ms | rows: {entries} entries, {cursors} user cursors",
             size,
             measure.rate,
             latencies.summary(),
+            after.one_by_one - before.one_by_one,
+            after.batches - before.batches,
         );
     }
 }
@@ -466,11 +484,13 @@ fn main() {
                  interleaved rounds"
             );
             let work = Workload::new("bench", 1, messages, senders);
-            let (mut bulk, mut copied, mut through) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut bulk, mut copied, mut through, mut one_by_one) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rounds {
                 bulk.push(bulk_insert(&url, &work).await);
                 copied.push(copy(&url, &work).await);
-                through.push(adapter(&url, &work, senders).await);
+                through.push(adapter(&url, &work, senders, true).await);
+                one_by_one.push(adapter(&url, &work, senders, false).await);
             }
             let bulk = report(
                 &format!("plain INSERT … unnest + heads + cursors, {}/statement", chunk()),
@@ -481,6 +501,10 @@ fn main() {
                 &copied,
             );
             let through = report(&format!("PostgresStore::append, {senders} senders"), &through);
+            report(
+                "  the same, every batch one by one (append_entries)",
+                &one_by_one,
+            );
             println!(
                 "ratio adapter / plain INSERT: {:.0}%, adapter / COPY: {:.0}%",
                 through / bulk * 100.0,
