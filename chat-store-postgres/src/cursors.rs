@@ -15,10 +15,13 @@ FROM (SELECT 1) AS one
 LEFT JOIN user_cursors u ON u.user_id = $1::text AND u.conversation_id = $2::text
 "#;
 
-/// One user's cursors in a list of conversations: one probe of the primary
-/// key each.
-pub(crate) const USER_CURSORS: &str = "SELECT conversation_id, delivered, read, read_seq \
-     FROM user_cursors WHERE user_id = $1::text AND conversation_id = ANY($2::text[])";
+/// One user's cursors in a list of conversations, in its order (no row
+/// where it has none): one probe of the primary key per element, as
+/// `log::HEADS`.
+pub(crate) const USER_CURSORS: &str = "SELECT c.n, u.delivered, u.read, u.read_seq \
+     FROM unnest($2::text[]) WITH ORDINALITY AS c(id, n) \
+     CROSS JOIN LATERAL (SELECT delivered, read, read_seq FROM user_cursors \
+                         WHERE user_id = $1::text AND conversation_id = c.id LIMIT 1) AS u";
 
 /// Every cursor of one device: the primary key's prefix.
 pub(crate) const DEVICE_CURSORS: &str = "SELECT conversation_id, delivered FROM device_cursors \

@@ -16,9 +16,16 @@ use crate::rows::entry_columns;
 pub(crate) const HEAD: &str =
     "SELECT last_id, seq, version FROM heads WHERE conversation_id = $1::text";
 
-/// The heads of a list of conversations: one probe of the primary key each.
-pub(crate) const HEADS: &str = "SELECT conversation_id, last_id, seq, version FROM heads \
-     WHERE conversation_id = ANY($1::text[])";
+/// The heads of a list of conversations, in its order (a conversation
+/// without a head has no row): one probe of the primary key per element,
+/// whatever the table's size. The `LIMIT 1` keeps each lookup a nested
+/// index probe: as a plain join or `= ANY($1)` the planner may prefer a
+/// scan of the whole table once the list is a percent of it, and with the
+/// list as a parameter (a generic plan) `= ANY` is not hashed.
+pub(crate) const HEADS: &str = "SELECT c.n, h.last_id, h.seq, h.version \
+     FROM unnest($1::text[]) WITH ORDINALITY AS c(id, n) \
+     CROSS JOIN LATERAL (SELECT last_id, seq, version FROM heads \
+                         WHERE conversation_id = c.id LIMIT 1) AS h";
 
 /// One entry as it is now.
 pub(crate) const ENTRY: &str = concat!(

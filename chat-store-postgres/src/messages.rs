@@ -2,8 +2,6 @@
 //! group-commit batcher (`batcher.rs`, `append.rs`); every other call is
 //! one statement (`log.rs`, `cursors.rs`), hence atomic on its own.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
 use chat_core::{
@@ -23,6 +21,11 @@ use crate::store::PostgresStore;
 /// A cursor column.
 fn id(value: Option<i64>) -> Option<MessageId> {
     value.map(from_db)
+}
+
+/// The index of a list element from its (1-based) ordinality.
+fn position(n: i64) -> Option<usize> {
+    usize::try_from(n.checked_sub(1)?).ok()
 }
 
 impl PostgresStore {
@@ -72,14 +75,13 @@ impl MessageStore for PostgresStore {
         let ids: Vec<&str> = conversations.iter().map(ConversationId::as_str).collect();
         let mut conn = self.shared.conn("heads").await?;
         let rows = conn.query("heads", HEADS, &[&ids]).await?;
-        let found: HashMap<&str, Head> = rows
-            .iter()
-            .map(|r| (r.get::<_, &str>(0), log::head(r, 1)))
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|c| found.get(c).copied().unwrap_or_default())
-            .collect())
+        let mut heads = vec![Head::default(); ids.len()];
+        for row in &rows {
+            if let Some(slot) = position(row.get(0)).and_then(|i| heads.get_mut(i)) {
+                *slot = log::head(row, 1);
+            }
+        }
+        Ok(heads)
     }
 
     async fn entry(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<Message>> {
@@ -167,22 +169,18 @@ impl MessageStore for PostgresStore {
         let rows = conn
             .query("user_cursors", USER_CURSORS, &[&user.as_str(), &ids])
             .await?;
-        let found: HashMap<&str, Cursors> = rows
-            .iter()
-            .map(|r| {
-                let cursors = Cursors {
+        let mut cursors = vec![Cursors::default(); ids.len()];
+        for row in &rows {
+            if let Some(slot) = position(row.get(0)).and_then(|i| cursors.get_mut(i)) {
+                *slot = Cursors {
                     device_delivered: None,
-                    delivered: id(r.get(1)),
-                    read: id(r.get(2)),
-                    read_seq: count(r.get(3)),
+                    delivered: id(row.get(1)),
+                    read: id(row.get(2)),
+                    read_seq: count(row.get(3)),
                 };
-                (r.get::<_, &str>(0), cursors)
-            })
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|c| found.get(c).copied().unwrap_or_default())
-            .collect())
+            }
+        }
+        Ok(cursors)
     }
 
     async fn device_cursors(&self, device: &DeviceId) -> Result<Vec<(ConversationId, MessageId)>> {

@@ -3,7 +3,6 @@
 //! assert that each uses its index) and for operators.
 
 use chat_core::{ConversationId, DeviceId, MessageId, Result, UserId};
-use tokio_postgres::types::ToSql;
 
 use crate::conversations::{MEMBERS, MEMBERSHIPS, REDEEM_INVITE};
 use crate::cursors::{
@@ -54,73 +53,97 @@ impl PostgresStore {
     /// `analyze`, `EXPLAIN (ANALYZE, BUFFERS)`, which runs the statement
     /// (inside a transaction that is rolled back, so a planned write
     /// changes nothing) and shows the rows, buffers and time of each step.
+    /// The plan is the generic one (`plan_cache_mode =
+    /// force_generic_plan`): the one the store's prepared statements run
+    /// once PostgreSQL stops planning them for each call's values.
     pub async fn explain(&self, query: &HotQuery, analyze: bool) -> Result<String> {
+        use Arg::{Int, Text, Texts};
         let all = Window::after_up_to(None, None).map_or((i64::MIN, i64::MAX), |w| (w.low, w.high));
-        let one = |c: &ConversationId| c.as_str().to_owned();
-        let strings = |cs: &[ConversationId]| cs.iter().map(one).collect::<Vec<String>>();
-        let (sql, params): (&str, Vec<Box<dyn ToSql + Sync + Send>>) = match query {
+        let text = |s: &str| Text(s.to_owned());
+        let texts = |cs: &[ConversationId]| Texts(cs.iter().map(|c| c.as_str().to_owned()).collect());
+        let (sql, args): (&str, Vec<Arg>) = match query {
             HotQuery::History(c) => (
                 HISTORY,
-                vec![Box::new(one(c)), Box::new(all.0), Box::new(all.1), Box::new(50_i64)],
+                vec![text(c.as_str()), Int(all.0), Int(all.1), Int(50)],
             ),
             HotQuery::Range(c, after) => (
                 RANGE,
                 vec![
-                    Box::new(one(c)),
-                    Box::new(to_db(*after).saturating_add(1)),
-                    Box::new(all.1),
-                    Box::new(500_i64),
+                    text(c.as_str()),
+                    Int(to_db(*after).saturating_add(1)),
+                    Int(all.1),
+                    Int(500),
                 ],
             ),
-            HotQuery::Heads(cs) => (HEADS, vec![Box::new(strings(cs))]),
-            HotQuery::UserCursors(u, cs) => (
-                USER_CURSORS,
-                vec![Box::new(u.as_str().to_owned()), Box::new(strings(cs))],
-            ),
-            HotQuery::DeviceCursors(d) => (DEVICE_CURSORS, vec![Box::new(d.as_str().to_owned())]),
-            HotQuery::ConversationCursors(c) => (CONVERSATION_CURSORS, vec![Box::new(one(c))]),
-            HotQuery::ReadSeq(c, id) => (READ_SEQ, vec![Box::new(one(c)), Box::new(to_db(*id))]),
-            HotQuery::Purge(c, id) => (PURGE, vec![Box::new(one(c)), Box::new(to_db(*id))]),
-            HotQuery::Remove(c, id) => (REMOVE, vec![Box::new(one(c)), Box::new(to_db(*id))]),
-            HotQuery::StartDevice(u, d) => (
-                START_DEVICE,
-                vec![
-                    Box::new(u.as_str().to_owned()),
-                    Box::new(d.as_str().to_owned()),
-                ],
-            ),
-            HotQuery::ForgetDevice(d) => (FORGET_DEVICE, vec![Box::new(d.as_str().to_owned())]),
-            HotQuery::Members(c) => (MEMBERS, vec![Box::new(one(c))]),
-            HotQuery::Memberships(u) => (MEMBERSHIPS, vec![Box::new(u.as_str().to_owned())]),
+            HotQuery::Heads(cs) => (HEADS, vec![texts(cs)]),
+            HotQuery::UserCursors(u, cs) => (USER_CURSORS, vec![text(u.as_str()), texts(cs)]),
+            HotQuery::DeviceCursors(d) => (DEVICE_CURSORS, vec![text(d.as_str())]),
+            HotQuery::ConversationCursors(c) => (CONVERSATION_CURSORS, vec![text(c.as_str())]),
+            HotQuery::ReadSeq(c, id) => (READ_SEQ, vec![text(c.as_str()), Int(to_db(*id))]),
+            HotQuery::Purge(c, id) => (PURGE, vec![text(c.as_str()), Int(to_db(*id))]),
+            HotQuery::Remove(c, id) => (REMOVE, vec![text(c.as_str()), Int(to_db(*id))]),
+            HotQuery::StartDevice(u, d) => (START_DEVICE, vec![text(u.as_str()), text(d.as_str())]),
+            HotQuery::ForgetDevice(d) => (FORGET_DEVICE, vec![text(d.as_str())]),
+            HotQuery::Members(c) => (MEMBERS, vec![text(c.as_str())]),
+            HotQuery::Memberships(u) => (MEMBERSHIPS, vec![text(u.as_str())]),
             HotQuery::RedeemInvite(hash) => (
                 REDEEM_INVITE,
-                vec![Box::new(hash.clone()), Box::new(chat_core::now_millis())],
+                vec![text(hash), Int(chat_core::now_millis())],
             ),
         };
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| &**p as &(dyn ToSql + Sync))
-            .collect();
+        let args: Vec<String> = args.iter().map(Arg::literal).collect();
+        let explain = format!(
+            "EXPLAIN {}EXECUTE chat_explain({})",
+            if analyze { "(ANALYZE, BUFFERS) " } else { "" },
+            args.join(", ")
+        );
         let mut conn = self.shared.conn("explain").await?;
-        let rows = if analyze {
-            // Rolled back whatever happens: a failure closes the connection
-            // (which rolls back) instead of pooling it.
-            conn.poison_until_done();
-            conn.batch_execute("explain", "BEGIN").await?;
-            let rows = conn
-                .query("explain", &format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &refs)
-                .await?;
-            conn.batch_execute("explain", "ROLLBACK").await?;
-            conn.done();
-            rows
-        } else {
-            conn.query("explain", &format!("EXPLAIN {sql}"), &refs)
-                .await?
-        };
+        // The generic plan, which the store's prepared statements run once
+        // PostgreSQL stops planning them for each call's values: a
+        // prepared statement explained with plan_cache_mode =
+        // force_generic_plan (the values given to it do not change the
+        // plan, only what ANALYZE measures). In a transaction that is
+        // rolled back whatever happens (a failure closes the connection,
+        // which rolls back, instead of pooling it).
+        conn.poison_until_done();
+        conn.batch_execute(
+            "explain",
+            &format!(
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; PREPARE chat_explain AS {sql}"
+            ),
+        )
+        .await?;
+        let rows = conn.query("explain", &explain, &[]).await?;
+        conn.batch_execute("explain", "ROLLBACK; DEALLOCATE chat_explain")
+            .await?;
+        conn.done();
         Ok(rows
             .iter()
             .map(|r| r.get::<_, &str>(0))
             .collect::<Vec<_>>()
             .join("\n"))
+    }
+}
+
+/// A value to explain a statement with, written into the `EXECUTE` as a
+/// literal (a utility statement takes no parameters).
+enum Arg {
+    Text(String),
+    Int(i64),
+    Texts(Vec<String>),
+}
+
+impl Arg {
+    fn literal(&self) -> String {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        match self {
+            Self::Text(s) => quote(s),
+            // Quoted: -9223372036854775808 unquoted is minus an int8 that overflows.
+            Self::Int(n) => format!("'{n}'::int8"),
+            Self::Texts(items) => {
+                let items: Vec<String> = items.iter().map(|s| quote(s)).collect();
+                format!("ARRAY[{}]::text[]", items.join(", "))
+            }
+        }
     }
 }
