@@ -21,7 +21,8 @@
 //! Knobs: `CHAT_BENCH_MESSAGES` (64,000), `CHAT_BENCH_SENDERS` (64),
 //! `CHAT_BENCH_ROUNDS` (3), `CHAT_BENCH_INFLIGHT`, `CHAT_BENCH_LINGER_US`,
 //! `CHAT_BENCH_CHUNK` (1,000), `CHAT_BENCH_GROUP_SIZES` (1000,10000,100000),
-//! `CHAT_BENCH_GROUP_SENDS` (4,000), `CHAT_BENCH_GROUP_SENDERS` (8).
+//! `CHAT_BENCH_GROUP_SENDS` (4,000), `CHAT_BENCH_GROUP_SENDERS` (8). Zero
+//! messages or zero group sends leaves that part out.
 //! Each run works in fresh schemas, dropped at the end.
 
 mod common;
@@ -419,6 +420,9 @@ async fn groups(url: &str) {
     let sizes = env_list("CHAT_BENCH_GROUP_SIZES", &[1_000, 10_000, 100_000]);
     let sends = env_usize("CHAT_BENCH_GROUP_SENDS", 4_000);
     let senders = env_usize("CHAT_BENCH_GROUP_SENDERS", 8).max(1);
+    if sends == 0 {
+        return;
+    }
     println!(
         "\ngroup sends: {sends} sends by {senders} members at once into one group, \
          each member with a user and a device cursor"
