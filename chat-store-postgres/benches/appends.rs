@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use chat_core::id::IdGenerator;
 use chat_core::store::{ConversationStore, MessageStore};
 use chat_core::{
-    Conversation, ConversationId, ConversationKind, DeviceId, Error, HistoryVisibility,
-    JoinPolicy, Member, Message, NewMessage, Role, UserId, now_millis,
+    Conversation, ConversationId, ConversationKind, DeviceId, Error, HistoryVisibility, JoinPolicy,
+    Member, Message, NewMessage, Role, UserId, now_millis,
 };
 use chat_store_postgres::testing::SchemaGuard;
 use chat_store_postgres::{PostgresConfig, PostgresStore, testing};
@@ -309,7 +309,13 @@ async fn group_of(store: &PostgresStore, url: &str, size: usize) -> (Conversatio
     let members: Vec<Member> = users
         .iter()
         .enumerate()
-        .map(|(n, u)| Member::founding(u.clone(), if n == 0 { Role::Owner } else { Role::Member }, at))
+        .map(|(n, u)| {
+            Member::founding(
+                u.clone(),
+                if n == 0 { Role::Owner } else { Role::Member },
+                at,
+            )
+        })
         .collect();
     let conversation = Conversation {
         id: id.clone(),
@@ -343,10 +349,7 @@ async fn group_of(store: &PostgresStore, url: &str, size: usize) -> (Conversatio
         )
         .await
         .expect("device cursors");
-    client
-        .batch_execute("ANALYZE")
-        .await
-        .expect("analyze");
+    client.batch_execute("ANALYZE").await.expect("analyze");
     (id, users)
 }
 
@@ -497,14 +500,20 @@ fn main() {
                 one_by_one.push(adapter(&url, &work, senders, false).await);
             }
             let bulk = report(
-                &format!("plain INSERT … unnest + heads + cursors, {}/statement", chunk()),
+                &format!(
+                    "plain INSERT … unnest + heads + cursors, {}/statement",
+                    chunk()
+                ),
                 &bulk,
             );
             let copied = report(
                 &format!("plain binary COPY of the entries only, {}/tx", chunk()),
                 &copied,
             );
-            let through = report(&format!("PostgresStore::append, {senders} senders"), &through);
+            let through = report(
+                &format!("PostgresStore::append, {senders} senders"),
+                &through,
+            );
             report(
                 "  the same, every batch one by one (append_entries)",
                 &one_by_one,

@@ -150,7 +150,9 @@ fn main() {
     let entries = env_usize("CHAT_BENCH_ENTRIES", 5_000_000);
     let conversations = env_usize("CHAT_BENCH_CONVERSATIONS", 100_000).max(READER_CONVERSATIONS);
     let repeat = env_usize("CHAT_BENCH_REPEAT", 200).max(1);
-    let kept = std::env::var("CHAT_BENCH_KEEP").ok().filter(|s| !s.is_empty());
+    let kept = std::env::var("CHAT_BENCH_KEEP")
+        .ok()
+        .filter(|s| !s.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -198,8 +200,12 @@ async fn measure(store: &Arc<PostgresStore>, repeat: usize) {
     let phone = DeviceId::from("reader-phone");
 
     // The conversations list.
-    let (mut list, mut memberships_only, mut heads_only, mut cursors_only) =
-        (Latencies::new(), Latencies::new(), Latencies::new(), Latencies::new());
+    let (mut list, mut memberships_only, mut heads_only, mut cursors_only) = (
+        Latencies::new(),
+        Latencies::new(),
+        Latencies::new(),
+        Latencies::new(),
+    );
     let mut conversations: Vec<ConversationId> = Vec::new();
     for _ in 0..repeat {
         let started = Instant::now();
@@ -227,9 +233,18 @@ async fn measure(store: &Arc<PostgresStore>, repeat: usize) {
     }
     println!("\nconversations list of a user in {READER_CONVERSATIONS} conversations:");
     println!("  memberships + heads + user_cursors  {}", list.summary());
-    println!("  memberships (ConversationStore)     {}", memberships_only.summary());
-    println!("  heads of {READER_CONVERSATIONS}                      {}", heads_only.summary());
-    println!("  user_cursors of {READER_CONVERSATIONS}               {}", cursors_only.summary());
+    println!(
+        "  memberships (ConversationStore)     {}",
+        memberships_only.summary()
+    );
+    println!(
+        "  heads of {READER_CONVERSATIONS}                      {}",
+        heads_only.summary()
+    );
+    println!(
+        "  user_cursors of {READER_CONVERSATIONS}               {}",
+        cursors_only.summary()
+    );
 
     // A sync of the phone.
     let (mut sync, mut behind_entries) = (Latencies::new(), 0);
@@ -266,7 +281,10 @@ async fn measure(store: &Arc<PostgresStore>, repeat: usize) {
         history.push(started.elapsed());
         let newest = page.first().map_or(MessageId(0), |m| m.message_id);
         let started = Instant::now();
-        store.mark_read(&reader, c, newest).await.expect("mark_read");
+        store
+            .mark_read(&reader, c, newest)
+            .await
+            .expect("mark_read");
         read.push(started.elapsed());
         let started = Instant::now();
         store.ack(&reader, &phone, c, newest).await.expect("ack");

@@ -25,8 +25,7 @@ const SET_DISPLAY_NAME: &str = "UPDATE accounts SET display_name = $2::text WHER
 const CREATE_DEVICE: &str = "INSERT INTO devices (device_id, user_id, name, created_at, last_seen) \
      VALUES ($1::text, $2::text, $3::text, $4::int8, $5::int8)";
 
-const DEVICE: &str =
-    "SELECT device_id, user_id, name, created_at, last_seen FROM devices WHERE device_id = $1::text";
+const DEVICE: &str = "SELECT device_id, user_id, name, created_at, last_seen FROM devices WHERE device_id = $1::text";
 
 /// A user's devices oldest first, along `devices_by_user`.
 const DEVICES: &str = "SELECT device_id, user_id, name, created_at, last_seen FROM devices \

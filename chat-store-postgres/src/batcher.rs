@@ -36,7 +36,11 @@ impl Batcher {
     }
 
     /// Appends through the next batch and waits for the answer.
-    pub(crate) async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
+    pub(crate) async fn append(
+        &self,
+        entry: NewMessage,
+        expected_version: u64,
+    ) -> Result<Appended> {
         append::check(&entry)?;
         let config = &self.shared.config;
         let (reply, answer) = oneshot::channel();

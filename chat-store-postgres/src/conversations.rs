@@ -393,9 +393,11 @@ impl ConversationStore for PostgresStore {
     }
 
     async fn create_invite(&self, invite: Invite) -> Result<()> {
-        let max_uses = invite.max_uses.map(i32::try_from).transpose().map_err(|_| {
-            Error::invalid(format!("max_uses {:?} is too large", invite.max_uses))
-        })?;
+        let max_uses = invite
+            .max_uses
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| Error::invalid(format!("max_uses {:?} is too large", invite.max_uses)))?;
         let uses = i32::try_from(invite.uses)
             .map_err(|_| Error::invalid(format!("uses {} is too large", invite.uses)))?;
         let mut conn = self.shared.conn("create_invite").await?;

@@ -4,9 +4,7 @@
 
 use async_trait::async_trait;
 use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
-use chat_core::{
-    ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Result, UserId,
-};
+use chat_core::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Result, UserId};
 
 use crate::append::count;
 use crate::cursors::{

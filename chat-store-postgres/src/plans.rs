@@ -60,7 +60,8 @@ impl PostgresStore {
         use Arg::{Int, Text, Texts};
         let all = Window::after_up_to(None, None).map_or((i64::MIN, i64::MAX), |w| (w.low, w.high));
         let text = |s: &str| Text(s.to_owned());
-        let texts = |cs: &[ConversationId]| Texts(cs.iter().map(|c| c.as_str().to_owned()).collect());
+        let texts =
+            |cs: &[ConversationId]| Texts(cs.iter().map(|c| c.as_str().to_owned()).collect());
         let (sql, args): (&str, Vec<Arg>) = match query {
             HotQuery::History(c) => (
                 HISTORY,

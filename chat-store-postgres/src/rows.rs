@@ -47,9 +47,9 @@ pub(crate) fn kind_from_db(value: i16) -> Result<MessageKind> {
 
 /// An entry from the [`entry_columns!`] starting at `at`.
 pub(crate) fn entry(row: &Row, at: usize) -> Result<Message> {
-    let reactions: Option<Json<BTreeMap<String, String>>> = row.try_get(at + 10).map_err(|e| {
-        Error::unavailable("postgres: reading an entry's reactions", e)
-    })?;
+    let reactions: Option<Json<BTreeMap<String, String>>> = row
+        .try_get(at + 10)
+        .map_err(|e| Error::unavailable("postgres: reading an entry's reactions", e))?;
     Ok(Message {
         conversation_id: ConversationId::from(row.get::<_, &str>(at)),
         message_id: from_db(row.get(at + 1)),

@@ -80,7 +80,11 @@ pub(crate) async fn migrate_to(
     if let Some(newest) = applied.iter().copied().max().filter(|v| *v > LATEST) {
         // Let go of the lock and the tables now, rather than when the
         // closed connection is noticed.
-        if conn.batch_execute("migrate: roll back", "ROLLBACK").await.is_ok() {
+        if conn
+            .batch_execute("migrate: roll back", "ROLLBACK")
+            .await
+            .is_ok()
+        {
             conn.done();
         }
         return Err(Error::unavailable_msg(format!(

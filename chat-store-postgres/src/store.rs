@@ -123,8 +123,13 @@ impl Shared {
     pub(crate) async fn migrate_to(&self, version: i32) -> Result<()> {
         let deadline = self.config.migration_timeout + Duration::from_secs(1);
         let mut conn = Conn::get(&self.pool, deadline, "migrate").await?;
-        schema::migrate_to(&mut conn, &self.config.schema, version, self.config.migration_timeout)
-            .await
+        schema::migrate_to(
+            &mut conn,
+            &self.config.schema,
+            version,
+            self.config.migration_timeout,
+        )
+        .await
     }
 
     /// The pool for `url` (no connection is opened yet).

@@ -36,7 +36,13 @@ fn text(conversation: &ConversationId, sender: &UserId, id: u64, key: Option<&st
     }
 }
 
-fn event(conversation: &ConversationId, sender: &UserId, id: u64, kind: MessageKind, target: Option<u64>) -> NewMessage {
+fn event(
+    conversation: &ConversationId,
+    sender: &UserId,
+    id: u64,
+    kind: MessageKind,
+    target: Option<u64>,
+) -> NewMessage {
     let mut entry = text(conversation, sender, id, None);
     entry.message.kind = kind;
     entry.message.ref_id = target.map(MessageId);
@@ -86,7 +92,10 @@ async fn one_batch_dedups_equal_keys_and_stores_the_rest() {
 
     assert!(!answers[0].duplicate, "the first of the equal keys stores");
     for a in &answers[1..10] {
-        assert!(a.duplicate, "a repeated key in the same batch is a duplicate");
+        assert!(
+            a.duplicate,
+            "a repeated key in the same batch is a duplicate"
+        );
         assert_eq!(a.message, answers[0].message, "and answers the first");
         assert_eq!(a.prev, None);
     }
@@ -156,7 +165,10 @@ async fn a_refused_append_fails_only_itself() {
         Err(Error::Conflict { head }) => assert_eq!(head, head_at(30, 2, 1)),
         other => panic!("an old version must conflict, got {other:?}"),
     }
-    assert_eq!(next().expect("at the new version").prev, Some(MessageId(30)));
+    assert_eq!(
+        next().expect("at the new version").prev,
+        Some(MessageId(30))
+    );
     assert!(
         matches!(next(), Err(Error::NotFound { .. })),
         "a reaction to a missing entry is NotFound"
@@ -192,7 +204,12 @@ async fn each_conversation_keeps_its_chain_inside_a_batch() {
     let sender = UserId::from("sender");
     // Interleaved: zed 1, alpha 2, mid 3, zed 4, …; ids rise in the order sent.
     let entries: Vec<(NewMessage, u64)> = (1..=30)
-        .map(|n| (text(&conversations[(n as usize - 1) % 3], &sender, n, None), 0))
+        .map(|n| {
+            (
+                text(&conversations[(n as usize - 1) % 3], &sender, n, None),
+                0,
+            )
+        })
         .collect();
     let answers: Vec<Appended> = append_all(&store, entries)
         .await

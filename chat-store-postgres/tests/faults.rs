@@ -126,7 +126,11 @@ async fn check_nothing_half_written(s: &Setup) {
         !retried.duplicate,
         "the failed send must not have left its dedup key: the retry stores"
     );
-    assert_eq!(retried.prev, Some(MessageId(1)), "the chain goes on from the first");
+    assert_eq!(
+        retried.prev,
+        Some(MessageId(1)),
+        "the chain goes on from the first"
+    );
     assert_eq!(
         s.store
             .range(&s.conversation, None, None, 100)

@@ -92,11 +92,27 @@ async fn hot_statements_use_their_indexes() {
     let device = DeviceId::from("dev-u7");
     // (query, the index it must use, a stricter step it must show)
     let cases = [
-        (HotQuery::History(c(7)), "entries_pkey", Some("Index Scan Backward")),
-        (HotQuery::Range(c(7), id(40)), "entries_pkey", Some("Index Scan")),
+        (
+            HotQuery::History(c(7)),
+            "entries_pkey",
+            Some("Index Scan Backward"),
+        ),
+        (
+            HotQuery::Range(c(7), id(40)),
+            "entries_pkey",
+            Some("Index Scan"),
+        ),
         (HotQuery::Heads(some.clone()), "heads_pkey", None),
-        (HotQuery::UserCursors(user.clone(), some), "user_cursors_pkey", None),
-        (HotQuery::DeviceCursors(device.clone()), "device_cursors_pkey", None),
+        (
+            HotQuery::UserCursors(user.clone(), some),
+            "user_cursors_pkey",
+            None,
+        ),
+        (
+            HotQuery::DeviceCursors(device.clone()),
+            "device_cursors_pkey",
+            None,
+        ),
         (
             HotQuery::ConversationCursors(c(7)),
             "device_cursors_by_conversation",
@@ -107,9 +123,21 @@ async fn hot_statements_use_their_indexes() {
             "entries_pkey",
             Some("Index Only Scan Backward"),
         ),
-        (HotQuery::Purge(c(7), id(30)), "entries_pkey", Some("reactions_pkey")),
-        (HotQuery::Remove(c(7), id(30)), "entries_pkey", Some("reactions_pkey")),
-        (HotQuery::StartDevice(user.clone(), DeviceId::from("new")), "user_cursors_pkey", None),
+        (
+            HotQuery::Purge(c(7), id(30)),
+            "entries_pkey",
+            Some("reactions_pkey"),
+        ),
+        (
+            HotQuery::Remove(c(7), id(30)),
+            "entries_pkey",
+            Some("reactions_pkey"),
+        ),
+        (
+            HotQuery::StartDevice(user.clone(), DeviceId::from("new")),
+            "user_cursors_pkey",
+            None,
+        ),
         (HotQuery::ForgetDevice(device), "device_cursors_pkey", None),
         (HotQuery::Members(c(7)), "members_pkey", None),
         (HotQuery::Memberships(user), "members_by_user", None),
@@ -140,7 +168,10 @@ async fn hot_statements_use_their_indexes() {
         .expect("explain analyze");
     assert!(analyzed.contains("actual"), "{analyzed}");
     let still: i64 = raw
-        .query_one("SELECT count(*) FROM entries WHERE conversation_id = 'c9'", &[])
+        .query_one(
+            "SELECT count(*) FROM entries WHERE conversation_id = 'c9'",
+            &[],
+        )
         .await
         .expect("count")
         .get(0);

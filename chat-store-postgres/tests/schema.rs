@@ -104,7 +104,9 @@ async fn a_schema_newer_than_this_build_is_refused() {
     drop(connect(&url, &schema).await.expect("create the schema"));
     raw_client(&url, &schema)
         .await
-        .batch_execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')")
+        .batch_execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')",
+        )
         .await
         .expect("record a future migration");
     let refused = connect(&url, &schema).await;
@@ -204,7 +206,11 @@ async fn upgrade_from_version_1_keeps_the_data() {
     let store = connect(&url, &schema).await.expect("upgrade to the newest");
     assert_eq!(applied(&url, &schema).await, vec![1, 2]);
     let (g, d) = (ConversationId::from(g), ConversationId::from(d));
-    let (ann, bob, cat) = (UserId::from("ann"), UserId::from("bob"), UserId::from("cat"));
+    let (ann, bob, cat) = (
+        UserId::from("ann"),
+        UserId::from("bob"),
+        UserId::from("cat"),
+    );
 
     // Accounts.
     let account = store
@@ -236,7 +242,11 @@ async fn upgrade_from_version_1_keeps_the_data() {
         .collect();
     assert_eq!(
         roles,
-        vec![("ann", Role::Owner), ("bob", Role::Member), ("cat", Role::Member)]
+        vec![
+            ("ann", Role::Owner),
+            ("bob", Role::Member),
+            ("cat", Role::Member)
+        ]
     );
     assert!(
         members
@@ -247,10 +257,7 @@ async fn upgrade_from_version_1_keeps_the_data() {
     assert_eq!(store.member_count(&g).await.expect("count"), 3);
     let direct = store.members(&d).await.expect("members");
     assert!(direct.iter().all(|m| m.role == Role::Member));
-    assert_eq!(
-        store.memberships(&bob).await.expect("memberships").len(),
-        2
-    );
+    assert_eq!(store.memberships(&bob).await.expect("memberships").len(), 2);
 
     // The log: text entries in id order, with a head.
     let ids = |ms: &[Message]| ms.iter().map(|m| m.message_id.get()).collect::<Vec<_>>();
@@ -267,11 +274,11 @@ async fn upgrade_from_version_1_keeps_the_data() {
             version: 0
         }
     );
-    assert_eq!(
-        store.heads(&[d.clone()]).await.expect("heads")[0].seq,
-        2
-    );
-    let history = store.history(&g, Some(MessageId(105)), None, 2).await.expect("history");
+    assert_eq!(store.heads(std::slice::from_ref(&d)).await.expect("heads")[0].seq, 2);
+    let history = store
+        .history(&g, Some(MessageId(105)), None, 2)
+        .await
+        .expect("history");
     assert_eq!(ids(&history), vec![104, 103]);
 
     // Cursors: bob is delivered up to the message before his oldest
@@ -285,11 +292,17 @@ async fn upgrade_from_version_1_keeps_the_data() {
     assert_eq!(head.seq - bobs.read_seq, 3, "bob's unread count");
     let cats = store.cursors(&cat, None, &g).await.expect("cursors");
     assert_eq!((cats.delivered, cats.read), (Some(MessageId(105)), None));
-    let anns = store.user_cursors(&ann, &[d.clone(), g.clone()]).await.expect("user_cursors");
+    let anns = store
+        .user_cursors(&ann, &[d.clone(), g.clone()])
+        .await
+        .expect("user_cursors");
     assert_eq!(anns[0].delivered, Some(MessageId(202)));
     // bob's first device starts where his cursor is: his pending messages reach it.
     let phone = DeviceId::from("bob-phone");
-    store.start_device(&bob, &phone).await.expect("start_device");
+    store
+        .start_device(&bob, &phone)
+        .await
+        .expect("start_device");
     let mut synced = store.device_cursors(&phone).await.expect("device_cursors");
     synced.sort();
     assert!(synced.contains(&(g.clone(), MessageId(103))), "{synced:?}");
@@ -297,11 +310,21 @@ async fn upgrade_from_version_1_keeps_the_data() {
         .range(&g, Some(MessageId(103)), None, 100)
         .await
         .expect("sync range");
-    assert_eq!(ids(&resent), vec![104, 105], "the pending messages are synced again");
+    assert_eq!(
+        ids(&resent),
+        vec![104, 105],
+        "the pending messages are synced again"
+    );
 
     // Dedup keys: a retry of an old send answers the old message.
     let retry = NewMessage {
-        message: Message::text(MessageId(999), g.clone(), cat.clone(), "again", now_millis()),
+        message: Message::text(
+            MessageId(999),
+            g.clone(),
+            cat.clone(),
+            "again",
+            now_millis(),
+        ),
         client_msg_id: Some("k104".into()),
         device: None,
     };
@@ -315,9 +338,15 @@ async fn upgrade_from_version_1_keeps_the_data() {
         client_msg_id: Some("fresh".into()),
         device: Some(phone.clone()),
     };
-    let appended = store.append(next, 0).await.expect("append after the upgrade");
+    let appended = store
+        .append(next, 0)
+        .await
+        .expect("append after the upgrade");
     assert_eq!(appended.prev, Some(MessageId(105)));
-    let bobs = store.cursors(&bob, Some(&phone), &g).await.expect("cursors");
+    let bobs = store
+        .cursors(&bob, Some(&phone), &g)
+        .await
+        .expect("cursors");
     assert_eq!(
         (bobs.device_delivered, bobs.read, bobs.read_seq),
         (Some(MessageId(106)), Some(MessageId(106)), 6)

@@ -116,7 +116,9 @@ async fn assert_retry_completes(
     );
     for (i, s) in shards.iter().enumerate() {
         assert_eq!(
-            s.range(&conversation, None, None, 100).await.expect("range"),
+            s.range(&conversation, None, None, 100)
+                .await
+                .expect("range"),
             vec![retried.message.clone()],
             "shard {i} must hold the retried entry once"
         );

@@ -111,17 +111,32 @@ mod tests {
         assert!(agrees(&[job("a", 1, 0), job("b", 1, 3), job("a", 2, 0)]));
         assert!(!agrees(&[job("a", 2, 0), job("a", 1, 0)]), "ids fall");
         assert!(!agrees(&[job("a", 2, 0), job("a", 2, 0)]), "ids repeat");
-        assert!(!agrees(&[job("a", 1, 0), job("a", 2, 1)]), "a version from nowhere");
+        assert!(
+            !agrees(&[job("a", 1, 0), job("a", 2, 1)]),
+            "a version from nowhere"
+        );
         let group_event = with(job("a", 1, 0), |e| e.message.kind = MessageKind::GroupEvent);
-        assert!(agrees(&[group_event, job("a", 2, 1)]), "after a group event, the next version");
+        assert!(
+            agrees(&[group_event, job("a", 2, 1)]),
+            "after a group event, the next version"
+        );
         let group_event = with(job("a", 1, 0), |e| e.message.kind = MessageKind::GroupEvent);
-        assert!(!agrees(&[group_event, job("a", 2, 0)]), "an append that missed the group event");
+        assert!(
+            !agrees(&[group_event, job("a", 2, 0)]),
+            "an append that missed the group event"
+        );
     }
 
     #[test]
     fn keys_and_targets_may_not_repeat() {
-        assert!(agrees(&[keyed(job("a", 1, 0), "k"), keyed(job("b", 1, 0), "j")]));
-        assert!(!agrees(&[keyed(job("a", 1, 0), "k"), keyed(job("b", 1, 0), "k")]));
+        assert!(agrees(&[
+            keyed(job("a", 1, 0), "k"),
+            keyed(job("b", 1, 0), "j")
+        ]));
+        assert!(!agrees(&[
+            keyed(job("a", 1, 0), "k"),
+            keyed(job("b", 1, 0), "k")
+        ]));
         assert!(agrees(&[
             event(job("a", 5, 0), MessageKind::Reaction, 1),
             event(job("a", 6, 0), MessageKind::Edit, 2),

@@ -97,8 +97,14 @@ pub(crate) fn check(entry: &NewMessage) -> Result<()> {
         ("conversation id", m.conversation_id.as_str()),
         ("sender id", m.sender_id.as_str()),
         ("body", m.body.as_str()),
-        ("client_msg_id", entry.client_msg_id.as_deref().unwrap_or("")),
-        ("device id", entry.device.as_ref().map_or("", |d| d.as_str())),
+        (
+            "client_msg_id",
+            entry.client_msg_id.as_deref().unwrap_or(""),
+        ),
+        (
+            "device id",
+            entry.device.as_ref().map_or("", |d| d.as_str()),
+        ),
     ];
     match texts.iter().find(|(_, text)| text.contains('\0')) {
         Some((what, _)) => Err(Error::invalid(format!(
@@ -161,9 +167,9 @@ pub(crate) async fn write(shared: &Shared, jobs: Vec<Job>) {
 /// would be refused (or on a deadlock): nothing was written, and the batch
 /// can be written one by one.
 fn refused(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|code| {
-        *code == SqlState::UNIQUE_VIOLATION || code.code() == BATCH_REFUSED
-    }) || error::is_conflict(e)
+    e.code()
+        .is_some_and(|code| *code == SqlState::UNIQUE_VIOLATION || code.code() == BATCH_REFUSED)
+        || error::is_conflict(e)
 }
 
 /// The SQLSTATE that `batch_refused` raises.
@@ -252,7 +258,8 @@ fn outcome(job: &Job, row: &Row) -> Result<Appended> {
         }),
         NO_TARGET => Err(Error::not_found(format!(
             "message {} in {}",
-            m.ref_id.map_or_else(|| "(none)".to_owned(), |id| id.to_string()),
+            m.ref_id
+                .map_or_else(|| "(none)".to_owned(), |id| id.to_string()),
             m.conversation_id
         ))),
         HOLDER_GONE => Err(Error::unavailable_msg(
@@ -323,7 +330,8 @@ impl<'a> Arrays<'a> {
             a.refs.push(m.ref_id.map(to_db));
             a.replies.push(m.in_reply_to.map(to_db));
             a.keys.push(job.entry.client_msg_id.as_deref());
-            a.devices.push(job.entry.device.as_ref().map(|d| d.as_str()));
+            a.devices
+                .push(job.entry.device.as_ref().map(|d| d.as_str()));
             // A version past i64::MAX matches no head: -1 (no head has a
             // negative version) makes that a conflict.
             a.expected
