@@ -2,7 +2,7 @@
 //! its prefix, so deployments (and tests) sharing a Redis never meet.
 
 use chat_core::cluster::Topic;
-use chat_core::model::{NodeId, UserId};
+use chat_core::model::{ConversationId, NodeId, UserId};
 
 /// Names of keys and channels under one prefix.
 #[derive(Clone, Debug)]
@@ -10,6 +10,8 @@ pub(crate) struct Keys {
     prefix: String,
     user_channel: String,
     presence_channel: String,
+    conversation_channel: String,
+    cluster_channel: String,
 }
 
 impl Keys {
@@ -18,6 +20,8 @@ impl Keys {
             prefix: prefix.to_owned(),
             user_channel: format!("{prefix}:user:"),
             presence_channel: format!("{prefix}:presence:"),
+            conversation_channel: format!("{prefix}:conv:"),
+            cluster_channel: format!("{prefix}:cluster"),
         }
     }
 
@@ -31,6 +35,8 @@ impl Keys {
         match topic {
             Topic::User(user) => format!("{}{user}", self.user_channel),
             Topic::Presence(user) => format!("{}{user}", self.presence_channel),
+            Topic::Conversation(c) => format!("{}{c}", self.conversation_channel),
+            Topic::Cluster => self.cluster_channel.clone(),
             // Never published; a channel nobody subscribes to keeps this total.
             Topic::Resumed => format!("{}:resumed", self.prefix),
         }
@@ -40,6 +46,12 @@ impl Keys {
     pub(crate) fn topic(&self, channel: &str) -> Option<Topic> {
         if let Some(user) = channel.strip_prefix(&self.user_channel) {
             return Some(Topic::User(UserId::from(user)));
+        }
+        if let Some(c) = channel.strip_prefix(&self.conversation_channel) {
+            return Some(Topic::Conversation(ConversationId::from(c)));
+        }
+        if channel == self.cluster_channel {
+            return Some(Topic::Cluster);
         }
         channel
             .strip_prefix(&self.presence_channel)
@@ -95,7 +107,12 @@ mod tests {
     fn channels_round_trip_and_foreign_channels_are_not_topics() {
         let keys = Keys::new("t:1");
         let user = UserId::from("a:b");
-        for topic in [Topic::User(user.clone()), Topic::Presence(user)] {
+        for topic in [
+            Topic::User(user.clone()),
+            Topic::Presence(user),
+            Topic::Conversation(ConversationId::from("d:a:b")),
+            Topic::Cluster,
+        ] {
             let channel = keys.channel(&topic);
             assert!(channel.starts_with("t:1:"));
             assert_eq!(keys.topic(&channel), Some(topic));

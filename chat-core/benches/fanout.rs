@@ -12,10 +12,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chat_core::auth::Identity;
 use chat_core::engine::{Engine, Limits, Outbound, Session};
 use chat_core::memory::MemoryStore;
 use chat_core::store::{AccountStore, ConversationStore};
-use chat_core::{Account, Conversation, ConversationId, ConversationKind, UserId};
+use chat_core::{
+    Account, Conversation, ConversationId, ConversationKind, DeviceId, HistoryVisibility,
+    JoinPolicy, Member, Role, UserId,
+};
+
+/// A session identity for `user` (the bench connects sessions directly).
+fn identity(user: &UserId) -> Identity {
+    Identity {
+        user_id: user.clone(),
+        device_id: DeviceId::from(format!("dev-{user}")),
+    }
+}
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::FutureExt;
 
@@ -87,18 +99,23 @@ async fn setup() -> Setup {
                 name: Some("bench".into()),
                 created_by: users[0].clone(),
                 created_at: 0,
+                join: JoinPolicy::Invite,
+                history: HistoryVisibility::SinceJoin,
             },
-            &users,
+            &users
+                .iter()
+                .map(|u| Member::founding(u.clone(), Role::Member, 0))
+                .collect::<Vec<_>>(),
         )
         .await
         .unwrap();
-    let (mut sender, mut sender_out) = engine.connect(&users[0]).await.unwrap();
+    let (mut sender, mut sender_out) = engine.connect(&identity(&users[0])).await.unwrap();
     sender.start().await.unwrap();
     sender_out.recv().await.unwrap();
     let mut sessions = Vec::new();
     let mut outs = Vec::new();
     for user in &users[1..] {
-        let (mut s, mut out) = engine.connect(user).await.unwrap();
+        let (mut s, mut out) = engine.connect(&identity(user)).await.unwrap();
         s.start().await.unwrap();
         out.recv().await.unwrap(); // synced
         sessions.push(s);

@@ -25,13 +25,13 @@ fn send_text() -> String {
 
 fn message_frame() -> ServerFrame {
     ServerFrame::Message {
-        message: Message {
-            message_id: MessageId(7_290_482_913_402_118_144),
-            conversation_id: "g:7f3a9c2e".into(),
-            sender_id: "u:4b2d91".into(),
-            body: BODY.into(),
-            ts: 1_738_000_000_123,
-        },
+        message: Message::text(
+            MessageId(7_290_482_913_402_118_144),
+            "g:7f3a9c2e".into(),
+            "u:4b2d91".into(),
+            BODY,
+            1_738_000_000_123,
+        ),
     }
 }
 

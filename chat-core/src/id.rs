@@ -187,6 +187,23 @@ impl IdGenerator {
     /// The next id, or [`Error::Unavailable`] when the logical clock has passed
     /// [`LAST_UNIX_MS`] (the state is then left as it was).
     pub fn try_next_id(&self) -> crate::Result<MessageId> {
+        self.try_next_id_after(None)
+    }
+
+    /// The next id, also greater than `floor` (an id another node issued):
+    /// when `floor` is ahead of this generator, its logical clock jumps to
+    /// the millisecond after `floor`'s, so ids stay time-ordered across
+    /// nodes. What a conversation's chain needs after another node's entry
+    /// took the head.
+    pub fn next_id_after(&self, floor: Option<MessageId>) -> MessageId {
+        self.try_next_id_after(floor)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`IdGenerator::next_id_after`], or [`Error::Unavailable`] when the id
+    /// space is used up.
+    pub fn try_next_id_after(&self, floor: Option<MessageId>) -> crate::Result<MessageId> {
+        let least = floor.map_or(0, |f| ((f.0 >> TIMESTAMP_SHIFT) + 1) << SEQUENCE_BITS);
         // Clamped to one past the range so that a far-future clock is refused
         // below rather than overflowing the shift.
         let wall = self
@@ -201,7 +218,7 @@ impl IdGenerator {
         // memory ordering. No other memory is published through this atomic.
         let mut next = self.next.load(Ordering::Relaxed);
         loop {
-            let issued = wall.max(next);
+            let issued = wall.max(next).max(least);
             if issued >> SEQUENCE_BITS > MAX_OFFSET_MS {
                 return Err(Error::Unavailable {
                     reason: format!(

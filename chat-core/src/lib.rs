@@ -4,7 +4,6 @@
 
 pub mod auth;
 pub mod cluster;
-#[cfg(any())]
 pub mod engine;
 pub mod error;
 pub mod id;

@@ -9,13 +9,13 @@ use chat_core::engine::{CloseReason, Engine, Limits};
 use chat_core::memory::{MemoryBusHub, MemoryPresence, MemoryStore, RecordingNotifier};
 use chat_core::{MessageId, Retention};
 use serde_json::{Value, json};
-use support::{Client, engine, engine_with, signup};
+use support::{Client, engine, engine_with, group, identity, signup};
 
 /// An engine whose sessions queue at most 4 frames, without a rate limit.
 async fn tiny_queue_engine() -> Engine {
     engine_with(|b| {
         b.limits(Limits {
-            outbound_queue: 4,
+            outbound_queue_bytes: 600,
             frames_per_second: None,
             ..Limits::default()
         })
@@ -144,10 +144,7 @@ async fn groups_deliver_to_members_only_and_refuse_outsiders() {
     let alice = signup(&engine, "alice").await;
     let bob = signup(&engine, "bob").await;
     let carol = signup(&engine, "carol").await;
-    let group = engine
-        .create_group(&alice, "friends", std::slice::from_ref(&bob))
-        .await
-        .unwrap();
+    let group = group(&engine, &alice, "friends", std::slice::from_ref(&bob)).await;
     let mut a = Client::connect(&engine, &alice).await;
     let mut b = Client::connect(&engine, &bob).await;
     let mut c = Client::connect(&engine, &carol).await;
@@ -173,16 +170,33 @@ async fn groups_deliver_to_members_only_and_refuse_outsiders() {
     a.expect("sent").await;
     assert_eq!(b.expect("message").await["message"]["body"], "before carol");
 
-    // Carol joins: earlier messages are not pushed, later ones are.
-    engine.add_member(&carol, &group, &carol).await.unwrap();
+    // Carol cannot add herself to an invite-only group; the owner adds her:
+    // earlier messages are not pushed, later ones are, and every member
+    // (carol too) learns of the change.
+    assert!(matches!(
+        engine.add_member(&carol, &group, &carol).await,
+        Err(chat_core::Error::Forbidden { .. })
+    ));
+    engine.add_member(&alice, &group, &carol).await.unwrap();
+    for client in [&mut a, &mut b, &mut c] {
+        let e = client.expect("group_event").await;
+        assert_eq!(
+            (e["event"].as_str(), e["user_id"].as_str()),
+            (Some("added"), Some(carol.as_str()))
+        );
+        assert_eq!(e["by"], alice.as_str());
+    }
     a.send(json!({"type":"send","id":"2","conversation_id":group.as_str(),"body":"after carol"}))
         .await;
     a.expect("sent").await;
     assert_eq!(c.expect("message").await["message"]["body"], "after carol");
 
-    // Bob leaves: delivery to him stops at once, also for sync.
+    // Bob leaves: he gets the event, then nothing of the group, also at sync.
     engine.remove_member(&bob, &group, &bob).await.unwrap();
-    b.expect("message").await; // "after carol", sent while he was a member
+    assert_eq!(b.expect("message").await["message"]["body"], "after carol");
+    assert_eq!(b.expect("group_event").await["event"], "left");
+    a.expect("group_event").await;
+    c.expect("group_event").await;
     a.send(json!({"type":"send","id":"3","conversation_id":group.as_str(),"body":"bob gone"}))
         .await;
     a.expect("sent").await;
@@ -209,10 +223,7 @@ async fn until_delivered_deletes_once_every_recipient_acked() {
     let alice = signup(&engine, "alice").await;
     let bob = signup(&engine, "bob").await;
     let carol = signup(&engine, "carol").await;
-    let group = engine
-        .create_group(&alice, "g", &[bob.clone(), carol.clone()])
-        .await
-        .unwrap();
+    let group = group(&engine, &alice, "g", &[bob.clone(), carol.clone()]).await;
     let mut a = Client::connect(&engine, &alice).await;
     a.send(json!({"type":"send","id":"1","conversation_id":group.as_str(),"body":"x"}))
         .await;
@@ -353,7 +364,17 @@ async fn presence_now_and_at_every_change() {
     let engine = engine().await;
     let alice = signup(&engine, "alice").await;
     let bob = signup(&engine, "bob").await;
+    let stranger = signup(&engine, "stranger").await;
+    // Presence is for users who share a conversation (and have not blocked).
+    engine.direct_conversation(&alice, &bob).await.unwrap();
     let mut a = Client::connect(&engine, &alice).await;
+    a.send(json!({"type":"presence_subscribe","id":"x","user_ids":[stranger.as_str()]}))
+        .await;
+    let refused = a.expect("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["reply_to"].as_str()),
+        (Some("forbidden"), Some("x"))
+    );
     a.send(json!({"type":"presence_subscribe","id":"ps","user_ids":[bob.as_str()]}))
         .await;
     let p = a.expect("presence").await;
@@ -471,7 +492,7 @@ async fn a_slow_reader_is_closed_without_slowing_the_sender_and_loses_nothing() 
     b.session.close().await;
     // Reconnecting gives all 20 by sync, in order. The sync waits for room in
     // the 4-frame queue, so read while it runs, as a transport's writer does.
-    let (mut session, mut out) = engine.connect(&bob).await.unwrap();
+    let (mut session, mut out) = engine.connect(&identity(&bob)).await.unwrap();
     let read = async {
         let mut frames = Vec::new();
         for _ in 0..21 {
@@ -520,28 +541,29 @@ async fn offline_recipients_are_handed_to_the_notifier() {
 #[tokio::test]
 async fn accounts_signup_login_profile() {
     let engine = engine().await;
-    let alice = engine.signup("alice", "pw-alice").await.unwrap();
+    let alice = engine.signup("alice", "pw-alice", None).await.unwrap();
     assert!(matches!(
-        engine.signup("alice", "other").await,
+        engine.signup("alice", "other", None).await,
         Err(chat_core::Error::AlreadyExists { .. })
     ));
     assert!(matches!(
-        engine.signup("", "x").await,
+        engine.signup("", "x", None).await,
         Err(chat_core::Error::InvalidInput { .. })
     ));
-    let login = engine.login("alice", "pw-alice").await.unwrap();
+    let login = engine.login("alice", "pw-alice", None).await.unwrap();
     assert_eq!(login.user_id, alice.user_id);
     assert!(login.chat_url.starts_with("ws://"));
     assert_eq!(
         engine.authenticate(&login.token).await.unwrap(),
-        alice.user_id
+        login.identity()
     );
+    assert_ne!(login.device_id, alice.device_id, "each login is a device");
     assert!(matches!(
-        engine.login("alice", "wrong").await,
+        engine.login("alice", "wrong", None).await,
         Err(chat_core::Error::Unauthorized { .. })
     ));
     assert!(matches!(
-        engine.login("nobody", "x").await,
+        engine.login("nobody", "x", None).await,
         Err(chat_core::Error::Unauthorized { .. })
     ));
     assert!(engine.authenticate("forged").await.is_err());
@@ -561,6 +583,7 @@ async fn two_nodes_share_messages_presence_and_typing_through_the_bus() {
     let (one, two, _hub) = two_nodes().await;
     let alice = signup(&one, "alice").await;
     let bob = signup(&two, "bob").await;
+    one.direct_conversation(&alice, &bob).await.unwrap();
     let mut a = Client::connect(&one, &alice).await;
     a.send(json!({"type":"presence_subscribe","id":"p","user_ids":[bob.as_str()]}))
         .await;
@@ -593,7 +616,7 @@ async fn a_live_message_during_a_sync_comes_after_the_older_ones() {
             .await;
         a.expect("sent").await;
     }
-    let (mut session, mut out) = engine.connect(&bob).await.unwrap();
+    let (mut session, mut out) = engine.connect(&identity(&bob)).await.unwrap();
     let read = async {
         let mut frames = Vec::new();
         let mut next =
@@ -680,7 +703,11 @@ async fn a_store_that_is_down_answers_unavailable_and_the_retry_stores_once() {
     assert_eq!(b.next().await["type"], "pong", "nothing was delivered");
     let conv = chat_core::ConversationId::direct(&alice, &bob);
     assert!(
-        store.history(&conv, None, 10).await.unwrap().is_empty(),
+        store
+            .history(&conv, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was stored"
     );
 
@@ -694,7 +721,7 @@ async fn a_store_that_is_down_answers_unavailable_and_the_retry_stores_once() {
     );
     a.send(frame).await;
     assert_eq!(a.expect("sent").await["message_id"], sent["message_id"]);
-    assert_eq!(store.history(&conv, None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.history(&conv, None, None, 10).await.unwrap().len(), 1);
     assert!(switch.injected() > 0);
 }
 
@@ -703,6 +730,7 @@ async fn a_node_that_shuts_down_turns_its_users_offline_at_once() {
     let (one, two, _hub) = two_nodes().await;
     let alice = signup(&one, "alice").await;
     let bob = signup(&two, "bob").await;
+    one.direct_conversation(&alice, &bob).await.unwrap();
     let mut a = Client::connect(&one, &alice).await;
     a.send(json!({"type":"presence_subscribe","id":"p","user_ids":[bob.as_str()]}))
         .await;
@@ -736,7 +764,7 @@ async fn in_a_big_group_read_receipts_go_to_the_senders_only() {
     for i in 0..40 {
         others.push(signup(&engine, &format!("member{i}")).await);
     }
-    let group = engine.create_group(&alice, "big", &others).await.unwrap();
+    let group = group(&engine, &alice, "big", &others).await;
     let mut a = Client::connect(&engine, &alice).await;
     let mut b = Client::connect(&engine, &bob).await;
     let mut c = Client::connect(&engine, &carol).await;
@@ -748,10 +776,15 @@ async fn in_a_big_group_read_receipts_go_to_the_senders_only() {
 
     b.send(json!({"type":"read","conversation_id":group.as_str(),"message_id":sent["message_id"]}))
         .await;
-    let r = a.expect("receipt").await;
+    // In a group this big, receipts are coalesced for the sender.
+    let r = a.expect("receipts").await;
     assert_eq!(
-        (r["status"].as_str(), r["user_id"].as_str()),
-        (Some("read"), Some(bob.as_str()))
+        (
+            r["status"].as_str(),
+            r["users"][0].as_str(),
+            r["count"].as_u64()
+        ),
+        (Some("read"), Some(bob.as_str()), Some(1))
     );
     // Carol, a member who sent nothing, is not told.
     c.send(json!({"type":"ping","id":"p"})).await;

@@ -3,8 +3,8 @@
 //! keys change nothing; and a missing or mistyped field is named.
 
 use chat_core::protocol::{
-    BadFrame, ClientFrame, FrameErrorKind, SendFrame, SendTarget, ServerFrame, decode_client,
-    decode_server,
+    BadFrame, ClientFrame, EventFrame, FrameErrorKind, SendFrame, SendTarget, ServerFrame,
+    decode_client, decode_server,
 };
 use chat_core::{
     ConversationId, Message, MessageId, Presence, PresenceStatus, Receipt, ReceiptStatus, UserId,
@@ -105,14 +105,49 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         user().prop_map(SendTarget::User),
     ];
     prop_oneof![
-        (request_id(), target, any::<String>(), option::of(text())).prop_map(
-            |(id, target, body, client_msg_id)| ClientFrame::Send(SendFrame {
-                id,
-                target,
-                body,
-                client_msg_id,
-            })
-        ),
+        (
+            request_id(),
+            target,
+            any::<String>(),
+            option::of(text()),
+            option::of(message_id())
+        )
+            .prop_map(
+                |(id, target, body, client_msg_id, in_reply_to)| ClientFrame::Send(SendFrame {
+                    id,
+                    target,
+                    body,
+                    client_msg_id,
+                    in_reply_to,
+                })
+            ),
+        (
+            0..3u8,
+            request_id(),
+            conversation(),
+            message_id(),
+            any::<String>(),
+            option::of(text())
+        )
+            .prop_map(
+                |(kind, id, conversation_id, message_id, body, client_msg_id)| {
+                    let mut e = EventFrame {
+                        id,
+                        conversation_id,
+                        message_id,
+                        body,
+                        client_msg_id,
+                    };
+                    match kind {
+                        0 => ClientFrame::Edit(e),
+                        1 => {
+                            e.body.clear();
+                            ClientFrame::Delete(e)
+                        }
+                        _ => ClientFrame::React(e),
+                    }
+                }
+            ),
         (conversation(), message_id()).prop_map(|(conversation_id, message_id)| {
             ClientFrame::Ack {
                 conversation_id,
@@ -155,15 +190,9 @@ fn message() -> impl Strategy<Value = Message> {
         any::<String>(),
         any::<i64>(),
     )
-        .prop_map(
-            |(message_id, conversation_id, sender_id, body, ts)| Message {
-                message_id,
-                conversation_id,
-                sender_id,
-                body,
-                ts,
-            },
-        )
+        .prop_map(|(message_id, conversation_id, sender_id, body, ts)| {
+            Message::text(message_id, conversation_id, sender_id, body, ts)
+        })
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
@@ -242,6 +271,20 @@ fn required_keys(frame: &ClientFrame) -> Vec<(&'static str, FrameErrorKind)> {
         ClientFrame::Typing { .. } => vec![missing("typing", "conversation_id")],
         ClientFrame::PresenceSubscribe { .. } => vec![missing("presence_subscribe", "user_ids")],
         ClientFrame::Sync { .. } | ClientFrame::Ping { .. } => vec![],
+        ClientFrame::Edit(_) => vec![
+            missing("edit", "conversation_id"),
+            missing("edit", "message_id"),
+            missing("edit", "body"),
+        ],
+        ClientFrame::Delete(_) => vec![
+            missing("delete", "conversation_id"),
+            missing("delete", "message_id"),
+        ],
+        ClientFrame::React(_) => vec![
+            missing("react", "conversation_id"),
+            missing("react", "message_id"),
+            missing("react", "emoji"),
+        ],
     }
 }
 

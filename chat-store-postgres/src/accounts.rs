@@ -206,4 +206,8 @@ impl AccountStore for PostgresStore {
             .await?;
         Ok(rows.first().is_some_and(|r| r.get(0)))
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

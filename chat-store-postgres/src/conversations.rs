@@ -459,4 +459,8 @@ impl ConversationStore for PostgresStore {
             .await?;
         Ok(!rows.is_empty())
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

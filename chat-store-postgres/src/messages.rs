@@ -305,4 +305,8 @@ impl MessageStore for PostgresStore {
             .await?;
         Ok(())
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

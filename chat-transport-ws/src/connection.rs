@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use chat_core::UserId;
+use chat_core::auth::Identity;
 use chat_core::engine::{CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
 use futures::stream::{SplitSink, SplitStream};
@@ -19,6 +19,12 @@ use crate::config::WsConfig;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
 /// Close reason sent with [`CLOSE_SLOW_CONSUMER`].
 pub const SLOW_CONSUMER_REASON: &str = "slow consumer, reconnect and sync";
+/// Close code for a connection whose device was logged out (or removed):
+/// its token no longer works; do not reconnect with it.
+pub const CLOSE_REVOKED: u16 = 4001;
+/// Close code for a connection the server could no longer keep in order
+/// (a gap in a conversation it could not fill): reconnect and sync.
+pub const CLOSE_RESYNC: u16 = 4002;
 /// Close code when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a message bigger than the configured maximum (RFC 6455).
@@ -36,10 +42,11 @@ struct Shared {
 }
 
 /// Drives one authenticated connection until either side ends it.
-pub(crate) async fn run(socket: WebSocket, engine: Engine, user: UserId, config: WsConfig) {
+pub(crate) async fn run(socket: WebSocket, engine: Engine, identity: Identity, config: WsConfig) {
     let (sink, mut stream) = socket.split();
     let sink: Sink = Arc::new(Mutex::new(sink));
-    let (mut session, outbound) = match engine.connect(&user).await {
+    let user = &identity.user_id;
+    let (mut session, outbound) = match engine.connect(&identity).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");
@@ -168,6 +175,8 @@ async fn write_loop(sink: Sink, mut outbound: Outbound, shared: Arc<Shared>, con
     let message = match outbound.close_reason() {
         Some(CloseReason::SlowConsumer) => Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)),
         Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+        Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
+        Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
         // The reader ended the session: the peer closed or failed.
         _ => None,
     };

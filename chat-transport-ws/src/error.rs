@@ -45,7 +45,10 @@ pub fn status_of(error: &chat_core::Error) -> StatusCode {
     match error {
         E::NotFound { .. } => StatusCode::NOT_FOUND,
         E::AlreadyExists { .. } => StatusCode::CONFLICT,
-        E::NotMember { .. } => StatusCode::FORBIDDEN,
+        E::NotMember { .. } | E::Forbidden { .. } | E::Blocked { .. } => StatusCode::FORBIDDEN,
+        E::Gone { .. } => StatusCode::GONE,
+        // A conflict never leaves the engine (it retries); were one to, it is a 503.
+        E::Conflict { .. } => StatusCode::SERVICE_UNAVAILABLE,
         E::InvalidInput { .. } => StatusCode::BAD_REQUEST,
         E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         E::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -62,7 +62,7 @@ async fn accept(
         .or(query_token)
         .filter(|t| !t.is_empty())
         .ok_or(WsError::MissingToken)?;
-    let user = engine.authenticate(&token).await?;
+    let identity = engine.authenticate(&token).await?;
     let upgrade = upgrade.map_err(|e| WsError::NotUpgrade(e.body_text()))?;
     let engine = engine.clone();
     let config = config.clone();
@@ -73,7 +73,7 @@ async fn accept(
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| connection::run(socket, engine, user, config));
+        .on_upgrade(move |socket| connection::run(socket, engine, identity, config));
     Ok(response)
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::model::{Millis, NodeId, Presence, UserId};
+use crate::model::{ConversationId, Millis, NodeId, Presence, UserId};
 
 /// Where a bus message goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +20,12 @@ pub enum Topic {
     User(UserId),
     /// Watchers of one user's presence.
     Presence(UserId),
+    /// The nodes with members of one conversation connected: its entries
+    /// (in the conversation's chain), typing and read receipts.
+    Conversation(ConversationId),
+    /// Every node: cluster-wide notices (a device removed, blocks or
+    /// membership changed) that invalidate what nodes cache.
+    Cluster,
     /// Not a channel, never published: a bus hands this to its own node
     /// after it lost its connection and subscribed again. Messages published
     /// meanwhile may not have arrived, so the engine re-syncs every local
@@ -59,6 +65,16 @@ pub trait Bus: Send + Sync + 'static {
     /// returns. Messages that one node publishes one after another (each
     /// publish awaited) reach a subscriber in that order.
     async fn subscribe(&self, topic: &Topic) -> Result<()>;
+
+    /// [`Bus::subscribe`] to each of `topics` (a node attaching a user with
+    /// many conversations). Adapters that can subscribe to several topics in
+    /// one round trip override this; by default it subscribes one by one.
+    async fn subscribe_many(&self, topics: &[Topic]) -> Result<()> {
+        for topic in topics {
+            self.subscribe(topic).await?;
+        }
+        Ok(())
+    }
 
     /// This node no longer wants messages for `topic`: none published
     /// after this returns.

@@ -1,25 +1,37 @@
-//! The engine's background work: receiving from the bus, and heartbeats that
-//! keep this node alive in presence and discovery while reaping dead nodes.
+//! The engine's background work: receiving from the bus, heartbeats that
+//! keep this node alive in presence and discovery while reaping dead nodes,
+//! the retention sweep, and marking connected devices seen.
 
 use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
-
 use super::Inner;
-use super::registry::SessionShared;
-use super::session::sync_session;
-use crate::cluster::{BusReceiver, Topic};
+use super::deliver::slot_of;
+use super::envelope::{Envelope, Header};
+use super::frames::StoredEvent;
+use super::local::Item;
+use super::queue::{Coalesced, Slot, SlotKey};
+use super::registry::CloseReason;
+use super::retention::TOUCH_EVERY;
+use crate::cluster::{BusMessage, BusReceiver, Topic};
 use crate::error::Result;
-use crate::model::now_millis;
-use crate::protocol::{ServerFrame, decode_server};
+use crate::model::{Retention, UserId, now_millis};
 
 /// Registers this node and starts the background tasks. They hold only a
 /// weak reference, so dropping the engine ends them.
 pub(crate) async fn start(inner: &Arc<Inner>, receiver: BusReceiver) -> Result<()> {
+    if let Err(e) = inner.bus.subscribe(&Topic::Cluster).await {
+        tracing::warn!(error = %e, "could not subscribe to the cluster topic; device removals reach this node late");
+    }
     beat(inner).await;
-    let bus_task = tokio::spawn(receive(Arc::downgrade(inner), receiver));
-    let beat_task = tokio::spawn(heartbeats(Arc::downgrade(inner)));
-    inner.tasks.lock().extend([bus_task, beat_task]);
+    let weak = Arc::downgrade(inner);
+    let tasks = [
+        tokio::spawn(receive(weak.clone(), receiver)),
+        tokio::spawn(heartbeats(weak.clone())),
+        tokio::spawn(sweeps(weak.clone())),
+        tokio::spawn(receipt_flushes(weak.clone())),
+        tokio::spawn(touches(weak)),
+    ];
+    inner.tasks.lock().extend(tasks);
     Ok(())
 }
 
@@ -34,14 +46,134 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
             // Published here: local sessions were served directly.
             continue;
         }
-        match &msg.topic {
-            Topic::User(user) => {
-                inner
-                    .registry
-                    .for_each(user, |session| deliver_remote(session, &msg.payload));
+        inner.on_bus(msg).await;
+    }
+}
+
+impl Inner {
+    async fn on_bus(&self, msg: BusMessage) {
+        if let Topic::Presence(user) = &msg.topic {
+            self.watchers.notify(user, &msg.payload);
+            return;
+        }
+        let Some(envelope) = Envelope::decode(&msg.payload) else {
+            tracing::warn!(topic = ?msg.topic, "undecodable bus message dropped");
+            return;
+        };
+        let Envelope { header, frame } = envelope;
+        match (header, &msg.topic) {
+            (
+                Header::Entry {
+                    c,
+                    id,
+                    prev,
+                    skip,
+                    event,
+                },
+                _,
+            ) => {
+                let event = event.as_deref().and_then(StoredEvent::parse);
+                let item = Item {
+                    id,
+                    frame,
+                    skip,
+                    event,
+                };
+                self.offer(&c, prev, item);
             }
-            Topic::Presence(user) => inner.watchers.notify(user, &msg.payload),
-            Topic::Resumed => {}
+            (Header::Redeliver { c, id, skip }, _) => {
+                self.redeliver(
+                    &c,
+                    Item {
+                        id,
+                        frame,
+                        skip,
+                        event: None,
+                    },
+                );
+            }
+            (Header::Ephemeral { c, not }, _) => match slot_of(&frame) {
+                Some(key) => self.to_local_members(&c, &frame, not.as_ref(), &key),
+                None => {
+                    tracing::warn!(conversation = %c, "an ephemeral frame that is no state frame dropped")
+                }
+            },
+            (Header::ToUser, Topic::User(user)) => {
+                let key = slot_of(&frame);
+                self.registry.for_each(user, |s| match &key {
+                    Some(key) => s.put(key.clone(), Slot::Frame(frame.clone())),
+                    None => {
+                        s.push(frame.clone());
+                    }
+                });
+            }
+            (
+                Header::Receipts {
+                    c,
+                    status,
+                    message_id,
+                    users,
+                    count,
+                },
+                Topic::User(user),
+            ) => {
+                let coalesced = Coalesced {
+                    message_id,
+                    users: users.into_iter().collect(),
+                    count,
+                };
+                self.registry.for_each(user, |s| {
+                    s.put(
+                        SlotKey::Receipts(c.clone(), status),
+                        Slot::Receipts(coalesced.clone()),
+                    );
+                });
+            }
+            (Header::Attach { c }, Topic::User(user)) => self.attach_joined(user, &c).await,
+            (Header::DeviceRemoved { user, device }, _) => {
+                self.caches.forget_device(&device);
+                self.registry.for_each(&user, |s| {
+                    if s.device == device {
+                        s.close(CloseReason::Revoked);
+                    }
+                });
+            }
+            (Header::BlocksChanged { user }, _) => self.caches.forget_blocks(&user),
+            (header, topic) => {
+                tracing::warn!(
+                    ?header,
+                    ?topic,
+                    "bus message on an unexpected topic dropped"
+                );
+            }
+        }
+    }
+
+    /// `user` became a member of `c` (a notice from the node that made it
+    /// so): if connected here, it starts receiving `c`, from its join on.
+    pub(crate) async fn attach_joined(&self, user: &UserId, c: &crate::model::ConversationId) {
+        if !self.registry.has_user(user) || self.local.member_floor(c, user).is_some() {
+            return;
+        }
+        let member = match self.conversations.member(c, user).await {
+            Ok(Some(member)) => member,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, conversation = %c, "membership unavailable; the next sync delivers it");
+                return;
+            }
+        };
+        let mut sessions = Vec::new();
+        self.registry.for_each(user, |s| {
+            s.hold(c);
+            sessions.push(s.clone());
+        });
+        self.attach(user, &[(c.clone(), member.clone())]).await;
+        for session in sessions {
+            if let Err(e) = self.catch_up(&session, c, Some(member.joined)).await {
+                tracing::warn!(error = %e, conversation = %c, "catch-up failed; the next sync delivers it");
+            }
+            session.release_hold(Some(c)).await;
         }
     }
 }
@@ -57,25 +189,11 @@ fn resync_all(inner: &Arc<Inner>) {
     for session in sessions {
         let inner = inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = sync_session(&inner, &session, None).await {
+            if let Err(e) = inner.sync_session(&session, None, false).await {
                 tracing::warn!(error = %e, user = %session.user, "resync after bus outage failed");
             }
         });
     }
-}
-
-/// Delivers a frame from another node. A session in the middle of a sync
-/// must know a message's id to keep order, so only then is the frame read.
-fn deliver_remote(session: &Arc<SessionShared>, frame: &Bytes) {
-    let syncing = session.held.lock().is_some();
-    if syncing
-        && let Ok(text) = std::str::from_utf8(frame)
-        && let Ok(ServerFrame::Message { message }) = decode_server(text)
-    {
-        session.deliver_message(message.message_id, frame);
-        return;
-    }
-    session.push(frame.clone());
 }
 
 async fn heartbeats(inner: Weak<Inner>) {
@@ -90,6 +208,53 @@ async fn heartbeats(inner: Weak<Inner>) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         beat(&inner).await;
+    }
+}
+
+async fn sweeps(inner: Weak<Inner>) {
+    let every = match inner.upgrade() {
+        Some(i) if i.retention == Retention::UntilDelivered => i.limits.purge_every,
+        _ => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.sweep().await;
+    }
+}
+
+/// Sends the receipts gathered for big groups, every `receipt_every`.
+async fn receipt_flushes(inner: Weak<Inner>) {
+    let every = match inner.upgrade() {
+        Some(i) => i.limits.receipt_every,
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.flush_receipts().await;
+    }
+}
+
+/// Marks every connected device seen now and then (see `retention`).
+async fn touches(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(TOUCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = now_millis();
+        for session in inner.registry.all_sessions() {
+            if let Err(e) = inner.accounts.touch_device(&session.device, now).await {
+                tracing::warn!(error = %e, "could not mark a connected device seen");
+            }
+        }
     }
 }
 

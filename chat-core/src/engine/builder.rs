@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Engine, Inner, accounts::PasswordHashing, background, registry, sequencer};
+use super::actions::accounts::PasswordHashing;
+use super::{Engine, Inner, background, caches, local, registry, retention};
 use crate::auth::Authenticator;
 use crate::cluster::{Bus, Discovery, PresenceStore};
 use crate::error::Result;
@@ -20,9 +21,11 @@ use crate::store::{AccountStore, ConversationStore, MessageStore};
 pub struct Limits {
     /// Largest message body in bytes (UTF-8). Default 16 KiB.
     pub max_body_bytes: usize,
-    /// Frames queued for one session before it counts as too slow and is
-    /// closed (it resumes by sync). Default 512.
-    pub outbound_queue: usize,
+    /// Bytes of messages and answers queued for one session before it
+    /// counts as too slow and is closed (it resumes by sync, losing
+    /// nothing). Typing, presence and receipts wait in replaceable slots
+    /// that do not count. Default 1 MiB (as Centrifugo's client queue).
+    pub outbound_queue_bytes: usize,
     /// Live messages held for a session while its sync runs. Default 4096.
     pub sync_buffer: usize,
     /// Messages read from the store per sync page. Default 256.
@@ -44,13 +47,38 @@ pub struct Limits {
     pub heartbeat_every: Duration,
     /// How long a heartbeat keeps a node alive. Default 15 s.
     pub heartbeat_ttl: Duration,
+    /// How long a node waits for an entry's predecessor to arrive from
+    /// another node before it reads it from the store (docs/cluster.md).
+    /// Default 250 ms.
+    pub reorder_wait: Duration,
+    /// A device that has not connected for this long holds no message back
+    /// under until_delivered retention. Default 30 days.
+    pub device_ttl: Duration,
+    /// Conversations of up to this many members have their delivered
+    /// entries purged at each ack (until_delivered); bigger ones by the
+    /// background sweep. Default 64.
+    pub purge_at_ack_members: usize,
+    /// How often the background sweep purges delivered entries of big
+    /// conversations (until_delivered). Default 60 s.
+    pub purge_every: Duration,
+    /// Conversations of up to this many members push to members connected
+    /// nowhere; bigger groups do not (a push per member per message is what
+    /// a big group must not cost). Default 1,000.
+    pub push_max_members: usize,
+    /// Read receipts go to every other member in conversations of up to this
+    /// many members, and only to the senders of what was read in bigger
+    /// ones. Default 33.
+    pub read_receipts_to_all: usize,
+    /// How long receipts for a sender in a big group are gathered before
+    /// they go out as one `receipts` frame. Default 250 ms.
+    pub receipt_every: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 * 1024,
-            outbound_queue: 512,
+            outbound_queue_bytes: 1024 * 1024,
             sync_buffer: 4096,
             sync_page: 256,
             history_default: 50,
@@ -61,6 +89,13 @@ impl Default for Limits {
             max_group_members: 100_000,
             heartbeat_every: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(15),
+            reorder_wait: Duration::from_millis(250),
+            device_ttl: Duration::from_secs(30 * 24 * 3600),
+            purge_at_ack_members: 64,
+            purge_every: Duration::from_secs(60),
+            push_max_members: 1000,
+            read_receipts_to_all: 33,
+            receipt_every: Duration::from_millis(250),
         }
     }
 }
@@ -194,7 +229,8 @@ impl EngineBuilder {
             None => Arc::new(MemoryBusHub::default().node(node.clone())),
         };
         let receiver = bus.open().await?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             public_url: self
                 .public_url
                 .unwrap_or_else(|| "ws://127.0.0.1:8080/ws".to_owned()),
@@ -217,7 +253,11 @@ impl EngineBuilder {
             passwords: self.passwords.unwrap_or_default(),
             registry: registry::Registry::default(),
             watchers: registry::Watchers::default(),
-            sequencer: sequencer::Sequencer::default(),
+            local: local::Local::default(),
+            caches: caches::Caches::default(),
+            purges: retention::Purges::default(),
+            group_locks: Default::default(),
+            receipts: Default::default(),
             tasks: parking_lot::Mutex::new(Vec::new()),
             limits: self.limits,
             node,

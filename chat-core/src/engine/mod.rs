@@ -1,31 +1,41 @@
 //! The [`Engine`]: ties storage, cluster, push and auth together, and the
 //! [`Session`] that one client connection drives.
 //!
-//! The send path, as data: frame decoded → membership checked → id assigned →
-//! stored (the `sent` answer waits for this) → recipients looked up → encoded
-//! ONCE into shared bytes → handed to local sessions by non-blocking send, to
-//! other nodes by the [`Bus`], to the
-//! [`Notifier`] for those offline. A slow socket never
-//! slows a sender: its bounded queue fills, that session is closed, and the
-//! client resumes by sync, losing nothing because delivery state lives in the
-//! store.
+//! Each thing a client or an embedder can do is an action with a file of its
+//! own under `actions/` (send, message events, ack, read, typing, history,
+//! presence, sync, groups, invites, blocks, devices, accounts). The
+//! [`Session`] only decodes a frame, checks the budget, calls the action and
+//! answers.
+//!
+//! The send path, as data: frame decoded → membership checked (from what
+//! this node knows of the conversation) → an id above the conversation's
+//! head assigned → appended to the store, conditional on the head (the
+//! `sent` answer waits for this; a lost race takes a new id and tries
+//! again) → the entry, with the link to the entry before it, goes through
+//! this node's chain of the conversation to the local sessions, and once to
+//! the bus topic of the conversation for the other nodes, which pass it
+//! through their own chains → the push notifier for members connected
+//! nowhere. Every node delivers a conversation's entries in its chain's
+//! order, which is ascending id order (docs/cluster.md). A slow socket
+//! never slows a sender: its bounded queue fills, that session is closed,
+//! and the client resumes by sync, losing nothing because delivery state
+//! lives in the store.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use chat_core::engine::Engine;
-//! use chat_core::protocol::ClientFrame;
 //!
 //! let engine = Engine::builder().insecure_fast_password_hashing().build().await?;
-//! let alice = engine.signup("alice", "correct horse").await?;
-//! let bob = engine.signup("bob", "battery staple").await?;
+//! let alice = engine.signup("alice", "correct horse", None).await?;
+//! let bob = engine.signup("bob", "battery staple", None).await?;
 //!
-//! let (mut bob_session, mut bob_out) = engine.connect(&bob.user_id).await?;
+//! let (mut bob_session, mut bob_out) = engine.connect(&bob.identity()).await?;
 //! bob_session.start().await?; // the automatic sync after connect
 //! let synced = bob_out.recv().await.unwrap();
 //! assert!(std::str::from_utf8(&synced)?.contains("synced"));
 //!
-//! let (mut alice_session, mut alice_out) = engine.connect(&alice.user_id).await?;
+//! let (mut alice_session, mut alice_out) = engine.connect(&alice.identity()).await?;
 //! alice_session.start().await?;
 //! alice_out.recv().await; // synced
 //! alice_session
@@ -42,25 +52,39 @@
 //! # }
 //! ```
 
-mod accounts;
+mod actions;
+mod append;
 mod background;
 mod builder;
-mod conversations;
-mod fanout;
+mod caches;
+mod chain;
+mod deliver;
+mod envelope;
+mod frames;
+mod gate;
+mod local;
+mod queue;
 mod rate;
+mod ready;
+mod receipts;
 mod registry;
-mod send;
-mod sequencer;
+mod retention;
 mod session;
+mod sync;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-pub use accounts::{LoginOk, SignupOk};
+pub use actions::Sent;
+pub use actions::accounts::{LoginOk, SignupOk};
+pub use actions::devices::DeviceInfo;
+pub use actions::groups::{GroupInfo, NewGroup};
 pub use builder::{EngineBuilder, Limits};
+pub use local::LocalStats;
+pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Identity};
 use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
 use crate::error::Result;
 use crate::id::IdGenerator;
@@ -76,6 +100,8 @@ pub struct Engine {
 
 /// Everything the engine holds; shared by sessions and background tasks.
 pub(crate) struct Inner {
+    /// This very `Inner`, for tasks the engine spawns (they must not keep it alive).
+    pub(crate) me: Weak<Inner>,
     pub(crate) node: NodeId,
     pub(crate) public_url: String,
     pub(crate) retention: Retention,
@@ -89,10 +115,14 @@ pub(crate) struct Inner {
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) notifier: Option<Arc<dyn Notifier>>,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) passwords: accounts::PasswordHashing,
+    pub(crate) passwords: actions::accounts::PasswordHashing,
     pub(crate) registry: registry::Registry,
     pub(crate) watchers: registry::Watchers,
-    pub(crate) sequencer: sequencer::Sequencer,
+    pub(crate) local: local::Local,
+    pub(crate) caches: caches::Caches,
+    pub(crate) purges: retention::Purges,
+    pub(crate) group_locks: actions::groups::GroupLocks,
+    pub(crate) receipts: receipts::ReceiptBatch,
     pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -122,9 +152,19 @@ impl Engine {
         self.inner.registry.session_count()
     }
 
-    /// The user a bearer token belongs to.
-    pub async fn authenticate(&self, token: &str) -> Result<crate::model::UserId> {
-        self.inner.auth.verify(token).await
+    /// What this node follows (for tests and metrics).
+    pub fn local_stats(&self) -> LocalStats {
+        self.inner.local.stats()
+    }
+
+    /// Whom a bearer token belongs to: the token must verify, its device
+    /// must still exist (a removed device's tokens stop working at once) and
+    /// so must its account. Answered from a cache after the first time, so
+    /// this costs no store round trip per request.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity> {
+        let identity = self.inner.auth.verify(token).await?;
+        self.inner.check_device(&identity).await?;
+        Ok(identity)
     }
 
     /// This node as discovery should list it now.

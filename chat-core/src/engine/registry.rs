@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-use crate::model::{MessageId, UserId};
+use super::gate::{Gate, Verdict};
+use super::queue::{OutQueue, Pushed, Slot, SlotKey};
+use crate::model::{ConversationId, DeviceId, MessageId, UserId};
 
 /// Why the engine closed a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,43 +29,54 @@ pub enum CloseReason {
     Shutdown,
     /// The session was closed or dropped by its owner (the client went away).
     Disconnected,
-}
-
-/// A live message held while a session's sync runs, so that it is sent
-/// after the older messages the sync is sending.
-pub(crate) struct Held {
-    pub(crate) id: MessageId,
-    pub(crate) frame: Bytes,
+    /// Its device was removed (or logged out): its tokens no longer work.
+    Revoked,
+    /// This node lost the order of a conversation's entries (a gap it could
+    /// not fill from the store): the client reconnects and syncs, in order.
+    Resync,
 }
 
 /// The part of a session that fanout and the engine reach.
 pub(crate) struct SessionShared {
     pub(crate) id: u64,
     pub(crate) user: UserId,
-    tx: mpsc::Sender<Bytes>,
+    pub(crate) device: DeviceId,
+    /// What waits for the socket (see `queue`).
+    queue: Mutex<OutQueue>,
+    /// Wakes the writer when a frame is queued, and waiting pushers when
+    /// the writer took one.
+    queued: Notify,
+    drained: Notify,
     closed: AtomicBool,
     /// Set once this connection has been counted out of presence.
     released: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
     close_notify: Notify,
-    /// `Some` while a sync runs: live messages wait here.
-    pub(crate) held: Mutex<Option<Vec<Held>>>,
-    held_cap: usize,
+    /// Order and repeats of each conversation's entries (see `gate`).
+    gate: Mutex<Gate>,
 }
 
 impl SessionShared {
-    pub(crate) fn new(id: u64, user: UserId, tx: mpsc::Sender<Bytes>, held_cap: usize) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        user: UserId,
+        device: DeviceId,
+        queue_bytes: usize,
+        held_cap: usize,
+    ) -> Self {
         Self {
             id,
             user,
-            tx,
+            device,
+            queue: Mutex::new(OutQueue::new(queue_bytes)),
+            queued: Notify::new(),
+            drained: Notify::new(),
             closed: AtomicBool::new(false),
             released: AtomicBool::new(false),
             reason: Mutex::new(None),
             close_notify: Notify::new(),
-            // Sessions start in sync mode: the first sync runs right after connect.
-            held: Mutex::new(Some(Vec::new())),
-            held_cap,
+            // Sessions start holding: the first sync runs right after connect.
+            gate: Mutex::new(Gate::new(held_cap)),
         }
     }
 
@@ -92,30 +105,78 @@ impl SessionShared {
         }
     }
 
-    /// Queues a frame without waiting; closes the session when its queue is full.
+    /// Queues an ordered frame without waiting; closes the session when
+    /// its byte budget is spent (the client reads too slowly).
     pub(crate) fn push(&self, frame: Bytes) -> bool {
         if self.is_closed() {
             return false;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let pushed = self.queue.lock().push(frame);
+        match pushed {
+            Pushed::Queued => {
+                self.queued.notify_one();
+                true
+            }
+            Pushed::Full => {
                 self.close(CloseReason::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
-    /// Queues a frame, waiting for room (used by the session's own sync and
+    /// Queues a state frame (typing, presence, receipts): it replaces the
+    /// waiting one of the same key and never closes the session.
+    pub(crate) fn put(&self, key: SlotKey, slot: Slot) {
+        if self.is_closed() {
+            return;
+        }
+        self.queue.lock().put(key, slot);
+        self.queued.notify_one();
+    }
+
+    /// Queues an ordered frame, waiting for room (the session's own sync and
     /// replies, where waiting slows only this client).
     pub(crate) async fn push_wait(&self, frame: Bytes) -> bool {
-        if self.is_closed() {
-            return false;
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let mut queue = self.queue.lock();
+                if queue.fits(frame.len()) {
+                    queue.push(frame);
+                    drop(queue);
+                    self.queued.notify_one();
+                    return true;
+                }
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closed() => return false,
+            }
         }
-        tokio::select! {
-            sent = self.tx.send(frame) => sent.is_ok(),
-            _ = self.closed() => false,
+    }
+
+    /// The next queued frame, waiting for one; `None` once closed.
+    pub(crate) async fn next_frame(&self) -> Option<Bytes> {
+        loop {
+            if self.is_closed() {
+                return None;
+            }
+            let queued = self.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            if let Some(frame) = self.queue.lock().pop() {
+                self.drained.notify_waiters();
+                return Some(frame);
+            }
+            tokio::select! {
+                _ = queued => {}
+                _ = self.closed() => return None,
+            }
         }
     }
 
@@ -133,24 +194,85 @@ impl SessionShared {
         }
     }
 
-    /// Delivers a live message: held while a sync runs, queued otherwise.
-    pub(crate) fn deliver_message(&self, id: MessageId, frame: &Bytes) -> bool {
-        {
-            let mut guard = self.held.lock();
-            if let Some(held) = guard.as_mut() {
-                if held.len() >= self.held_cap {
-                    drop(guard);
-                    self.close(CloseReason::SlowConsumer);
-                    return false;
-                }
-                held.push(Held {
-                    id,
-                    frame: frame.clone(),
-                });
-                return true;
+    /// Delivers a live entry of `conversation` through the gate: sent now,
+    /// held while a catch-up of it runs, or dropped as a repeat. `frame` is
+    /// `None` for the session's own entry (it got `sent`; the gate only
+    /// notes it).
+    pub(crate) fn deliver_entry(
+        &self,
+        conversation: &ConversationId,
+        id: MessageId,
+        frame: Option<&Bytes>,
+    ) -> bool {
+        let mut gate = self.gate.lock();
+        match gate.live(conversation, id, frame) {
+            Verdict::Send => match frame {
+                // Queued under the gate's lock, so that two deliverers of
+                // one conversation cannot swap their frames.
+                Some(frame) => self.push(frame.clone()),
+                None => true,
+            },
+            Verdict::Repeat | Verdict::Held => true,
+            Verdict::Overflow => {
+                drop(gate);
+                self.close(CloseReason::SlowConsumer);
+                false
             }
         }
-        self.push(frame.clone())
+    }
+
+    /// Sends an entry read from the store (a sync or catch-up, while the
+    /// conversation is held), unless it was sent already (`again`: send it
+    /// even then, for a sync the client asked for: it answers with every
+    /// unacked entry); waits for room.
+    pub(crate) async fn send_stored(
+        &self,
+        conversation: &ConversationId,
+        id: MessageId,
+        frame: Bytes,
+        again: bool,
+    ) -> bool {
+        let fresh = self.gate.lock().admit(conversation, id) == Verdict::Send;
+        if !fresh && !again {
+            return true;
+        }
+        self.push_wait(frame).await
+    }
+
+    /// Holds every live entry (a sync on request begins).
+    pub(crate) fn hold_all(&self) {
+        self.gate.lock().hold_everything();
+    }
+
+    /// Holds the live entries of `conversation` (a catch-up begins).
+    pub(crate) fn hold(&self, conversation: &ConversationId) {
+        self.gate.lock().hold(conversation);
+    }
+
+    /// Ends one hold (of `conversation`, or the sync's hold of everything),
+    /// first sending what waited, waiting for room in the queue as a sync
+    /// does: live entries that come meanwhile keep waiting behind them.
+    pub(crate) async fn release_hold(&self, conversation: Option<&ConversationId>) {
+        loop {
+            let due = self.gate.lock().take_due(conversation);
+            if due.is_empty() {
+                if self.gate.lock().end(conversation) || self.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            for frame in due {
+                if !self.push_wait(frame).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The newest entry of `conversation` sent on this connection: an ack
+    /// covers nothing above it.
+    pub(crate) fn last_sent(&self, conversation: &ConversationId) -> Option<MessageId> {
+        self.gate.lock().last_sent(conversation)
     }
 }
 
@@ -210,6 +332,11 @@ impl Registry {
             return before > 0;
         }
         false
+    }
+
+    /// Whether `user` has an open session here.
+    pub(crate) fn has_user(&self, user: &UserId) -> bool {
+        self.shard(user).read().contains_key(user)
     }
 
     /// Calls `f` with each open session of `user`; returns how many there were.
@@ -283,11 +410,12 @@ impl Watchers {
         gone
     }
 
-    /// Sends `frame` to every local watcher of `user`.
+    /// Sends `frame` to every local watcher of `user` (a newer presence
+    /// replaces one still waiting).
     pub(crate) fn notify(&self, user: &UserId, frame: &Bytes) {
         if let Some(entry) = self.by_user.read().get(user) {
             for s in entry.values() {
-                s.push(frame.clone());
+                s.put(SlotKey::Presence(user.clone()), Slot::Frame(frame.clone()));
             }
         }
     }

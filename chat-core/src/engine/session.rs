@@ -1,29 +1,22 @@
 //! [`Session`]: what one client connection drives; [`Outbound`]: the bounded
 //! stream of encoded server frames the transport writes to the socket.
+//!
+//! A session only decodes a frame, checks the budget, calls the action (a
+//! file each under `actions/`) and answers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
+use super::envelope::SessionRef;
 use super::registry::{CloseReason, SessionShared};
 use super::{Engine, Inner, rate::TokenBucket};
+use crate::auth::Identity;
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
-use crate::model::{
-    ConversationId, MessageId, Presence, PresenceStatus, Receipt, ReceiptStatus, Retention, UserId,
-    now_millis,
-};
+use crate::model::{DeviceId, MessageKind, Presence, PresenceStatus, UserId, now_millis};
 use crate::protocol::{ClientFrame, ServerFrame, decode_client};
-
-/// Conversations with at most this many other members send read receipts
-/// to all of them; bigger groups only to the senders of what was read.
-const READ_RECEIPTS_TO_ALL: usize = 32;
-
-/// History pages read to find the senders of newly read messages (of 100
-/// each) before giving up and telling every member.
-const READ_RECEIPT_PAGES: usize = 5;
 
 /// One client connection's side of the engine. The transport feeds it client
 /// frames ([`Session::handle_text`]) and writes what [`Outbound`] yields.
@@ -42,7 +35,6 @@ pub struct Session {
 /// The frames a session has for its client: each an encoded JSON text frame,
 /// shared (not copied) among every recipient of the same message.
 pub struct Outbound {
-    rx: mpsc::Receiver<Bytes>,
     shared: Arc<SessionShared>,
 }
 
@@ -50,14 +42,7 @@ impl Outbound {
     /// The next frame, or `None` once the engine closed the session (see
     /// [`Outbound::close_reason`]) or the session was dropped.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        if self.shared.is_closed() {
-            return None;
-        }
-        tokio::select! {
-            biased;
-            _ = self.shared.closed() => None,
-            frame = self.rx.recv() => frame,
-        }
+        self.shared.next_frame().await
     }
 
     /// Why the engine closed the session, if it did.
@@ -67,22 +52,38 @@ impl Outbound {
 }
 
 impl Engine {
-    /// Opens a session for an authenticated `user`: registers it for live
-    /// delivery (held until [`Session::start`]'s sync has run) and marks the
-    /// user online.
-    pub async fn connect(&self, user: &UserId) -> Result<(Session, Outbound)> {
+    /// Opens a session for an authenticated device: registers it for live
+    /// delivery (held until [`Session::start`]'s sync has run), marks the
+    /// user online and the device seen.
+    pub async fn connect(&self, identity: &Identity) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
-        let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
+        let user = &identity.user_id;
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
             user.clone(),
-            tx,
+            identity.device_id.clone(),
+            inner.limits.outbound_queue_bytes,
             inner.limits.sync_buffer,
         ));
-        if inner.registry.insert(shared.clone())
-            && let Err(e) = inner.bus.subscribe(&Topic::User(user.clone())).await
+        let first_here = inner.registry.insert(shared.clone());
+        if first_here {
+            if let Err(e) = inner.bus.subscribe(&Topic::User(user.clone())).await {
+                tracing::warn!(error = %e, %user, "bus subscribe failed; notices for this user arrive late");
+            }
+            match inner.conversations.memberships(user).await {
+                Ok(memberships) => inner.attach(user, &memberships).await,
+                Err(e) => {
+                    inner.registry.remove(user, shared.id);
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = inner
+            .accounts
+            .touch_device(&identity.device_id, now_millis())
+            .await
         {
-            tracing::warn!(error = %e, %user, "bus subscribe failed; cross-node delivery waits for sync");
+            tracing::warn!(error = %e, "could not mark the device seen");
         }
         match inner
             .presence
@@ -112,7 +113,7 @@ impl Engine {
             watching: HashSet::new(),
             closed: false,
         };
-        Ok((session, Outbound { rx, shared }))
+        Ok((session, Outbound { shared }))
     }
 }
 
@@ -122,10 +123,15 @@ impl Session {
         &self.shared.user
     }
 
-    /// Runs the automatic sync after connect: every unacked message, oldest
-    /// first, then `synced`.
+    /// The device this session belongs to.
+    pub fn device_id(&self) -> &DeviceId {
+        &self.shared.device
+    }
+
+    /// Runs the automatic sync after connect: every entry this device has
+    /// not acked, oldest first, then `synced`.
     pub async fn start(&mut self) -> Result<()> {
-        self.sync(None).await
+        self.inner.sync_session(&self.shared, None, true).await
     }
 
     /// Decodes and handles one text frame. Bad frames are answered with an
@@ -147,44 +153,44 @@ impl Session {
         }
     }
 
+    fn me(&self) -> SessionRef {
+        SessionRef {
+            node: self.inner.node.clone(),
+            session: self.shared.id,
+        }
+    }
+
     async fn dispatch(&mut self, frame: ClientFrame) -> Result<()> {
+        let inner = self.inner.clone();
+        let shared = &self.shared.clone();
         match frame {
             ClientFrame::Send(send) => {
                 self.check_rate()?;
                 let reply_to = send.id.clone();
-                let sent = self
-                    .inner
-                    .send(&self.shared.user, self.shared.id, send)
-                    .await?;
-                self.reply(ServerFrame::Sent {
-                    reply_to,
-                    message_id: sent.message_id,
-                    conversation_id: sent.conversation_id,
-                    ts: sent.ts,
-                })
-                .await;
+                let sent = inner.send(shared, self.me(), send).await?;
+                self.reply(sent.frame(reply_to)).await;
             }
+            ClientFrame::Edit(e) => self.event(MessageKind::Edit, e).await?,
+            ClientFrame::Delete(e) => self.event(MessageKind::Delete, e).await?,
+            ClientFrame::React(e) => self.event(MessageKind::Reaction, e).await?,
             ClientFrame::Ack {
                 conversation_id,
                 message_id,
-            } => self.ack(conversation_id, message_id).await?,
+            } => inner.ack(shared, &conversation_id, message_id).await?,
             ClientFrame::Read {
                 conversation_id,
                 message_id,
-            } => self.read(conversation_id, message_id).await?,
-            ClientFrame::Sync { id } => self.sync(id).await?,
+            } => inner.read(shared, &conversation_id, message_id).await?,
+            ClientFrame::Sync { id } => inner.sync_session(shared, id, false).await?,
             ClientFrame::History {
                 id,
                 conversation_id,
                 before,
                 limit,
             } => {
-                let engine = Engine {
-                    inner: self.inner.clone(),
-                };
-                let messages = engine
+                let messages = inner
                     .history(
-                        &self.shared.user,
+                        &shared.user,
                         &conversation_id,
                         before,
                         limit.map(|l| l as usize),
@@ -198,17 +204,27 @@ impl Session {
             }
             ClientFrame::Typing { conversation_id } => {
                 self.check_rate()?;
-                let others = self.others_in(&conversation_id).await?;
-                let frame = ServerFrame::Typing {
-                    conversation_id,
-                    user_id: self.shared.user.clone(),
-                }
-                .encode();
-                self.inner.send_to_users(&others, frame, None, None).await;
+                inner.typing(&shared.user, &conversation_id).await?;
             }
-            ClientFrame::PresenceSubscribe { user_ids, .. } => self.watch(user_ids).await?,
+            ClientFrame::PresenceSubscribe { user_ids, .. } => {
+                let refused = inner.watch(shared, &mut self.watching, user_ids).await?;
+                if let Some(e) = refused {
+                    return Err(e);
+                }
+            }
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { reply_to: id }).await,
         }
+        Ok(())
+    }
+
+    async fn event(&mut self, kind: MessageKind, frame: crate::protocol::EventFrame) -> Result<()> {
+        self.check_rate()?;
+        let reply_to = frame.id.clone();
+        let sent = self
+            .inner
+            .message_event(&self.shared, self.me(), kind, frame)
+            .await?;
+        self.reply(sent.frame(reply_to)).await;
         Ok(())
     }
 
@@ -221,159 +237,6 @@ impl Session {
 
     async fn reply(&self, frame: ServerFrame) {
         self.shared.push_wait(frame.encode()).await;
-    }
-
-    /// The other members of a conversation this session's user belongs to.
-    async fn others_in(&self, conversation: &ConversationId) -> Result<Vec<UserId>> {
-        let members = self.inner.conversations.members(conversation).await?;
-        if !members.contains(&self.shared.user) {
-            return Err(Error::NotMember {
-                conversation: conversation.clone(),
-            });
-        }
-        Ok(members
-            .into_iter()
-            .filter(|m| *m != self.shared.user)
-            .collect())
-    }
-
-    async fn ack(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
-        let user = self.shared.user.clone();
-        if !self
-            .inner
-            .conversations
-            .is_member(&conversation, &user)
-            .await?
-        {
-            return Err(Error::NotMember { conversation });
-        }
-        let acked = self.inner.messages.ack(&user, &conversation, up_to).await?;
-        if acked.is_empty() {
-            return Ok(());
-        }
-        if self.inner.retention == Retention::UntilDelivered {
-            let ids: Vec<MessageId> = acked.iter().map(|a| a.message_id).collect();
-            self.inner
-                .messages
-                .purge_delivered(&conversation, &ids)
-                .await?;
-        }
-        // One receipt per sender, naming its newest message this ack covered.
-        let mut newest: BTreeMap<UserId, MessageId> = BTreeMap::new();
-        for a in acked {
-            let entry = newest.entry(a.sender_id).or_default();
-            *entry = (*entry).max(a.message_id);
-        }
-        for (sender, message_id) in newest {
-            if sender == user {
-                continue;
-            }
-            let frame = ServerFrame::Receipt(Receipt {
-                conversation_id: conversation.clone(),
-                message_id,
-                user_id: user.clone(),
-                status: ReceiptStatus::Delivered,
-            })
-            .encode();
-            self.inner.send_to_users(&[sender], frame, None, None).await;
-        }
-        Ok(())
-    }
-
-    async fn read(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
-        let others = self.others_in(&conversation).await?;
-        let user = &self.shared.user;
-        let previous = self.inner.messages.cursors(user, &conversation).await?.read;
-        if !self
-            .inner
-            .messages
-            .mark_read(user, &conversation, up_to)
-            .await?
-        {
-            return Ok(());
-        }
-        // Small conversations tell every other member (only connected ones
-        // get it; the cursor is in the store). Big groups tell only the
-        // senders of the newly read messages: one read must not cost a frame
-        // per member of a 10,000-member group.
-        let targets = if others.len() <= READ_RECEIPTS_TO_ALL {
-            others
-        } else {
-            // Nothing found (messages deleted under until_delivered): tell all.
-            self.senders_between(&conversation, previous, up_to)
-                .await
-                .filter(|senders| !senders.is_empty())
-                .unwrap_or(others)
-        };
-        let frame = ServerFrame::Receipt(Receipt {
-            conversation_id: conversation,
-            message_id: up_to,
-            user_id: self.shared.user.clone(),
-            status: ReceiptStatus::Read,
-        })
-        .encode();
-        self.inner.send_to_users(&targets, frame, None, None).await;
-        Ok(())
-    }
-
-    /// The other senders of the stored messages in `(after, up_to]`, or
-    /// `None` when that range is too long to read (then everyone is told).
-    async fn senders_between(
-        &self,
-        conversation: &ConversationId,
-        after: Option<MessageId>,
-        up_to: MessageId,
-    ) -> Option<Vec<UserId>> {
-        const PAGE: usize = 100;
-        let mut senders = Vec::new();
-        let mut before = up_to.0.checked_add(1).map(MessageId);
-        for _ in 0..READ_RECEIPT_PAGES {
-            let page = self
-                .inner
-                .messages
-                .history(conversation, before, PAGE)
-                .await
-                .ok()?;
-            let full = page.len() == PAGE;
-            for m in page {
-                if after.is_some_and(|a| m.message_id <= a) {
-                    return Some(senders);
-                }
-                before = Some(m.message_id);
-                if m.sender_id != self.shared.user && !senders.contains(&m.sender_id) {
-                    senders.push(m.sender_id);
-                }
-            }
-            if !full {
-                return Some(senders);
-            }
-        }
-        None
-    }
-
-    async fn sync(&mut self, reply_to: Option<String>) -> Result<()> {
-        sync_session(&self.inner, &self.shared, reply_to).await
-    }
-
-    async fn watch(&mut self, users: Vec<UserId>) -> Result<()> {
-        let limit = self.inner.limits.max_presence_watch;
-        if users.len() + self.watching.len() > limit {
-            return Err(Error::invalid(format!(
-                "a session may watch the presence of at most {limit} users"
-            )));
-        }
-        let fresh = self.inner.watchers.watch(&self.shared, &users);
-        for u in fresh {
-            if let Err(e) = self.inner.bus.subscribe(&Topic::Presence(u)).await {
-                tracing::warn!(error = %e, "bus subscribe for presence failed");
-            }
-        }
-        self.watching.extend(users.iter().cloned());
-        let entries = self.inner.presence.presence(&users).await?;
-        for entry in entries {
-            self.reply(ServerFrame::Presence(entry.presence)).await;
-        }
-        Ok(())
     }
 
     /// Unregisters the session and updates presence (the user goes offline
@@ -413,15 +276,23 @@ impl Drop for Session {
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
     shared.close(CloseReason::Disconnected);
     let user = shared.user.clone();
-    if inner.registry.remove(&user, shared.id)
-        && let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await
-    {
-        tracing::warn!(error = %e, "bus unsubscribe failed");
+    if inner.registry.remove(&user, shared.id) {
+        if let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await {
+            tracing::warn!(error = %e, "bus unsubscribe failed");
+        }
+        inner.detach(&user).await;
     }
     for u in inner.watchers.unwatch(shared.id, &watching) {
         if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
+    }
+    if let Err(e) = inner
+        .accounts
+        .touch_device(&shared.device, now_millis())
+        .await
+    {
+        tracing::warn!(error = %e, "could not mark the device seen");
     }
     release_presence(&inner, &shared).await;
 }
@@ -450,57 +321,5 @@ pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
-    }
-}
-
-/// Sends every pending message oldest first, then `synced`. Live messages
-/// that arrive meanwhile are held and sent after, so that each
-/// conversation's messages reach the client in id order.
-pub(crate) async fn sync_session(
-    inner: &Inner,
-    shared: &Arc<SessionShared>,
-    reply_to: Option<String>,
-) -> Result<()> {
-    shared.held.lock().get_or_insert_with(Vec::new);
-    let result = send_pending(inner, shared).await;
-    let sent = result.as_ref().ok();
-    {
-        let mut held = shared.held.lock();
-        // Flushed under the lock: a live message that comes now waits for
-        // the flush, so it cannot overtake the held ones.
-        for h in held.take().unwrap_or_default() {
-            if sent.is_some_and(|s| s.contains(&h.id)) {
-                continue;
-            }
-            shared.push(h.frame);
-        }
-    }
-    result?;
-    shared
-        .push_wait(ServerFrame::Synced { reply_to }.encode())
-        .await;
-    Ok(())
-}
-
-async fn send_pending(inner: &Inner, shared: &SessionShared) -> Result<HashSet<MessageId>> {
-    let page = inner.limits.sync_page.max(1);
-    let mut sent = HashSet::new();
-    let mut after = None;
-    loop {
-        let messages = inner.messages.pending(&shared.user, after, page).await?;
-        let full = messages.len() >= page;
-        for message in messages {
-            after = Some(message.message_id);
-            sent.insert(message.message_id);
-            if !shared
-                .push_wait(ServerFrame::Message { message }.encode())
-                .await
-            {
-                return Ok(sent);
-            }
-        }
-        if !full {
-            return Ok(sent);
-        }
     }
 }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Identity};
 use crate::error::{Error, Result};
-use crate::model::UserId;
+use crate::model::{DeviceId, UserId};
 
 /// An [`Authenticator`] that issues random tokens (32 bytes from the
 /// operating system's generator, as 64 hex digits) and remembers whose they
@@ -17,7 +17,7 @@ use crate::model::UserId;
 /// [`revoke`]: MemoryAuthenticator::revoke
 #[derive(Debug, Default)]
 pub struct MemoryAuthenticator {
-    tokens: RwLock<HashMap<String, UserId>>,
+    tokens: RwLock<HashMap<String, Identity>>,
 }
 
 impl MemoryAuthenticator {
@@ -44,13 +44,17 @@ fn random_token() -> String {
 
 #[async_trait]
 impl Authenticator for MemoryAuthenticator {
-    async fn issue(&self, user: &UserId) -> Result<String> {
+    async fn issue(&self, user: &UserId, device: &DeviceId) -> Result<String> {
         let token = random_token();
-        self.tokens.write().insert(token.clone(), user.clone());
+        let identity = Identity {
+            user_id: user.clone(),
+            device_id: device.clone(),
+        };
+        self.tokens.write().insert(token.clone(), identity);
         Ok(token)
     }
 
-    async fn verify(&self, token: &str) -> Result<UserId> {
+    async fn verify(&self, token: &str) -> Result<Identity> {
         self.tokens
             .read()
             .get(token)
@@ -67,10 +71,11 @@ mod tests {
     async fn revoked_tokens_no_longer_verify() {
         let auth = MemoryAuthenticator::new();
         let user = UserId::from("u");
-        let token = auth.issue(&user).await.unwrap();
+        let device = DeviceId::from("d");
+        let token = auth.issue(&user, &device).await.unwrap();
         assert_eq!(token.len(), 64);
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(auth.verify(&token).await.unwrap(), user);
+        assert_eq!(auth.verify(&token).await.unwrap().user_id, user);
         assert!(auth.revoke(&token));
         assert!(matches!(
             auth.verify(&token).await,

@@ -62,6 +62,30 @@ pub enum ClientFrame {
         /// The request id, echoed as `reply_to`.
         id: Option<String>,
     },
+    /// `edit`: the sender replaces a message's body; answered by `sent`.
+    Edit(EventFrame),
+    /// `delete`: the sender (or a group owner or admin) deletes a message;
+    /// answered by `sent`. Its `body` is empty.
+    Delete(EventFrame),
+    /// `react`: a member sets (or, with an empty emoji, removes) its
+    /// reaction to a message; answered by `sent`. `body` is the emoji.
+    React(EventFrame),
+}
+
+/// The body of an `edit`, `delete` or `react` frame: an event about one
+/// message, stored with its own id like a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFrame {
+    /// The request id, echoed as `reply_to` in `sent` (or `error`).
+    pub id: Option<String>,
+    /// The conversation of the message.
+    pub conversation_id: ConversationId,
+    /// The message the event is about.
+    pub message_id: MessageId,
+    /// The new body (`edit`), the emoji (`react`), empty (`delete`).
+    pub body: String,
+    /// The sender's retry key, as for `send`.
+    pub client_msg_id: Option<String>,
 }
 
 /// The body of a `send` frame.
@@ -76,6 +100,8 @@ pub struct SendFrame {
     /// The sender's retry key: a repeat stores nothing new and is answered
     /// with the first `message_id`.
     pub client_msg_id: Option<String>,
+    /// The message this one answers (of the same conversation).
+    pub in_reply_to: Option<MessageId>,
 }
 
 /// Where a `send` goes: exactly one of `conversation_id` and `to`.
@@ -96,6 +122,7 @@ impl ClientFrame {
             | Self::History { id, .. }
             | Self::PresenceSubscribe { id, .. }
             | Self::Ping { id } => id.as_deref(),
+            Self::Edit(e) | Self::Delete(e) | Self::React(e) => e.id.as_deref(),
             Self::Ack { .. } | Self::Read { .. } | Self::Typing { .. } => None,
         }
     }
@@ -111,6 +138,9 @@ impl ClientFrame {
             Self::Typing { .. } => "typing",
             Self::PresenceSubscribe { .. } => "presence_subscribe",
             Self::Ping { .. } => "ping",
+            Self::Edit(_) => "edit",
+            Self::Delete(_) => "delete",
+            Self::React(_) => "react",
         }
     }
 
@@ -157,6 +187,9 @@ impl ClientFrame {
             Self::PresenceSubscribe { id, user_ids } => {
                 id_len(id) + user_ids.iter().map(|u| u.as_str().len() + 3).sum::<usize>()
             }
+            Self::Edit(e) | Self::Delete(e) | Self::React(e) => {
+                id_len(&e.id) + e.conversation_id.as_str().len() + e.body.len() + 48
+            }
         }
     }
 }
@@ -177,6 +210,8 @@ enum Wire<'a> {
         body: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<MessageId>,
     },
     Ack {
         conversation_id: &'a ConversationId,
@@ -211,6 +246,32 @@ enum Wire<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a str>,
     },
+    Edit {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        conversation_id: &'a ConversationId,
+        message_id: MessageId,
+        body: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+    Delete {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        conversation_id: &'a ConversationId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+    React {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        conversation_id: &'a ConversationId,
+        message_id: MessageId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
 }
 
 impl<'a> From<&'a ClientFrame> for Wire<'a> {
@@ -227,6 +288,7 @@ impl<'a> From<&'a ClientFrame> for Wire<'a> {
                     to,
                     body: &s.body,
                     client_msg_id: s.client_msg_id.as_deref(),
+                    in_reply_to: s.in_reply_to,
                 }
             }
             ClientFrame::Ack {
@@ -261,6 +323,26 @@ impl<'a> From<&'a ClientFrame> for Wire<'a> {
                 user_ids,
             },
             ClientFrame::Ping { id } => Wire::Ping { id: id.as_deref() },
+            ClientFrame::Edit(e) => Wire::Edit {
+                id: e.id.as_deref(),
+                conversation_id: &e.conversation_id,
+                message_id: e.message_id,
+                body: &e.body,
+                client_msg_id: e.client_msg_id.as_deref(),
+            },
+            ClientFrame::Delete(e) => Wire::Delete {
+                id: e.id.as_deref(),
+                conversation_id: &e.conversation_id,
+                message_id: e.message_id,
+                client_msg_id: e.client_msg_id.as_deref(),
+            },
+            ClientFrame::React(e) => Wire::React {
+                id: e.id.as_deref(),
+                conversation_id: &e.conversation_id,
+                message_id: e.message_id,
+                emoji: &e.body,
+                client_msg_id: e.client_msg_id.as_deref(),
+            },
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::client::{ClientFrame, SendFrame, SendTarget};
+use super::client::{ClientFrame, EventFrame, SendFrame, SendTarget};
 use super::error::{BadFrame, FrameErrorKind};
 use super::raw::RawFrame;
 use super::server::{SERVER_TYPES, ServerFrame};
@@ -79,6 +79,9 @@ fn frame_type(ty: &str) -> Option<(&'static str, bool, Build)> {
         "typing" => ("typing", false, typing),
         "presence_subscribe" => ("presence_subscribe", true, presence_subscribe),
         "ping" => ("ping", true, ping),
+        "edit" => ("edit", true, edit),
+        "delete" => ("delete", true, delete),
+        "react" => ("react", true, react),
         _ => return None,
     })
 }
@@ -103,12 +106,62 @@ fn send(
     };
     let body = required(frame, "body", raw.body.take(), to_string)?;
     let client_msg_id = optional(frame, "client_msg_id", raw.client_msg_id.take(), to_string)?;
+    let in_reply_to = optional(frame, "in_reply_to", raw.in_reply_to.take(), to_message_id)?;
     Ok(ClientFrame::Send(SendFrame {
         id: id.take(),
         target,
         body,
         client_msg_id,
+        in_reply_to,
     }))
+}
+
+/// The fields that `edit`, `delete` and `react` share; `text` is the field
+/// that carries the new body or emoji (none for `delete`).
+fn event_frame(
+    frame: &'static str,
+    raw: &mut RawFrame,
+    id: &mut Option<String>,
+    text: Option<&'static str>,
+) -> Result<EventFrame, FrameErrorKind> {
+    let (conversation_id, message_id) = cursor(frame, raw)?;
+    let body = match text {
+        Some("body") => required(frame, "body", raw.body.take(), to_string)?,
+        Some(field) => required(frame, field, raw.emoji.take(), to_string)?,
+        None => String::new(),
+    };
+    let client_msg_id = optional(frame, "client_msg_id", raw.client_msg_id.take(), to_string)?;
+    Ok(EventFrame {
+        id: id.take(),
+        conversation_id,
+        message_id,
+        body,
+        client_msg_id,
+    })
+}
+
+fn edit(
+    frame: &'static str,
+    raw: &mut RawFrame,
+    id: &mut Option<String>,
+) -> Result<ClientFrame, FrameErrorKind> {
+    event_frame(frame, raw, id, Some("body")).map(ClientFrame::Edit)
+}
+
+fn delete(
+    frame: &'static str,
+    raw: &mut RawFrame,
+    id: &mut Option<String>,
+) -> Result<ClientFrame, FrameErrorKind> {
+    event_frame(frame, raw, id, None).map(ClientFrame::Delete)
+}
+
+fn react(
+    frame: &'static str,
+    raw: &mut RawFrame,
+    id: &mut Option<String>,
+) -> Result<ClientFrame, FrameErrorKind> {
+    event_frame(frame, raw, id, Some("emoji")).map(ClientFrame::React)
 }
 
 fn ack(

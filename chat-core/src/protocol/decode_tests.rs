@@ -243,6 +243,7 @@ fn protocol_decodes_every_client_frame_type() {
                 target: SendTarget::Conversation(ConversationId::from("g:1")),
                 body: "hi".into(),
                 client_msg_id: Some("c1".into()),
+                in_reply_to: None,
             }),
         ),
         (
@@ -252,6 +253,7 @@ fn protocol_decodes_every_client_frame_type() {
                 target: SendTarget::User(UserId::from("bob")),
                 body: String::new(),
                 client_msg_id: None,
+                in_reply_to: None,
             }),
         ),
         (
@@ -361,6 +363,7 @@ fn protocol_copes_with_deep_and_huge_input() {
         target: SendTarget::User("bob".into()),
         body: body.clone(),
         client_msg_id: None,
+        in_reply_to: None,
     })
     .encode_text();
     let ClientFrame::Send(send) = decode_client(&text).unwrap() else {

@@ -7,18 +7,18 @@ use crate::model::{
 };
 
 fn message() -> Message {
-    Message {
-        message_id: MessageId(7),
-        conversation_id: "g:1".into(),
-        sender_id: "alice".into(),
-        body: "hi \"you\"".into(),
-        ts: 1_700_000_000_000,
-    }
+    Message::text(
+        MessageId(7),
+        "g:1".into(),
+        "alice".into(),
+        "hi \"you\"",
+        1_700_000_000_000,
+    )
 }
 
 #[test]
 fn protocol_server_frames_encode_as_the_contract() {
-    let msg = r#"{"message_id":"7","conversation_id":"g:1","sender_id":"alice","body":"hi \"you\"","ts":1700000000000}"#;
+    let msg = r#"{"message_id":"7","conversation_id":"g:1","sender_id":"alice","body":"hi \"you\"","ts":1700000000000,"kind":"text"}"#;
     let cases: Vec<(ServerFrame, String)> = vec![
         (
             ServerFrame::Sent { reply_to: Some("1".into()), message_id: MessageId(7), conversation_id: "g:1".into(), ts: 5 },
@@ -95,6 +95,7 @@ fn protocol_client_frames_encode_as_the_contract() {
                 target: SendTarget::User("bob".into()),
                 body: "hi".into(),
                 client_msg_id: Some("c".into()),
+                in_reply_to: None,
             }),
             r#"{"type":"send","id":"1","to":"bob","body":"hi","client_msg_id":"c"}"#,
         ),
@@ -104,6 +105,7 @@ fn protocol_client_frames_encode_as_the_contract() {
                 target: SendTarget::Conversation("g:1".into()),
                 body: "hi".into(),
                 client_msg_id: None,
+                in_reply_to: None,
             }),
             r#"{"type":"send","conversation_id":"g:1","body":"hi"}"#,
         ),

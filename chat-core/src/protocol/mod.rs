@@ -53,7 +53,7 @@ mod error;
 mod raw;
 mod server;
 
-pub use client::{ClientFrame, SendFrame, SendTarget};
+pub use client::{ClientFrame, EventFrame, SendFrame, SendTarget};
 pub use decode::{decode_client, decode_server};
 pub use error::{BAD_FRAME, BadFrame, FrameErrorKind};
 pub use server::ServerFrame;

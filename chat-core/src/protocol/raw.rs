@@ -24,6 +24,8 @@ enum Key {
     Before,
     Limit,
     UserIds,
+    InReplyTo,
+    Emoji,
     #[serde(other)]
     Unknown,
 }
@@ -41,6 +43,8 @@ impl Key {
             Key::Before => "before",
             Key::Limit => "limit",
             Key::UserIds => "user_ids",
+            Key::InReplyTo => "in_reply_to",
+            Key::Emoji => "emoji",
             Key::Unknown => "",
         }
     }
@@ -60,6 +64,8 @@ pub(super) struct RawFrame {
     pub(super) before: Option<Value>,
     pub(super) limit: Option<Value>,
     pub(super) user_ids: Option<Value>,
+    pub(super) in_reply_to: Option<Value>,
+    pub(super) emoji: Option<Value>,
     /// The first known key that appeared twice (its first value is kept).
     pub(super) duplicate: Option<&'static str>,
 }
@@ -77,6 +83,8 @@ impl RawFrame {
             Key::Before => &mut self.before,
             Key::Limit => &mut self.limit,
             Key::UserIds => &mut self.user_ids,
+            Key::InReplyTo => &mut self.in_reply_to,
+            Key::Emoji => &mut self.emoji,
             Key::Unknown => return None,
         })
     }

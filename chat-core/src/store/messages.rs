@@ -85,8 +85,13 @@ pub trait MessageStore: Send + Sync + 'static {
     /// - for an edit, delete or reaction, applies it to its target
     ///   ([`Message::apply`]); [`crate::Error::NotFound`] when the target is
     ///   not in the conversation (nothing stored);
-    /// - advances the sender's delivered and read cursors (and `read_seq`)
-    ///   and the cursor of `entry.device`, when given, to the entry.
+    /// - moves the sender's read cursor (and `read_seq`) to the entry (one
+    ///   reads a conversation one writes in), and its delivered cursor and
+    ///   the cursor of `entry.device` (when given) to the entry **only if**
+    ///   each already covers `prev` (or `prev` is `None`): a device that had
+    ///   not received every earlier entry keeps its cursor, so that nothing
+    ///   from others is skipped for it; it gets its own entry back at its
+    ///   next sync and acks past it then.
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended>;
 
     /// The head of `conversation` (all zero when it has no entry yet).
@@ -196,4 +201,10 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Forgets every cursor of a removed `device`.
     async fn forget_device(&self, device: &DeviceId) -> Result<()>;
+
+    /// One cheap real round trip to the backend (a read of nothing in
+    /// particular), for readiness checks: `Ok` when the store answers now,
+    /// [`crate::Error::Unavailable`] otherwise. A store spread over several
+    /// backends asks every one.
+    async fn ping(&self) -> Result<()>;
 }

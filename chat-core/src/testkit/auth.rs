@@ -1,7 +1,7 @@
 //! [`Authenticator`] conformance: issued tokens verify to their user; anything
 //! else is refused.
 
-use super::fixtures::user;
+use super::fixtures::{device, user};
 use crate::auth::Authenticator;
 use crate::error::Error;
 
@@ -12,22 +12,34 @@ async fn refused(auth: &dyn Authenticator, token: &str, what: &str) {
     }
 }
 
-/// A token verifies to the user it was issued for; each issue gives a new
-/// token; empty, made-up and altered tokens are `Unauthorized`.
+/// A token verifies to the user and device it was issued for; each issue
+/// gives a new token, also twice in the same second; empty, made-up and
+/// altered tokens are `Unauthorized`.
 pub async fn auth_issue_and_verify(auth: &dyn Authenticator) {
     let (u, v) = (user("u"), user("v"));
-    let t1 = auth.issue(&u).await.expect("issue failed");
-    let t2 = auth.issue(&u).await.expect("issue failed");
-    let tv = auth.issue(&v).await.expect("issue failed");
-    assert_ne!(t1, t2, "each issue must give a new token");
-    for (token, owner) in [(&t1, &u), (&t2, &u), (&tv, &v)] {
+    let (phone, laptop, vd) = (device("phone"), device("laptop"), device("v"));
+    let t1 = auth.issue(&u, &phone).await.expect("issue failed");
+    let t2 = auth.issue(&u, &phone).await.expect("issue failed");
+    let t3 = auth.issue(&u, &laptop).await.expect("issue failed");
+    let tv = auth.issue(&v, &vd).await.expect("issue failed");
+    assert_ne!(
+        t1, t2,
+        "each issue must give a new token, even within one second"
+    );
+    for (token, owner, dev) in [
+        (&t1, &u, &phone),
+        (&t2, &u, &phone),
+        (&t3, &u, &laptop),
+        (&tv, &v, &vd),
+    ] {
+        let id = auth
+            .verify(token)
+            .await
+            .expect("an issued token must verify");
         assert_eq!(
-            &auth
-                .verify(token)
-                .await
-                .expect("an issued token must verify"),
-            owner,
-            "a token must verify to its user"
+            (&id.user_id, &id.device_id),
+            (owner, dev),
+            "a token verifies to its user and device"
         );
     }
     refused(auth, "", "an empty token").await;

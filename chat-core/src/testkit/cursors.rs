@@ -18,29 +18,73 @@ async fn cursors(
         .unwrap_or_else(|e| panic!("cursors of {u} in {c} failed: {e}"))
 }
 
-/// An append moves its sender's delivered and read cursors (with the seq)
-/// and its device's cursor to the new entry: one's own message is had and read.
+/// An append moves its sender's read cursor (with the seq) to the new entry
+/// (one reads a conversation one writes in), and its delivered cursors (the
+/// user's and the sending device's) only when they already covered the
+/// entry before: a device behind on others' entries must not skip them.
 pub async fn append_moves_the_senders_cursors(store: &dyn MessageStore) {
     let conv = group_id();
     let (alice, bob) = (user("alice"), user("bob"));
     let phone = device("phone");
-    append(store, text(&conv, &bob, "from bob")).await;
-    let mut mine = text(&conv, &alice, "from alice");
-    mine.device = Some(phone.clone());
-    let m = append(store, mine).await.message;
+    let mut first = text(&conv, &alice, "alice first");
+    first.device = Some(phone.clone());
+    let m1 = append(store, first).await.message.message_id;
     assert_eq!(
         cursors(store, &alice, Some(&phone), &conv).await,
         Cursors {
-            device_delivered: Some(m.message_id),
-            delivered: Some(m.message_id),
-            read: Some(m.message_id),
-            read_seq: 2,
+            device_delivered: Some(m1),
+            delivered: Some(m1),
+            read: Some(m1),
+            read_seq: 1,
         },
-        "the sender has (and has read) everything up to its own message"
+        "the first entry: nothing before it, the sender has (and has read) it"
+    );
+    let b = append(store, text(&conv, &bob, "from bob"))
+        .await
+        .message
+        .message_id;
+    let mut mine = text(&conv, &alice, "alice again");
+    mine.device = Some(phone.clone());
+    let m2 = append(store, mine).await.message.message_id;
+    assert_eq!(
+        cursors(store, &alice, Some(&phone), &conv).await,
+        Cursors {
+            device_delivered: Some(m1),
+            delivered: Some(m1),
+            read: Some(m2),
+            read_seq: 3,
+        },
+        "the phone never acked bob's entry: its delivered cursors stay; read moves"
+    );
+    store
+        .ack(&alice, &phone, &conv, b)
+        .await
+        .expect("ack failed");
+    let mut third = text(&conv, &alice, "up to date now");
+    third.device = Some(phone.clone());
+    let m3 = append(store, third).await.message.message_id;
+    let c = cursors(store, &alice, Some(&phone), &conv).await;
+    assert_eq!(
+        (c.device_delivered, c.delivered),
+        (Some(b), Some(b)),
+        "m2 is still not acked by the phone, so m3 does not move the cursors either"
+    );
+    store
+        .ack(&alice, &phone, &conv, m3)
+        .await
+        .expect("ack failed");
+    let mut fourth = text(&conv, &alice, "caught up");
+    fourth.device = Some(phone.clone());
+    let m4 = append(store, fourth).await.message.message_id;
+    let c = cursors(store, &alice, Some(&phone), &conv).await;
+    assert_eq!(
+        (c.device_delivered, c.delivered),
+        (Some(m4), Some(m4)),
+        "caught up: own entries move it"
     );
     assert_eq!(
         cursors(store, &bob, None, &conv).await.read_seq,
-        1,
+        2,
         "bob's cursors stay at his own message"
     );
     assert_eq!(
@@ -48,7 +92,7 @@ pub async fn append_moves_the_senders_cursors(store: &dyn MessageStore) {
             .device_cursors(&phone)
             .await
             .expect("device_cursors failed"),
-        vec![(conv.clone(), m.message_id)]
+        vec![(conv.clone(), m4)]
     );
 }
 

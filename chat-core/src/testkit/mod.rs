@@ -41,7 +41,6 @@ pub mod bus;
 pub mod conversations;
 pub mod cursors;
 pub mod discovery;
-#[cfg(any())]
 pub mod engine_model;
 mod fixtures;
 mod macros;

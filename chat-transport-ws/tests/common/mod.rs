@@ -47,7 +47,7 @@ impl Server {
         let engine = Engine::builder()
             .insecure_fast_password_hashing()
             .limits(Limits {
-                outbound_queue: 4,
+                outbound_queue_bytes: 600,
                 frames_per_second: None,
                 ..Limits::default()
             })
@@ -75,7 +75,7 @@ impl Server {
     pub async fn signup(&self, name: &str) -> User {
         let ok = self
             .engine
-            .signup(name, "a password")
+            .signup(name, "a password", None)
             .await
             .expect("signup");
         User {

@@ -216,13 +216,25 @@ impl MessageStore for MemoryStore {
                 .dedup
                 .insert((sender.clone(), key), (conversation.clone(), id));
         }
+        // Delivered cursors move only when they lose nothing (see the trait).
+        let covers =
+            |cursor: Option<MessageId>| prev.is_none_or(|p| cursor.is_some_and(|c| c >= p));
         state.update_user(&sender, &conversation, |cursor| {
-            forward(&mut cursor.delivered, id);
+            if covers(cursor.delivered) {
+                forward(&mut cursor.delivered, id);
+            }
             forward(&mut cursor.read, id);
             cursor.read_seq = cursor.read_seq.max(read_seq);
         });
         if let Some(device) = &device {
-            state.set_device(&sender, device, &conversation, id);
+            let had = state
+                .devices
+                .get(device)
+                .and_then(|m| m.get(&conversation))
+                .copied();
+            if covers(had) {
+                state.set_device(&sender, device, &conversation, id);
+            }
         }
         Ok(Appended {
             message,
@@ -506,6 +518,11 @@ impl MessageStore for MemoryStore {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// In-process: it answers whenever it is asked.
+    async fn ping(&self) -> Result<()> {
         Ok(())
     }
 }

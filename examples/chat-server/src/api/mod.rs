@@ -5,6 +5,7 @@ mod conversations;
 mod error;
 mod extract;
 mod groups;
+mod health;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 use chat_core::engine::Engine;
 
 pub use error::ApiError;
+pub use health::READY_TIMEOUT;
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -22,7 +24,8 @@ pub struct AppState {
     pub max_body: usize,
 }
 
-/// The `/api/…` routes and `/healthz`, with request bodies capped at `max_body` bytes.
+/// The `/api/…` routes, `/healthz` and `/readyz`, with request bodies capped
+/// at `max_body` bytes.
 pub fn routes(engine: Engine, max_body: usize) -> Router {
     Router::new()
         .route("/api/signup", post(accounts::signup))
@@ -45,10 +48,8 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
             get(conversations::messages),
         )
         .route("/api/{*rest}", axum::routing::any(unknown))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // JsonBody enforces `max_body` itself (it drains what is over, so the
         // client reads the 413); no other extractor reads a body.
         .layer(DefaultBodyLimit::disable())

@@ -3,9 +3,10 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::Engine;
+use super::super::Engine;
+use crate::auth::Identity;
 use crate::error::{Error, Result};
-use crate::model::{Account, Profile, UserId, now_millis};
+use crate::model::{Account, DeviceId, Profile, UserId, now_millis};
 
 /// Longest username, in characters.
 pub(crate) const MAX_USERNAME_CHARS: usize = 64;
@@ -19,8 +20,20 @@ pub(crate) const MAX_DISPLAY_NAME_CHARS: usize = 100;
 pub struct SignupOk {
     /// The new user's id.
     pub user_id: UserId,
-    /// A bearer token for it.
+    /// The device this sign-up created.
+    pub device_id: DeviceId,
+    /// A bearer token for that device.
     pub token: String,
+}
+
+impl SignupOk {
+    /// The user and device the token is for.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+        }
+    }
 }
 
 /// What a login returns.
@@ -28,10 +41,22 @@ pub struct SignupOk {
 pub struct LoginOk {
     /// The user's id.
     pub user_id: UserId,
-    /// A bearer token for it.
+    /// The device this login created.
+    pub device_id: DeviceId,
+    /// A bearer token for that device.
     pub token: String,
     /// The WebSocket URL of the node service discovery chose for this user.
     pub chat_url: String,
+}
+
+impl LoginOk {
+    /// The user and device the token is for.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+        }
+    }
 }
 
 /// Argon2id parameters.
@@ -146,9 +171,15 @@ const DUMMY_HASH: &str =
     "$argon2id$v=19$m=8,t=1,p=1$MDAwMDAwMDAwMDAwMDAwMA$Q0dJOUZTUm9HdnZ3U2ZOWlR0eXVqQQ";
 
 impl Engine {
-    /// Creates an account and returns a token for it.
-    /// [`Error::AlreadyExists`] when the username is taken; [`Error::InvalidInput`] for bad input.
-    pub async fn signup(&self, username: &str, password: &str) -> Result<SignupOk> {
+    /// Creates an account and its first device (named `device`, optional)
+    /// and returns a token for that device. [`Error::AlreadyExists`] when
+    /// the username is taken; [`Error::InvalidInput`] for bad input.
+    pub async fn signup(
+        &self,
+        username: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<SignupOk> {
         check_username(username)?;
         check_password(password)?;
         if self
@@ -171,13 +202,23 @@ impl Engine {
         let user_id = account.user_id.clone();
         // The store's unique username settles a race between two sign-ups.
         self.inner.accounts.create_account(account).await?;
-        let token = self.inner.auth.issue(&user_id).await?;
-        Ok(SignupOk { user_id, token })
+        let (device_id, token) = self.inner.new_device(&user_id, device).await?;
+        Ok(SignupOk {
+            user_id,
+            device_id,
+            token,
+        })
     }
 
-    /// Checks a username and password; returns a token and the node to chat on.
+    /// Checks a username and password; creates a device (named `device`,
+    /// optional) and returns a token for it and the node to chat on.
     /// [`Error::Unauthorized`] for an unknown user or a wrong password alike.
-    pub async fn login(&self, username: &str, password: &str) -> Result<LoginOk> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<LoginOk> {
         let account = self.inner.accounts.account_by_username(username).await?;
         let (hash, user_id) = match &account {
             Some(a) => (a.password_hash.clone(), Some(a.user_id.clone())),
@@ -192,10 +233,11 @@ impl Engine {
             (true, Some(id)) => id,
             _ => return Err(Error::unauthorized("wrong username or password")),
         };
-        let token = self.inner.auth.issue(&user_id).await?;
+        let (device_id, token) = self.inner.new_device(&user_id, device).await?;
         let chat_url = self.chat_url_for(&user_id).await;
         Ok(LoginOk {
             user_id,
+            device_id,
             token,
             chat_url,
         })
