@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chat_core::store::{Appended, MessageStore};
 use chat_core::{
-    ConversationId, Error, Head, Message, MessageId, MessageKind, NewMessage, UserId, now_millis,
+    ConversationId, DeviceId, Error, Head, Message, MessageId, MessageKind, NewMessage, UserId,
+    now_millis,
 };
 use chat_store_postgres::{PostgresConfig, PostgresStore, testing};
 
@@ -201,14 +202,13 @@ async fn each_conversation_keeps_its_chain_inside_a_batch() {
         .into_iter()
         .map(ConversationId::from)
         .collect();
-    let sender = UserId::from("sender");
-    // Interleaved: zed 1, alpha 2, mid 3, zed 4, …; ids rise in the order sent.
+    // Interleaved: zed 1, alpha 2, mid 3, zed 4, …; ids rise in the order
+    // sent, each by a sender of its own.
     let entries: Vec<(NewMessage, u64)> = (1..=30)
         .map(|n| {
-            (
-                text(&conversations[(n as usize - 1) % 3], &sender, n, None),
-                0,
-            )
+            let sender = UserId::from(format!("sender-{n}"));
+            let conv = &conversations[(n as usize - 1) % 3];
+            (text(conv, &sender, n, None), 0)
         })
         .collect();
     let answers: Vec<Appended> = append_all(&store, entries)
@@ -233,4 +233,85 @@ async fn each_conversation_keeps_its_chain_inside_a_batch() {
             prev = Some(MessageId(id));
         }
     }
+}
+
+/// Inside a set-based batch too, an append moves its sender's read cursor,
+/// and its delivered cursors only when they covered the entry before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn senders_cursors_inside_a_batch() {
+    let Some(store) = batching_store().await else {
+        return;
+    };
+    let conv = ConversationId::from("g:cursors");
+    let (alice, bob, carol) = (
+        UserId::from("alice"),
+        UserId::from("bob"),
+        UserId::from("carol"),
+    );
+    let phone = DeviceId::from("alice-phone");
+    let laptop = DeviceId::from("carol-laptop");
+    let on = |mut entry: NewMessage, device: &DeviceId| {
+        entry.device = Some(device.clone());
+        entry
+    };
+    // carol had everything before: her laptop acked the conversation's first entry.
+    store
+        .append(text(&conv, &bob, 1, None), 0)
+        .await
+        .expect("first entry");
+    store
+        .ack(&carol, &laptop, &conv, MessageId(1))
+        .await
+        .expect("ack");
+    let before = store.append_stats();
+    let answers = append_all(
+        &store,
+        vec![
+            (text(&conv, &bob, 2, None), 0),
+            // alice never had bob's entries: her cursors stay, read moves.
+            (on(text(&conv, &alice, 3, None), &phone), 0),
+            // carol had up to 1, but 2 and 3 came before this one.
+            (on(text(&conv, &carol, 4, None), &laptop), 0),
+        ],
+    )
+    .await;
+    for a in answers {
+        a.expect("append");
+    }
+    let after = store.append_stats();
+    assert_eq!(
+        (
+            after.appends - before.appends,
+            after.one_by_one - before.one_by_one
+        ),
+        (3, 0),
+        "these appends agree: written by the set-based statement"
+    );
+    let a = store
+        .cursors(&alice, Some(&phone), &conv)
+        .await
+        .expect("cursors");
+    assert_eq!(
+        (a.delivered, a.device_delivered, a.read, a.read_seq),
+        (None, None, Some(MessageId(3)), 3)
+    );
+    let c = store
+        .cursors(&carol, Some(&laptop), &conv)
+        .await
+        .expect("cursors");
+    assert_eq!(
+        (c.delivered, c.device_delivered, c.read, c.read_seq),
+        (
+            Some(MessageId(1)),
+            Some(MessageId(1)),
+            Some(MessageId(4)),
+            4
+        )
+    );
+    let b = store.cursors(&bob, None, &conv).await.expect("cursors");
+    assert_eq!(
+        (b.delivered, b.read),
+        (Some(MessageId(2)), Some(MessageId(2))),
+        "bob's 2 followed his own 1: both his cursors move"
+    );
 }

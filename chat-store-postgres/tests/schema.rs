@@ -274,7 +274,10 @@ async fn upgrade_from_version_1_keeps_the_data() {
             version: 0
         }
     );
-    assert_eq!(store.heads(std::slice::from_ref(&d)).await.expect("heads")[0].seq, 2);
+    assert_eq!(
+        store.heads(std::slice::from_ref(&d)).await.expect("heads")[0].seq,
+        2
+    );
     let history = store
         .history(&g, Some(MessageId(105)), None, 2)
         .await
@@ -348,7 +351,18 @@ async fn upgrade_from_version_1_keeps_the_data() {
         .await
         .expect("cursors");
     assert_eq!(
-        (bobs.device_delivered, bobs.read, bobs.read_seq),
-        (Some(MessageId(106)), Some(MessageId(106)), 6)
+        (
+            bobs.delivered,
+            bobs.device_delivered,
+            bobs.read,
+            bobs.read_seq
+        ),
+        (
+            Some(MessageId(103)),
+            Some(MessageId(103)),
+            Some(MessageId(106)),
+            6
+        ),
+        "bob read what he wrote; his phone still has 104 and 105 to get"
     );
 }

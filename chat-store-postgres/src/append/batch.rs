@@ -5,11 +5,14 @@
 //! and writes every append of the batch, or fails. So it is only given a
 //! batch whose appends agree among themselves, which this module checks
 //! before anything is sent: within each conversation the ids rise and each
-//! append expects the version the ones before it leave; no dedup key comes
-//! twice; an edit, delete or reaction names a target, no other event of
-//! the batch names the same one, and it is not an entry of the batch.
-//! Anything else (a retry storm of equal keys, two reactions to one
-//! message at once) goes to `append_entries`, one append at a time.
+//! append expects the version the ones before it leave, and each sender
+//! and each device appends at most once (so a sender's delivered cursor
+//! depends on one prev: the statement moves it only when it covered that
+//! entry); no dedup key comes twice; an edit, delete or reaction names a
+//! target, no other event of the batch names the same one, and it is not
+//! an entry of the batch. Anything else (a retry storm of equal keys, two
+//! reactions to one message at once, a sender that did not wait for its
+//! answer) goes to `append_entries`, one append at a time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +23,13 @@ use super::Job;
 /// The statement (see `batch.sql`).
 pub(super) const BATCH: &str = include_str!("batch.sql");
 
+/// Whose cursors an append moves.
+#[derive(PartialEq, Eq, Hash)]
+enum Writer<'a> {
+    User(&'a str),
+    Device(&'a str),
+}
+
 /// Whether the appends of `jobs` agree among themselves (see the module docs).
 pub(super) fn agrees(jobs: &[Job]) -> bool {
     // Per conversation: the last id so far, and the version the next
@@ -28,9 +38,18 @@ pub(super) fn agrees(jobs: &[Job]) -> bool {
     let mut keys = HashSet::new();
     let mut targets = HashSet::new();
     let mut ids = HashSet::new();
+    let mut writers = HashSet::new();
     for job in jobs {
         let m = &job.entry.message;
         let conversation = m.conversation_id.as_str();
+        if !writers.insert((conversation, Writer::User(m.sender_id.as_str()))) {
+            return false;
+        }
+        if let Some(device) = &job.entry.device
+            && !writers.insert((conversation, Writer::Device(device.as_str())))
+        {
+            return false;
+        }
         match chains.get_mut(conversation) {
             Some((last, version)) => {
                 if m.message_id <= *last || job.expected_version != *version {
@@ -70,6 +89,7 @@ mod tests {
     use tokio::sync::oneshot;
     use tokio::time::Instant;
 
+    /// An append by a sender of its own (`s<id>`).
     fn job(conversation: &str, id: u64, version: u64) -> Job {
         let (reply, _) = oneshot::channel();
         Job {
@@ -77,7 +97,7 @@ mod tests {
                 message: Message::text(
                     MessageId(id),
                     conversation.into(),
-                    "sender".into(),
+                    format!("s{id}").into(),
                     "hi",
                     now_millis(),
                 ),
@@ -125,6 +145,16 @@ mod tests {
             !agrees(&[group_event, job("a", 2, 0)]),
             "an append that missed the group event"
         );
+    }
+
+    #[test]
+    fn a_sender_or_device_appends_once_per_conversation() {
+        let by = |job: Job, sender: &str| with(job, |e| e.message.sender_id = sender.into());
+        let on = |job: Job, device: &str| with(job, |e| e.device = Some(device.into()));
+        assert!(agrees(&[by(job("a", 1, 0), "x"), by(job("b", 1, 0), "x")]));
+        assert!(!agrees(&[by(job("a", 1, 0), "x"), by(job("a", 2, 0), "x")]));
+        assert!(agrees(&[on(job("a", 1, 0), "d"), on(job("b", 1, 0), "d")]));
+        assert!(!agrees(&[on(job("a", 1, 0), "d"), on(job("a", 2, 0), "d")]));
     }
 
     #[test]

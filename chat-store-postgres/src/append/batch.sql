@@ -3,8 +3,9 @@
 -- writes the batch with append_entries, one append at a time, which
 -- answers each refusal exactly). It fails when any append would be
 -- refused: a head that moved (batch_refused), a missing target
--- (batch_refused), a taken dedup key or id (unique violation); the caller
--- sends only batches whose appends agree among themselves (src/append/batch.rs).
+-- (batch_refused), a taken dedup key or id, a cursor created meanwhile
+-- (unique violation); the caller sends only batches whose appends agree
+-- among themselves (src/append/batch.rs).
 -- Parameters: eleven arrays, one element per append, in order.
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::int2[], $4::text[], $5::text[], $6::int8[],
@@ -23,11 +24,12 @@ WITH input AS (
     ORDER BY h.conversation_id
     FOR UPDATE
 ), numbered AS (
-    -- Each entry's seq (text entries counted from the head's) and prev.
-    SELECT i.*, l.last_id AS head_last,
+    -- Each entry's seq (text entries counted from the head's) and prev
+    -- (the entry before it in the batch, or the head's last).
+    SELECT i.*,
            COALESCE(l.seq, 0)
              + count(*) FILTER (WHERE i.kind = 0) OVER (PARTITION BY i.conversation_id ORDER BY i.n) AS seq,
-           lag(i.id) OVER (PARTITION BY i.conversation_id ORDER BY i.n) AS prev_in_batch
+           COALESCE(lag(i.id) OVER (PARTITION BY i.conversation_id ORDER BY i.n), l.last_id) AS prev
     FROM input i LEFT JOIN locked l ON l.conversation_id = i.conversation_id
 ), bad AS (
     -- A conversation whose first append does not follow its head (the
@@ -71,26 +73,40 @@ WITH input AS (
     JOIN targets t ON t.conversation_id = i.conversation_id AND t.message_id = i.ref
     WHERE i.kind = 3 AND i.body <> '' AND NOT t.deleted
     ON CONFLICT (conversation_id, message_id, user_id) DO UPDATE SET emoji = EXCLUDED.emoji
-), users AS (
-    -- Each sender's own entries are delivered and read: one row per
-    -- sender and conversation, at its newest entry of the batch.
-    INSERT INTO user_cursors AS c (user_id, conversation_id, delivered, read, read_seq)
-    SELECT sender, conversation_id, max(id), max(id), max(seq) FROM numbered
-    GROUP BY sender, conversation_id
-    ON CONFLICT (user_id, conversation_id) DO UPDATE
-    SET delivered = GREATEST(c.delivered, EXCLUDED.delivered),
-        read = GREATEST(c.read, EXCLUDED.read),
-        read_seq = GREATEST(c.read_seq, EXCLUDED.read_seq)
-), devices AS (
-    INSERT INTO device_cursors AS c (device_id, conversation_id, user_id, delivered)
-    SELECT device, conversation_id, min(sender), max(id) FROM numbered
-    WHERE device IS NOT NULL GROUP BY device, conversation_id
-    ON CONFLICT (device_id, conversation_id) DO UPDATE
-    SET delivered = GREATEST(c.delivered, EXCLUDED.delivered), user_id = EXCLUDED.user_id
+), users_moved AS (
+    -- The sender has read what it writes; its delivered cursor moves only
+    -- when it covered the entry before (a sender appends at most once per
+    -- conversation in a batch given here, see batch.rs).
+    UPDATE user_cursors c
+    SET delivered = CASE WHEN x.prev IS NULL OR c.delivered >= x.prev
+                         THEN GREATEST(c.delivered, x.id) ELSE c.delivered END,
+        read = GREATEST(c.read, x.id),
+        read_seq = GREATEST(c.read_seq, x.seq)
+    FROM numbered x
+    WHERE c.user_id = x.sender AND c.conversation_id = x.conversation_id
+), users_new AS (
+    -- A sender's first cursor there; one created meanwhile fails the statement.
+    INSERT INTO user_cursors (user_id, conversation_id, delivered, read, read_seq)
+    SELECT x.sender, x.conversation_id, CASE WHEN x.prev IS NULL THEN x.id END, x.id, x.seq
+    FROM numbered x
+    WHERE NOT EXISTS (SELECT 1 FROM user_cursors c
+                      WHERE c.user_id = x.sender AND c.conversation_id = x.conversation_id)
+), devices_moved AS (
+    -- The sending device's cursor, on the same condition.
+    UPDATE device_cursors c SET delivered = GREATEST(c.delivered, x.id), user_id = x.sender
+    FROM numbered x
+    WHERE c.device_id = x.device AND c.conversation_id = x.conversation_id
+      AND (x.prev IS NULL OR c.delivered >= x.prev)
+), devices_new AS (
+    INSERT INTO device_cursors (device_id, conversation_id, user_id, delivered)
+    SELECT x.device, x.conversation_id, x.sender, x.id FROM numbered x
+    WHERE x.device IS NOT NULL AND x.prev IS NULL
+      AND NOT EXISTS (SELECT 1 FROM device_cursors c
+                      WHERE c.device_id = x.device AND c.conversation_id = x.conversation_id)
 )
 -- One row per append: its position and prev; the refusal, if any, fails
 -- the whole statement (and so every write above).
-SELECT n::int4, COALESCE(prev_in_batch, head_last),
+SELECT n::int4, prev,
        (SELECT batch_refused('a head moved or a target is missing') FROM (
             SELECT 1 FROM bad
             UNION ALL

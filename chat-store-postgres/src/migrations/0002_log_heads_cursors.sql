@@ -376,18 +376,29 @@ BEGIN
         UPDATE heads SET last_id = a.id, seq = v_new_seq, version = v_version + (a.kind = 4)::integer
         WHERE conversation_id = a.conversation_id;
 
-        -- ... and the sender's cursors: its own entry is delivered and read.
+        -- ... and the sender's cursors. It has read what it writes (read
+        -- moves); its delivered cursors (the user's, the device's) move only
+        -- when they covered the entry before this one: a device behind on
+        -- others' entries must not skip them (it gets its own entry back at
+        -- its next sync).
         INSERT INTO user_cursors AS c (user_id, conversation_id, delivered, read, read_seq)
-        VALUES (a.sender, a.conversation_id, a.id, a.id, v_new_seq)
+        VALUES (a.sender, a.conversation_id, CASE WHEN v_last IS NULL THEN a.id END, a.id, v_new_seq)
         ON CONFLICT (user_id, conversation_id) DO UPDATE
-        SET delivered = GREATEST(c.delivered, EXCLUDED.delivered),
+        SET delivered = CASE WHEN v_last IS NULL OR c.delivered >= v_last
+                             THEN GREATEST(c.delivered, a.id) ELSE c.delivered END,
             read = GREATEST(c.read, EXCLUDED.read),
             read_seq = GREATEST(c.read_seq, EXCLUDED.read_seq);
         IF a.device IS NOT NULL THEN
-            INSERT INTO device_cursors AS c (device_id, conversation_id, user_id, delivered)
-            VALUES (a.device, a.conversation_id, a.sender, a.id)
-            ON CONFLICT (device_id, conversation_id) DO UPDATE
-            SET delivered = GREATEST(c.delivered, EXCLUDED.delivered), user_id = EXCLUDED.user_id;
+            IF v_last IS NULL THEN
+                INSERT INTO device_cursors AS c (device_id, conversation_id, user_id, delivered)
+                VALUES (a.device, a.conversation_id, a.sender, a.id)
+                ON CONFLICT (device_id, conversation_id) DO UPDATE
+                SET delivered = GREATEST(c.delivered, EXCLUDED.delivered), user_id = EXCLUDED.user_id;
+            ELSE
+                UPDATE device_cursors c SET delivered = GREATEST(c.delivered, a.id), user_id = a.sender
+                WHERE c.device_id = a.device AND c.conversation_id = a.conversation_id
+                  AND c.delivered >= v_last;
+            END IF;
         END IF;
 
         RETURN QUERY SELECT a.n::integer, 0::smallint, v_last, NULL::bigint, NULL::bigint, NULL::bigint,
