@@ -85,6 +85,39 @@ pub async fn fresh_store() -> Option<Arc<PostgresStore>> {
     fresh_store_with(PostgresConfig::default()).await
 }
 
+/// A fresh schema on the test server, created and migrated to the newest
+/// version, for processes that connect to it by name (chat-server nodes of
+/// one test): the guard names it and drops it when the test drops the
+/// guard. `None`, after printing why, when there is no server and it is not
+/// required. (A store from [`fresh_store`] drops its schema with the store,
+/// so it cannot lend its schema to others beyond its own life.)
+///
+/// # Panics
+/// As [`fresh_store_with`].
+pub async fn fresh_migrated_schema() -> Option<SchemaGuard> {
+    let url = test_url()?;
+    let guard = SchemaGuard::new(&url, &fresh_schema());
+    let config = PostgresConfig {
+        schema: guard.schema().to_owned(),
+        ..PostgresConfig::default()
+    };
+    let migrated = match Shared::open(&url, config) {
+        Ok(shared) => shared.migrate_to(crate::migrations::LATEST).await,
+        Err(e) => Err(e),
+    };
+    match migrated {
+        Ok(()) => Some(guard),
+        Err(e) => {
+            let why = format!("PostgreSQL at {url} cannot be used: {e}");
+            if services_required() {
+                panic!("{REQUIRE_VAR}=1 but {why}");
+            }
+            skip_line(&why);
+            None
+        }
+    }
+}
+
 /// Creates `schema` at `url` holding the tables of migration `version`
 /// only (not the newest): for tests that fill an old schema and then let
 /// [`PostgresStore::connect_with`] upgrade it.

@@ -366,3 +366,28 @@ async fn upgrade_from_version_1_keeps_the_data() {
         "bob read what he wrote; his phone still has 104 and 105 to get"
     );
 }
+
+/// A schema lent to other processes by name is there, migrated, while its
+/// guard lives, and gone after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lent_schema_lives_as_long_as_its_guard() {
+    let Some(url) = testing::test_url() else {
+        return;
+    };
+    let Some(guard) = testing::fresh_migrated_schema().await else {
+        return;
+    };
+    let schema = guard.schema().to_owned();
+    assert_eq!(applied(&url, &schema).await, vec![1, 2]);
+    drop(guard);
+    let left = raw_client(&url, "public")
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .await
+        .expect("count")
+        .get::<_, i64>(0);
+    assert_eq!(left, 0, "the guard drops the schema");
+}
