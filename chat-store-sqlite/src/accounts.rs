@@ -93,8 +93,7 @@ impl AccountStore for SqliteStore {
             .write(move |c| {
                 c.prepare_cached("UPDATE accounts SET display_name = ?2 WHERE user_id = ?1")?
                     .execute(params![id.as_str(), display_name])?;
-                load_account(c, &id)?
-                    .ok_or_else(|| Error::not_found(format!("user {id}")).into())
+                load_account(c, &id)?.ok_or_else(|| Error::not_found(format!("user {id}")).into())
             })
             .await?)
     }

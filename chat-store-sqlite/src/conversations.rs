@@ -142,7 +142,11 @@ fn update_group(
     Ok(group)
 }
 
-fn add_member(conn: &Connection, id: &ConversationId, member: &Member) -> Result<bool, SqliteError> {
+fn add_member(
+    conn: &Connection,
+    id: &ConversationId,
+    member: &Member,
+) -> Result<bool, SqliteError> {
     if load_conversation(conn, id)?.is_none() {
         return Err(Error::not_found(format!("conversation {id}")).into());
     }
@@ -204,7 +208,9 @@ fn redeem_invite(
     now: Millis,
 ) -> Result<ConversationId, SqliteError> {
     let invite = conn
-        .prepare_cached(&format!("SELECT {INVITE} FROM invites WHERE code_hash = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {INVITE} FROM invites WHERE code_hash = ?1"
+        ))?
         .query_row([code_hash], rows::invite)
         .optional()?
         .ok_or_else(|| Error::not_found("invite"))?;
@@ -239,9 +245,7 @@ impl ConversationStore for SqliteStore {
         {
             return Ok((existing, false));
         }
-        Ok(self
-            .write(move |c| ensure_direct(c, conversation))
-            .await?)
+        Ok(self.write(move |c| ensure_direct(c, conversation)).await?)
     }
 
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
@@ -255,9 +259,7 @@ impl ConversationStore for SqliteStore {
         settings: &GroupSettings,
     ) -> Result<Conversation> {
         let (id, settings) = (id.clone(), settings.clone());
-        Ok(self
-            .write(move |c| update_group(c, &id, &settings))
-            .await?)
+        Ok(self.write(move |c| update_group(c, &id, &settings)).await?)
     }
 
     async fn members(&self, id: &ConversationId) -> Result<Vec<Member>> {
@@ -275,9 +277,7 @@ impl ConversationStore for SqliteStore {
 
     async fn member(&self, id: &ConversationId, user: &UserId) -> Result<Option<Member>> {
         let (id, user) = (id.clone(), user.clone());
-        Ok(self
-            .read(move |c| Ok(load_member(c, &id, &user)?))
-            .await?)
+        Ok(self.read(move |c| Ok(load_member(c, &id, &user)?)).await?)
     }
 
     async fn member_count(&self, id: &ConversationId) -> Result<u64> {
@@ -346,7 +346,10 @@ impl ConversationStore for SqliteStore {
                      ORDER BY conversation_id"
                 ))?;
                 let rows = stmt.query_map([user.as_str()], |r| {
-                    Ok((ConversationId::from(r.get::<_, String>(4)?), rows::member(r)?))
+                    Ok((
+                        ConversationId::from(r.get::<_, String>(4)?),
+                        rows::member(r)?,
+                    ))
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })

@@ -98,12 +98,18 @@ mod tests {
     fn windows_are_open_or_closed_as_asked() {
         let id = |n| Some(MessageId(n));
         let w = Window::between(id(5), id(9)).unwrap();
-        assert_eq!((from_db(w.low), from_db(w.high)), (MessageId(6), MessageId(8)));
+        assert_eq!(
+            (from_db(w.low), from_db(w.high)),
+            (MessageId(6), MessageId(8))
+        );
         assert_eq!(Window::between(id(5), id(6)), None, "(5, 6) is empty");
         assert_eq!(Window::between(None, id(0)), None);
         assert_eq!(Window::between(id(u64::MAX), None), None);
         let w = Window::after_up_to(id(5), id(9)).unwrap();
-        assert_eq!((from_db(w.low), from_db(w.high)), (MessageId(6), MessageId(9)));
+        assert_eq!(
+            (from_db(w.low), from_db(w.high)),
+            (MessageId(6), MessageId(9))
+        );
         assert_eq!(Window::after_up_to(id(9), id(9)), None);
         let all = Window::after_up_to(None, None).unwrap();
         assert_eq!((all.low, all.high), (i64::MIN, i64::MAX));

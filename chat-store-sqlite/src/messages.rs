@@ -126,9 +126,11 @@ fn append(
             None => None,
         };
         let Some(mut target) = target else {
-            return Err(
-                Error::not_found(format!("message {:?} in {conversation}", message.ref_id)).into(),
-            );
+            return Err(Error::not_found(format!(
+                "message {:?} in {conversation}",
+                message.ref_id
+            ))
+            .into());
         };
         target.apply(&message);
         conn.prepare_cached(
@@ -223,7 +225,12 @@ fn page(
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![conversation.as_str(), window.low, window.high, limit(limit_)],
+        params![
+            conversation.as_str(),
+            window.low,
+            window.high,
+            limit(limit_)
+        ],
         rows::message,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -353,9 +360,7 @@ impl MessageStore for SqliteStore {
 
     async fn purge(&self, conversation: &ConversationId, up_to: MessageId) -> Result<u64> {
         let conversation = conversation.clone();
-        Ok(self
-            .write(move |c| purge(c, &conversation, up_to))
-            .await?)
+        Ok(self.write(move |c| purge(c, &conversation, up_to)).await?)
     }
 
     async fn cursors(

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chat_core::{
-    Account, Conversation, ConversationKind, Device, HistoryVisibility, Invite, JoinPolicy,
-    Member, Message, MessageKind, Reactions, Role, UserId,
+    Account, Conversation, ConversationKind, Device, HistoryVisibility, Invite, JoinPolicy, Member,
+    Message, MessageKind, Reactions, Role, UserId,
 };
 use rusqlite::Row;
 use rusqlite::types::Type;

@@ -200,8 +200,7 @@ fn open_writer(config: &SqliteConfig) -> Result<Connection, SqliteError> {
         SqliteError::Sqlite(source) => opened(source),
         other => other,
     })?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(SqliteError::Config(format!(
             "{} cannot use WAL mode (SQLite answered journal_mode={mode}); \

@@ -249,7 +249,9 @@ fn apply(conn: &Connection, mut jobs: impl Iterator<Item = Box<dyn Job>>) {
             // SQLite rolled the whole transaction back (an I/O error, a full
             // disk): the writes before this one are lost with it.
             for d in ran.drain(..) {
-                d.answer(Some("the transaction was rolled back by an error in its batch"));
+                d.answer(Some(
+                    "the transaction was rolled back by an error in its batch",
+                ));
             }
             open = false;
         }
@@ -257,7 +259,9 @@ fn apply(conn: &Connection, mut jobs: impl Iterator<Item = Box<dyn Job>>) {
             if open {
                 ran.push(d);
             } else {
-                d.answer(Some("the transaction was rolled back by an error in its batch"));
+                d.answer(Some(
+                    "the transaction was rolled back by an error in its batch",
+                ));
             }
         }
     }

@@ -45,12 +45,16 @@ mod shared_file {
     async fn shared() -> Arc<SqliteStore> {
         STORE
             .get_or_init(|| async {
-                let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-                    .join("conformance-shared.db");
+                let path =
+                    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-shared.db");
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
-                Arc::new(SqliteStore::open(path).await.expect("the shared file opens"))
+                Arc::new(
+                    SqliteStore::open(path)
+                        .await
+                        .expect("the shared file opens"),
+                )
             })
             .await
             .clone()
