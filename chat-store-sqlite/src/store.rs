@@ -145,6 +145,12 @@ impl SqliteStore {
             .map_err(Into::into)
     }
 
+    /// Writes queued and not yet taken by the writer.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.writer.queued()
+    }
+
     /// Runs `read` on a read connection.
     pub(crate) async fn read<T, F>(&self, read: F) -> Result<T, SqliteError>
     where

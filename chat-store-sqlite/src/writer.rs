@@ -157,6 +157,14 @@ impl Writer {
             .map_err(|_| SqliteError::Stopped("the write panicked or the writer thread ended"))?
     }
 
+    /// Writes queued and not yet taken by the writer.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// What the writer has done so far.
     pub(crate) fn stats(&self) -> WriteStats {
         WriteStats {
@@ -279,3 +287,6 @@ fn apply(conn: &Connection, mut jobs: impl Iterator<Item = Box<dyn Job>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
