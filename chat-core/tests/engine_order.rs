@@ -122,6 +122,9 @@ impl MessageStore for Uneven {
     async fn forget_device(&self, d: &DeviceId) -> chat_core::Result<()> {
         self.0.forget_device(d).await
     }
+    async fn ping(&self) -> chat_core::Result<()> {
+        self.0.ping().await
+    }
 }
 
 /// A bus that loses the `n`th entry a node publishes to a conversation

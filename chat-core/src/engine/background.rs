@@ -5,9 +5,11 @@
 use std::sync::{Arc, Weak};
 
 use super::Inner;
+use super::deliver::slot_of;
 use super::envelope::{Envelope, Header};
 use super::frames::StoredEvent;
 use super::local::Item;
+use super::queue::{Coalesced, Slot, SlotKey};
 use super::registry::CloseReason;
 use super::retention::TOUCH_EVERY;
 use crate::cluster::{BusMessage, BusReceiver, Topic};
@@ -26,6 +28,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, receiver: BusReceiver) -> Result<(
         tokio::spawn(receive(weak.clone(), receiver)),
         tokio::spawn(heartbeats(weak.clone())),
         tokio::spawn(sweeps(weak.clone())),
+        tokio::spawn(receipt_flushes(weak.clone())),
         tokio::spawn(touches(weak)),
     ];
     inner.tasks.lock().extend(tasks);
@@ -89,12 +92,41 @@ impl Inner {
                     },
                 );
             }
-            (Header::Ephemeral { c, not }, _) => {
-                self.to_local_members(&c, &frame, not.as_ref());
-            }
+            (Header::Ephemeral { c, not }, _) => match slot_of(&frame) {
+                Some(key) => self.to_local_members(&c, &frame, not.as_ref(), &key),
+                None => {
+                    tracing::warn!(conversation = %c, "an ephemeral frame that is no state frame dropped")
+                }
+            },
             (Header::ToUser, Topic::User(user)) => {
+                let key = slot_of(&frame);
+                self.registry.for_each(user, |s| match &key {
+                    Some(key) => s.put(key.clone(), Slot::Frame(frame.clone())),
+                    None => {
+                        s.push(frame.clone());
+                    }
+                });
+            }
+            (
+                Header::Receipts {
+                    c,
+                    status,
+                    message_id,
+                    users,
+                    count,
+                },
+                Topic::User(user),
+            ) => {
+                let coalesced = Coalesced {
+                    message_id,
+                    users: users.into_iter().collect(),
+                    count,
+                };
                 self.registry.for_each(user, |s| {
-                    s.push(frame.clone());
+                    s.put(
+                        SlotKey::Receipts(c.clone(), status),
+                        Slot::Receipts(coalesced.clone()),
+                    );
                 });
             }
             (Header::Attach { c }, Topic::User(user)) => self.attach_joined(user, &c).await,
@@ -141,7 +173,7 @@ impl Inner {
             if let Err(e) = self.catch_up(&session, c, Some(member.joined)).await {
                 tracing::warn!(error = %e, conversation = %c, "catch-up failed; the next sync delivers it");
             }
-            session.release_hold(Some(c));
+            session.release_hold(Some(c)).await;
         }
     }
 }
@@ -191,6 +223,21 @@ async fn sweeps(inner: Weak<Inner>) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         inner.sweep().await;
+    }
+}
+
+/// Sends the receipts gathered for big groups, every `receipt_every`.
+async fn receipt_flushes(inner: Weak<Inner>) {
+    let every = match inner.upgrade() {
+        Some(i) => i.limits.receipt_every,
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.flush_receipts().await;
     }
 }
 

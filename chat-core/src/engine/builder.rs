@@ -21,9 +21,11 @@ use crate::store::{AccountStore, ConversationStore, MessageStore};
 pub struct Limits {
     /// Largest message body in bytes (UTF-8). Default 16 KiB.
     pub max_body_bytes: usize,
-    /// Frames queued for one session before it counts as too slow and is
-    /// closed (it resumes by sync). Default 512.
-    pub outbound_queue: usize,
+    /// Bytes of messages and answers queued for one session before it
+    /// counts as too slow and is closed (it resumes by sync, losing
+    /// nothing). Typing, presence and receipts wait in replaceable slots
+    /// that do not count. Default 1 MiB (as Centrifugo's client queue).
+    pub outbound_queue_bytes: usize,
     /// Live messages held for a session while its sync runs. Default 4096.
     pub sync_buffer: usize,
     /// Messages read from the store per sync page. Default 256.
@@ -67,13 +69,16 @@ pub struct Limits {
     /// many members, and only to the senders of what was read in bigger
     /// ones. Default 33.
     pub read_receipts_to_all: usize,
+    /// How long receipts for a sender in a big group are gathered before
+    /// they go out as one `receipts` frame. Default 250 ms.
+    pub receipt_every: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 * 1024,
-            outbound_queue: 512,
+            outbound_queue_bytes: 1024 * 1024,
             sync_buffer: 4096,
             sync_page: 256,
             history_default: 50,
@@ -90,6 +95,7 @@ impl Default for Limits {
             purge_every: Duration::from_secs(60),
             push_max_members: 1000,
             read_receipts_to_all: 33,
+            receipt_every: Duration::from_millis(250),
         }
     }
 }
@@ -251,6 +257,7 @@ impl EngineBuilder {
             caches: caches::Caches::default(),
             purges: retention::Purges::default(),
             group_locks: Default::default(),
+            receipts: Default::default(),
             tasks: parking_lot::Mutex::new(Vec::new()),
             limits: self.limits,
             node,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::Inner;
 use super::envelope::{Envelope, Header, SessionRef};
+use super::queue::{Slot, SlotKey};
 use crate::cluster::Topic;
 use crate::model::{ConversationId, Member, Message, MessageId, Presence, PresenceStatus, UserId};
 use crate::protocol::ServerFrame;
@@ -63,10 +64,17 @@ impl Inner {
             .await;
     }
 
-    /// A frame for the connected members of `c` (not an entry: no order, no
-    /// storage), except the sessions of `not`.
-    pub(crate) async fn to_members(&self, c: &ConversationId, frame: Bytes, not: Option<&UserId>) {
-        self.to_local_members(c, &frame, not);
+    /// A state frame (typing, a receipt) for the connected members of `c`,
+    /// except the sessions of `not`: no order, no storage, and a newer one
+    /// of the same `key` replaces it in each session's queue.
+    pub(crate) async fn to_members(
+        &self,
+        c: &ConversationId,
+        frame: Bytes,
+        not: Option<&UserId>,
+        key: SlotKey,
+    ) {
+        self.to_local_members(c, &frame, not, &key);
         let header = Header::Ephemeral {
             c: c.clone(),
             not: not.cloned(),
@@ -76,22 +84,28 @@ impl Inner {
     }
 
     /// The local half of [`Inner::to_members`].
-    pub(crate) fn to_local_members(&self, c: &ConversationId, frame: &Bytes, not: Option<&UserId>) {
+    pub(crate) fn to_local_members(
+        &self,
+        c: &ConversationId,
+        frame: &Bytes,
+        not: Option<&UserId>,
+        key: &SlotKey,
+    ) {
         for user in self.local.members_of(c) {
             if Some(&user) == not {
                 continue;
             }
             self.registry.for_each(&user, |s| {
-                s.push(frame.clone());
+                s.put(key.clone(), Slot::Frame(frame.clone()));
             });
         }
     }
 
-    /// A frame for every session of each of `users`, wherever they are.
-    pub(crate) async fn to_users(&self, users: &[UserId], frame: Bytes) {
+    /// A state frame for every session of each of `users`, wherever they are.
+    pub(crate) async fn to_users_state(&self, users: &[UserId], frame: Bytes, key: SlotKey) {
         for user in users {
             self.registry.for_each(user, |s| {
-                s.push(frame.clone());
+                s.put(key.clone(), Slot::Frame(frame.clone()));
             });
             self.publish(
                 Topic::User(user.clone()),
@@ -166,5 +180,19 @@ impl Inner {
         if let Err(e) = self.bus.publish(&[Topic::Presence(user)], frame).await {
             tracing::warn!(error = %e, "bus publish of presence failed");
         }
+    }
+}
+
+/// The slot a state frame from another node goes to; `None` for an ordered frame.
+pub(crate) fn slot_of(frame: &Bytes) -> Option<SlotKey> {
+    let text = std::str::from_utf8(frame).ok()?;
+    match crate::protocol::decode_server(text).ok()? {
+        ServerFrame::Typing {
+            conversation_id,
+            user_id,
+        } => Some(SlotKey::Typing(conversation_id, user_id)),
+        ServerFrame::Receipt(r) => Some(SlotKey::Receipt(r.conversation_id, r.user_id, r.status)),
+        ServerFrame::Presence(p) => Some(SlotKey::Presence(p.user_id)),
+        _ => None,
     }
 }

@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ConversationId, DeviceId, MessageId, NodeId, UserId};
+use crate::model::{ConversationId, DeviceId, MessageId, NodeId, ReceiptStatus, UserId};
 
 /// One session anywhere in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,6 +61,15 @@ pub(crate) enum Header {
     DeviceRemoved { user: UserId, device: DeviceId },
     /// On the cluster topic: `user`'s blocks changed.
     BlocksChanged { user: UserId },
+    /// On a user topic: readers' receipts of a big group, coalesced on
+    /// their node for this user (a sender) over a short interval.
+    Receipts {
+        c: ConversationId,
+        status: ReceiptStatus,
+        message_id: MessageId,
+        users: Vec<UserId>,
+        count: u64,
+    },
 }
 
 /// A decoded bus message: its header and the frame after it (maybe empty).

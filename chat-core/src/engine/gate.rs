@@ -113,11 +113,47 @@ impl Gate {
         *self.holding.entry(c.clone()).or_default() += 1;
     }
 
-    /// Ends one hold of `c` (or the hold of everything when `c` is `None`);
-    /// returns the held frames that are now due, in arrival order (which is
-    /// chain order within each conversation), with repeats left out.
-    pub(crate) fn release(&mut self, c: Option<&ConversationId>) -> Vec<Bytes> {
-        match c {
+    /// Whether a held entry of `c` would go out if the hold `scope` ended
+    /// (`None`: the hold of everything): no other hold keeps it.
+    fn freed_by(&self, scope: Option<&ConversationId>, c: &ConversationId) -> bool {
+        match scope {
+            None => !self.holding.contains_key(c),
+            Some(s) => s == c && !self.hold_all && self.holding.get(c) == Some(&1),
+        }
+    }
+
+    /// Takes the held entries that ending the hold `scope` would let out,
+    /// in arrival order (chain order within each conversation), repeats
+    /// left out; the hold stays, so that later live entries keep waiting
+    /// behind these.
+    pub(crate) fn take_due(&mut self, scope: Option<&ConversationId>) -> Vec<Bytes> {
+        let held = std::mem::take(&mut self.held);
+        let mut due = Vec::new();
+        for h in held {
+            if !self.freed_by(scope, &h.conversation) {
+                self.held.push(h);
+                continue;
+            }
+            if self.admit(&h.conversation, h.id) == Verdict::Send
+                && let Some(frame) = h.frame
+            {
+                due.push(frame);
+            }
+        }
+        due
+    }
+
+    /// Ends the hold `scope` if nothing it holds is left to send (the caller
+    /// sent what [`Gate::take_due`] gave); false when more came meanwhile.
+    pub(crate) fn end(&mut self, scope: Option<&ConversationId>) -> bool {
+        if self
+            .held
+            .iter()
+            .any(|h| self.freed_by(scope, &h.conversation))
+        {
+            return false;
+        }
+        match scope {
             None => self.hold_all = false,
             Some(c) => {
                 if let Some(n) = self.holding.get_mut(c) {
@@ -128,19 +164,14 @@ impl Gate {
                 }
             }
         }
-        let held = std::mem::take(&mut self.held);
-        let mut due = Vec::new();
-        for h in held {
-            if self.holds(&h.conversation) {
-                self.held.push(h);
-                continue;
-            }
-            if self.admit(&h.conversation, h.id) == Verdict::Send
-                && let Some(frame) = h.frame
-            {
-                due.push(frame);
-            }
-        }
+        true
+    }
+
+    /// Ends a hold at once, returning what it let out (for tests).
+    #[cfg(test)]
+    pub(crate) fn release(&mut self, scope: Option<&ConversationId>) -> Vec<Bytes> {
+        let due = self.take_due(scope);
+        assert!(self.end(scope));
         due
     }
 

@@ -371,7 +371,7 @@ impl Inner {
                 if let Err(e) = inner.catch_up(&session, &c, Some(joined)).await {
                     tracing::warn!(error = %e, conversation = %c, "catch-up after a join failed; the next sync sends it");
                 }
-                session.release_hold(Some(&c));
+                session.release_hold(Some(&c)).await;
             }
         });
     }

@@ -63,7 +63,10 @@ mod envelope;
 mod frames;
 mod gate;
 mod local;
+mod queue;
 mod rate;
+mod ready;
+mod receipts;
 mod registry;
 mod retention;
 mod session;
@@ -77,6 +80,7 @@ pub use actions::devices::DeviceInfo;
 pub use actions::groups::{GroupInfo, NewGroup};
 pub use builder::{EngineBuilder, Limits};
 pub use local::LocalStats;
+pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 
@@ -118,6 +122,7 @@ pub(crate) struct Inner {
     pub(crate) caches: caches::Caches,
     pub(crate) purges: retention::Purges,
     pub(crate) group_locks: actions::groups::GroupLocks,
+    pub(crate) receipts: receipts::ReceiptBatch,
     pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::gate::{Gate, Verdict};
+use super::queue::{OutQueue, Pushed, Slot, SlotKey};
 use crate::model::{ConversationId, DeviceId, MessageId, UserId};
 
 /// Why the engine closed a session.
@@ -40,7 +41,12 @@ pub(crate) struct SessionShared {
     pub(crate) id: u64,
     pub(crate) user: UserId,
     pub(crate) device: DeviceId,
-    tx: mpsc::Sender<Bytes>,
+    /// What waits for the socket (see `queue`).
+    queue: Mutex<OutQueue>,
+    /// Wakes the writer when a frame is queued, and waiting pushers when
+    /// the writer took one.
+    queued: Notify,
+    drained: Notify,
     closed: AtomicBool,
     /// Set once this connection has been counted out of presence.
     released: AtomicBool,
@@ -55,14 +61,16 @@ impl SessionShared {
         id: u64,
         user: UserId,
         device: DeviceId,
-        tx: mpsc::Sender<Bytes>,
+        queue_bytes: usize,
         held_cap: usize,
     ) -> Self {
         Self {
             id,
             user,
             device,
-            tx,
+            queue: Mutex::new(OutQueue::new(queue_bytes)),
+            queued: Notify::new(),
+            drained: Notify::new(),
             closed: AtomicBool::new(false),
             released: AtomicBool::new(false),
             reason: Mutex::new(None),
@@ -97,30 +105,78 @@ impl SessionShared {
         }
     }
 
-    /// Queues a frame without waiting; closes the session when its queue is full.
+    /// Queues an ordered frame without waiting; closes the session when
+    /// its byte budget is spent (the client reads too slowly).
     pub(crate) fn push(&self, frame: Bytes) -> bool {
         if self.is_closed() {
             return false;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let pushed = self.queue.lock().push(frame);
+        match pushed {
+            Pushed::Queued => {
+                self.queued.notify_one();
+                true
+            }
+            Pushed::Full => {
                 self.close(CloseReason::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
-    /// Queues a frame, waiting for room (used by the session's own sync and
+    /// Queues a state frame (typing, presence, receipts): it replaces the
+    /// waiting one of the same key and never closes the session.
+    pub(crate) fn put(&self, key: SlotKey, slot: Slot) {
+        if self.is_closed() {
+            return;
+        }
+        self.queue.lock().put(key, slot);
+        self.queued.notify_one();
+    }
+
+    /// Queues an ordered frame, waiting for room (the session's own sync and
     /// replies, where waiting slows only this client).
     pub(crate) async fn push_wait(&self, frame: Bytes) -> bool {
-        if self.is_closed() {
-            return false;
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let mut queue = self.queue.lock();
+                if queue.fits(frame.len()) {
+                    queue.push(frame);
+                    drop(queue);
+                    self.queued.notify_one();
+                    return true;
+                }
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closed() => return false,
+            }
         }
-        tokio::select! {
-            sent = self.tx.send(frame) => sent.is_ok(),
-            _ = self.closed() => false,
+    }
+
+    /// The next queued frame, waiting for one; `None` once closed.
+    pub(crate) async fn next_frame(&self) -> Option<Bytes> {
+        loop {
+            if self.is_closed() {
+                return None;
+            }
+            let queued = self.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            if let Some(frame) = self.queue.lock().pop() {
+                self.drained.notify_waiters();
+                return Some(frame);
+            }
+            tokio::select! {
+                _ = queued => {}
+                _ = self.closed() => return None,
+            }
         }
     }
 
@@ -193,13 +249,22 @@ impl SessionShared {
         self.gate.lock().hold(conversation);
     }
 
-    /// Ends one hold (of `conversation`, or the sync's hold of everything)
-    /// and sends what waited.
-    pub(crate) fn release_hold(&self, conversation: Option<&ConversationId>) {
-        let mut gate = self.gate.lock();
-        for frame in gate.release(conversation) {
-            if !self.push(frame) {
-                break;
+    /// Ends one hold (of `conversation`, or the sync's hold of everything),
+    /// first sending what waited, waiting for room in the queue as a sync
+    /// does: live entries that come meanwhile keep waiting behind them.
+    pub(crate) async fn release_hold(&self, conversation: Option<&ConversationId>) {
+        loop {
+            let due = self.gate.lock().take_due(conversation);
+            if due.is_empty() {
+                if self.gate.lock().end(conversation) || self.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            for frame in due {
+                if !self.push_wait(frame).await {
+                    return;
+                }
             }
         }
     }
@@ -345,11 +410,12 @@ impl Watchers {
         gone
     }
 
-    /// Sends `frame` to every local watcher of `user`.
+    /// Sends `frame` to every local watcher of `user` (a newer presence
+    /// replaces one still waiting).
     pub(crate) fn notify(&self, user: &UserId, frame: &Bytes) {
         if let Some(entry) = self.by_user.read().get(user) {
             for s in entry.values() {
-                s.push(frame.clone());
+                s.put(SlotKey::Presence(user.clone()), Slot::Frame(frame.clone()));
             }
         }
     }

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::envelope::SessionRef;
 use super::registry::{CloseReason, SessionShared};
@@ -36,7 +35,6 @@ pub struct Session {
 /// The frames a session has for its client: each an encoded JSON text frame,
 /// shared (not copied) among every recipient of the same message.
 pub struct Outbound {
-    rx: mpsc::Receiver<Bytes>,
     shared: Arc<SessionShared>,
 }
 
@@ -44,14 +42,7 @@ impl Outbound {
     /// The next frame, or `None` once the engine closed the session (see
     /// [`Outbound::close_reason`]) or the session was dropped.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        if self.shared.is_closed() {
-            return None;
-        }
-        tokio::select! {
-            biased;
-            _ = self.shared.closed() => None,
-            frame = self.rx.recv() => frame,
-        }
+        self.shared.next_frame().await
     }
 
     /// Why the engine closed the session, if it did.
@@ -67,12 +58,11 @@ impl Engine {
     pub async fn connect(&self, identity: &Identity) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
         let user = &identity.user_id;
-        let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
             user.clone(),
             identity.device_id.clone(),
-            tx,
+            inner.limits.outbound_queue_bytes,
             inner.limits.sync_buffer,
         ));
         let first_here = inner.registry.insert(shared.clone());
@@ -123,7 +113,7 @@ impl Engine {
             watching: HashSet::new(),
             closed: false,
         };
-        Ok((session, Outbound { rx, shared }))
+        Ok((session, Outbound { shared }))
     }
 }
 

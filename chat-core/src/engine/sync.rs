@@ -40,7 +40,7 @@ impl Inner {
             session.hold_all();
         }
         let result = self.send_unacked(session, !initial).await;
-        session.release_hold(None);
+        session.release_hold(None).await;
         result?;
         session
             .push_wait(ServerFrame::Synced { reply_to }.encode())

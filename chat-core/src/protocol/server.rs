@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::BadFrame;
 use crate::model::{
-    ConversationId, GroupEvent, Message, MessageId, Millis, Presence, Receipt, UserId,
+    ConversationId, GroupEvent, Message, MessageId, Millis, Presence, Receipt, ReceiptStatus,
+    UserId,
 };
 
 /// A frame from server to client. Serializes as the contract's JSON: the
@@ -47,6 +48,23 @@ pub enum ServerFrame {
     },
     /// A delivered or read receipt, its fields beside `type`.
     Receipt(Receipt),
+    /// Receipts of many readers of a big group, coalesced: every message up
+    /// to `message_id` reached (or was read by) `count` receipts' worth of
+    /// readers since the last such frame, some of whom `users` names. Sent
+    /// instead of one `receipt` per reader in groups bigger than 33 others,
+    /// at most one per conversation and status in a short interval.
+    Receipts {
+        /// The group.
+        conversation_id: ConversationId,
+        /// The newest message covered.
+        message_id: MessageId,
+        /// Delivered or read.
+        status: ReceiptStatus,
+        /// Some of the readers (at most 50).
+        users: Vec<UserId>,
+        /// How many receipts this frame stands for.
+        count: u64,
+    },
     /// A user's presence, its fields beside `type`.
     Presence(Presence),
     /// Another member types in a conversation.
@@ -84,12 +102,13 @@ pub enum ServerFrame {
 }
 
 /// Every server frame `type`, for naming a malformed one in an error.
-pub(super) const SERVER_TYPES: [&str; 10] = [
+pub(super) const SERVER_TYPES: [&str; 11] = [
     "sent",
     "synced",
     "history",
     "message",
     "receipt",
+    "receipts",
     "presence",
     "typing",
     "group_event",
@@ -125,6 +144,7 @@ impl ServerFrame {
             Self::History { .. } => "history",
             Self::Message { .. } => "message",
             Self::Receipt(_) => "receipt",
+            Self::Receipts { .. } => "receipts",
             Self::Presence(_) => "presence",
             Self::Typing { .. } => "typing",
             Self::GroupEvent { .. } => "group_event",
@@ -165,6 +185,15 @@ impl ServerFrame {
             }
             Self::Message { message } => message_hint(message),
             Self::Receipt(r) => r.conversation_id.as_str().len() + r.user_id.as_str().len() + 24,
+            Self::Receipts {
+                conversation_id,
+                users,
+                ..
+            } => {
+                conversation_id.as_str().len()
+                    + 64
+                    + users.iter().map(|u| u.as_str().len() + 3).sum::<usize>()
+            }
             Self::Presence(p) => p.user_id.as_str().len() + 24,
             Self::Typing {
                 conversation_id,

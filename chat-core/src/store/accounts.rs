@@ -48,4 +48,7 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Whether `blocker` blocks `blocked`.
     async fn is_blocked(&self, blocker: &UserId, blocked: &UserId) -> Result<bool>;
+
+    /// One cheap real round trip to the backend, as [`crate::store::MessageStore::ping`].
+    async fn ping(&self) -> Result<()>;
 }

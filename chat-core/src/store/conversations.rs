@@ -83,4 +83,7 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Revokes the invite of group `id` whose code hashes to `code_hash`;
     /// returns false when the group has no such invite.
     async fn revoke_invite(&self, id: &ConversationId, code_hash: &str) -> Result<bool>;
+
+    /// One cheap real round trip to the backend, as [`crate::store::MessageStore::ping`].
+    async fn ping(&self) -> Result<()>;
 }

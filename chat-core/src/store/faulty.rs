@@ -66,6 +66,8 @@ pub enum Op {
     StartDevice,
     /// [`MessageStore::forget_device`].
     ForgetDevice,
+    /// [`MessageStore::ping`].
+    Ping,
 }
 
 impl Op {
@@ -89,6 +91,7 @@ impl Op {
             Op::StartMember => "start_member",
             Op::StartDevice => "start_device",
             Op::ForgetDevice => "forget_device",
+            Op::Ping => "ping",
         }
     }
 
@@ -405,6 +408,11 @@ impl MessageStore for FaultyStore {
     async fn forget_device(&self, device: &DeviceId) -> Result<()> {
         self.check(Op::ForgetDevice)?;
         self.inner.forget_device(device).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.check(Op::Ping)?;
+        self.inner.ping().await
     }
 }
 

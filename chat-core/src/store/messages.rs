@@ -201,4 +201,10 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Forgets every cursor of a removed `device`.
     async fn forget_device(&self, device: &DeviceId) -> Result<()>;
+
+    /// One cheap real round trip to the backend (a read of nothing in
+    /// particular), for readiness checks: `Ok` when the store answers now,
+    /// [`crate::Error::Unavailable`] otherwise. A store spread over several
+    /// backends asks every one.
+    async fn ping(&self) -> Result<()>;
 }

@@ -478,4 +478,52 @@ impl MessageStore for ShardedStore {
         self.every_shard(|s| s.forget_device(device)).await?;
         Ok(())
     }
+
+    /// Every shard at once; the first that fails is named.
+    async fn ping(&self) -> Result<()> {
+        let answers = futures::future::join_all(self.shards.iter().map(|s| s.ping())).await;
+        for (index, answer) in answers.into_iter().enumerate() {
+            if let Err(error) = answer {
+                let reason = match &error {
+                    Error::Unavailable { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                return Err(Error::unavailable(
+                    format!("shard {index}: {reason}"),
+                    error,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ping_asks_every_shard_and_names_the_one_down() {
+        use crate::memory::MemoryStore;
+        use crate::store::{FaultSwitch, FaultyStore};
+        let second = FaultSwitch::new();
+        let shards: Vec<Arc<dyn MessageStore>> = vec![
+            Arc::new(MemoryStore::default()),
+            Arc::new(FaultyStore::new(
+                Arc::new(MemoryStore::default()),
+                second.clone(),
+            )),
+        ];
+        let store = ShardedStore::new(shards, ShardBy::Conversation).unwrap();
+        store.ping().await.expect("both shards answer");
+        second.fail_all(true);
+        let err = store.ping().await.unwrap_err();
+        assert_eq!(err.code(), "unavailable");
+        assert_eq!(
+            err.to_string(),
+            "unavailable: shard 1: injected fault in ping"
+        );
+        second.fail_all(false);
+        store.ping().await.expect("the shard is back");
+    }
 }

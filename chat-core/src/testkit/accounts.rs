@@ -277,3 +277,11 @@ pub async fn blocks_one_way(store: &dyn AccountStore) {
     assert_eq!(store.blocked_by(&a).await.expect("blocked_by"), vec![c]);
     assert!(store.blocked_by(&b).await.expect("blocked_by").is_empty());
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn account_store_ping_answers(store: &dyn AccountStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

@@ -458,3 +458,11 @@ pub async fn concurrent_redeem_of_a_one_use_invite(store: Arc<dyn ConversationSt
     }
     assert_eq!(ok, 1, "exactly one racing redeem of a one-use invite wins");
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn conversation_store_ping_answers(store: &dyn ConversationStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

@@ -47,6 +47,7 @@ macro_rules! message_store_conformance {
             dyn_ref events_change_their_targets,
             dyn_ref remove_undoes_append,
             dyn_ref purge_deletes_up_to,
+            dyn_ref message_store_ping_answers,
         );
         $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; cursors;
             dyn_ref append_moves_the_senders_cursors,
@@ -73,6 +74,7 @@ macro_rules! conversation_store_conformance {
             arc concurrent_add_member,
             dyn_ref invites_redeem_expire_revoke,
             arc concurrent_redeem_of_a_one_use_invite,
+            dyn_ref conversation_store_ping_answers,
         );
     };
 }
@@ -90,6 +92,7 @@ macro_rules! account_store_conformance {
             dyn_ref account_set_display_name,
             dyn_ref devices_create_list_touch_remove,
             dyn_ref blocks_one_way,
+            dyn_ref account_store_ping_answers,
         );
     };
 }

@@ -551,3 +551,11 @@ pub async fn purge_deletes_up_to(store: &dyn MessageStore) {
         unknown.len() as u64
     );
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn message_store_ping_answers(store: &dyn MessageStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

@@ -47,7 +47,7 @@ impl Server {
         let engine = Engine::builder()
             .insecure_fast_password_hashing()
             .limits(Limits {
-                outbound_queue: 4,
+                outbound_queue_bytes: 600,
                 frames_per_second: None,
                 ..Limits::default()
             })

@@ -152,13 +152,13 @@ impl Repl<'_> {
     async fn send(&mut self, chat: &mut Chat, body: &str) -> Result<()> {
         let target = self.here()?.target.clone();
         let sent = chat.send_message(target, body.to_owned()).await?;
-        let message = Message {
-            message_id: sent.message_id,
-            conversation_id: sent.conversation_id,
-            sender_id: self.me.clone(),
-            body: body.to_owned(),
-            ts: sent.ts,
-        };
+        let message = Message::text(
+            sent.message_id,
+            sent.conversation_id,
+            self.me.clone(),
+            body,
+            sent.ts,
+        );
         self.inbox.show(self.ctx, chat, &message).await?;
         Ok(())
     }

@@ -109,6 +109,7 @@ impl Chat {
                 target: target.clone(),
                 body: body.clone(),
                 client_msg_id: Some(client_msg_id.clone()),
+                in_reply_to: None,
             });
             match self.request(frame).await? {
                 ServerFrame::Sent {
@@ -223,7 +224,8 @@ fn reply_to(frame: &ServerFrame) -> Option<&str> {
         ServerFrame::Message { .. }
         | ServerFrame::Receipt(_)
         | ServerFrame::Presence(_)
-        | ServerFrame::Typing { .. } => None,
+        | ServerFrame::Typing { .. }
+        | ServerFrame::GroupEvent { .. } => None,
     }
 }
 

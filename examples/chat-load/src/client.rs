@@ -115,6 +115,7 @@ impl Writer {
             target,
             body: schedule::body(stamp, self.shared.body_bytes),
             client_msg_id: Some(format!("{}-{}", self.index, due.k)),
+            in_reply_to: None,
         });
         if self
             .sink

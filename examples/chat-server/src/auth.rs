@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::auth::Authenticator;
-use chat_core::{Error, Result, UserId};
+use chat_core::auth::{Authenticator, Identity};
+use chat_core::{DeviceId, Error, Result, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// The device (login) the token belongs to.
+    dev: String,
     iat: u64,
     exp: u64,
+    /// A unique id, so two tokens issued in one second differ.
+    jti: String,
 }
 
 /// Issues and checks HS256 JWTs.
@@ -31,6 +35,7 @@ impl JwtAuthenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -57,20 +62,26 @@ fn now_secs() -> u64 {
 
 #[async_trait]
 impl Authenticator for JwtAuthenticator {
-    async fn issue(&self, user: &UserId) -> Result<String> {
+    async fn issue(&self, user: &UserId, device: &DeviceId) -> Result<String> {
         let iat = now_secs();
+        let jti: [u8; 16] = rand::random();
         let claims = Claims {
             sub: user.to_string(),
+            dev: device.to_string(),
             iat,
             exp: iat + self.ttl.as_secs(),
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::unavailable("cannot sign a token", e))
     }
 
-    async fn verify(&self, token: &str) -> Result<UserId> {
+    async fn verify(&self, token: &str) -> Result<Identity> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| UserId::from(data.claims.sub))
+            .map(|data| Identity {
+                user_id: UserId::from(data.claims.sub),
+                device_id: DeviceId::from(data.claims.dev),
+            })
             .map_err(|e| Error::unauthorized(format!("bad token: {e}")))
     }
 }
@@ -82,8 +93,11 @@ mod tests {
     #[tokio::test]
     async fn tokens_round_trip_and_forgeries_fail() {
         let auth = JwtAuthenticator::new(b"secret", Duration::from_secs(60));
-        let token = auth.issue(&UserId::from("u1")).await.unwrap();
-        assert_eq!(auth.verify(&token).await.unwrap(), UserId::from("u1"));
+        let token = auth
+            .issue(&UserId::from("u1"), &DeviceId::from("d1"))
+            .await
+            .unwrap();
+        assert_eq!(auth.verify(&token).await.unwrap().user_id, UserId::from("u1"));
         let other = JwtAuthenticator::new(b"other", Duration::from_secs(60));
         assert!(matches!(
             other.verify(&token).await,
@@ -99,8 +113,10 @@ mod tests {
         let auth = JwtAuthenticator::new(b"secret", Duration::from_secs(60));
         let claims = Claims {
             sub: "u1".into(),
+            dev: "d1".into(),
             iat: 1,
             exp: 2,
+            jti: "x".into(),
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap();

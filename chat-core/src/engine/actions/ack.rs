@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use super::super::Inner;
 use super::super::registry::SessionShared;
 use crate::error::Result;
-use crate::model::{ConversationId, MessageId, Receipt, ReceiptStatus, UserId};
-use crate::protocol::ServerFrame;
+use crate::model::{ConversationId, MessageId, ReceiptStatus, UserId};
 
 /// Newest entries read to find whose messages an ack or read covered.
 pub(crate) const RECEIPT_SCAN: usize = 500;
@@ -45,7 +44,7 @@ impl Inner {
     }
 
     /// One `delivered` receipt per other sender of the messages in
-    /// `(before, after]`, naming its newest one there.
+    /// `(before, after]`, naming its newest one there (coalesced in big groups).
     async fn delivered_receipts(
         &self,
         c: &ConversationId,
@@ -53,15 +52,16 @@ impl Inner {
         before: Option<MessageId>,
         after: MessageId,
     ) {
+        let big = match self.is_big(c).await {
+            Ok(big) => big,
+            Err(e) => {
+                tracing::warn!(error = %e, "no receipts: members unavailable");
+                return;
+            }
+        };
         for (sender, newest) in self.senders_between(c, reader, before, after).await {
-            let frame = ServerFrame::Receipt(Receipt {
-                conversation_id: c.clone(),
-                message_id: newest,
-                user_id: reader.clone(),
-                status: ReceiptStatus::Delivered,
-            })
-            .encode();
-            self.to_users(&[sender], frame).await;
+            self.receipt(c, reader, newest, ReceiptStatus::Delivered, &[sender], big)
+                .await;
         }
     }
 

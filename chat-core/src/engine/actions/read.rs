@@ -2,6 +2,7 @@
 //! tell every other member; big groups only the senders of what was read.
 
 use super::super::Inner;
+use super::super::queue::SlotKey;
 use super::super::registry::SessionShared;
 use crate::error::Result;
 use crate::model::{ConversationId, MessageId, Receipt, ReceiptStatus};
@@ -33,24 +34,35 @@ impl Inner {
         if !moved {
             return Ok(());
         }
-        let frame = ServerFrame::Receipt(Receipt {
-            conversation_id: c.clone(),
-            message_id: up_to,
-            user_id: user.clone(),
-            status: ReceiptStatus::Read,
-        })
-        .encode();
-        let members = self.conversations.member_count(c).await?;
-        if members as usize <= self.limits.read_receipts_to_all + 1 {
-            self.to_members(c, frame, Some(user)).await;
+        if !self.is_big(c).await? {
+            let frame = ServerFrame::Receipt(Receipt {
+                conversation_id: c.clone(),
+                message_id: up_to,
+                user_id: user.clone(),
+                status: ReceiptStatus::Read,
+            })
+            .encode();
+            let key = SlotKey::Receipt(c.clone(), user.clone(), ReceiptStatus::Read);
+            self.to_members(c, frame, Some(user), key).await;
         } else {
             let senders: Vec<_> = self
                 .senders_between(c, user, before, up_to)
                 .await
                 .into_keys()
                 .collect();
-            self.to_users(&senders, frame).await;
+            self.receipt(c, user, up_to, ReceiptStatus::Read, &senders, true)
+                .await;
         }
         Ok(())
+    }
+
+    /// Whether `c` is a big group: receipts there go only to senders, coalesced.
+    pub(crate) async fn is_big(&self, c: &ConversationId) -> Result<bool> {
+        if c.is_direct() {
+            return Ok(false);
+        }
+        let version = self.caches.head(c).map_or(0, |h| h.version);
+        let members = self.members_at(c, version).await?;
+        Ok(members.len() > self.limits.read_receipts_to_all + 1)
     }
 }

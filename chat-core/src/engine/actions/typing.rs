@@ -1,6 +1,7 @@
 //! `typing`: the other members connected anywhere see that the user types.
 
 use super::super::Inner;
+use super::super::queue::SlotKey;
 use crate::error::Result;
 use crate::model::{ConversationId, UserId};
 use crate::protocol::ServerFrame;
@@ -17,7 +18,8 @@ impl Inner {
             user_id: user.clone(),
         }
         .encode();
-        self.to_members(c, frame, Some(user)).await;
+        let key = SlotKey::Typing(c.clone(), user.clone());
+        self.to_members(c, frame, Some(user), key).await;
         Ok(())
     }
 }

@@ -248,4 +248,9 @@ impl ConversationStore for MemoryStore {
             _ => Ok(false),
         }
     }
+
+    /// In-process: it answers whenever it is asked.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -520,4 +520,9 @@ impl MessageStore for MemoryStore {
         }
         Ok(())
     }
+
+    /// In-process: it answers whenever it is asked.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -11,34 +11,46 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiQuery, Caller, JsonBody};
 
-/// `{"username","password"}`.
+/// `{"username","password","device"?}`: each sign-up and login is a device,
+/// optionally named.
 #[derive(Deserialize)]
 pub(crate) struct Credentials {
     username: String,
     password: String,
+    #[serde(default)]
+    device: Option<String>,
 }
 
-/// `POST /api/signup` → 201 `{"user_id","token"}`.
+/// `POST /api/signup` → 201 `{"user_id","device_id","token"}`.
 pub(crate) async fn signup(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let ok = state.engine.signup(&body.username, &body.password).await?;
+    let ok = state
+        .engine
+        .signup(&body.username, &body.password, body.device.as_deref())
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "user_id": ok.user_id, "token": ok.token })),
+        Json(json!({ "user_id": ok.user_id, "device_id": ok.device_id, "token": ok.token })),
     ))
 }
 
-/// `POST /api/login` → 200 `{"user_id","token","chat_url"}`.
+/// `POST /api/login` → 200 `{"user_id","device_id","token","chat_url"}`.
 pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
-    let ok = state.engine.login(&body.username, &body.password).await?;
-    Ok(Json(
-        json!({ "user_id": ok.user_id, "token": ok.token, "chat_url": ok.chat_url }),
-    ))
+    let ok = state
+        .engine
+        .login(&body.username, &body.password, body.device.as_deref())
+        .await?;
+    Ok(Json(json!({
+        "user_id": ok.user_id,
+        "device_id": ok.device_id,
+        "token": ok.token,
+        "chat_url": ok.chat_url,
+    })))
 }
 
 /// `GET /api/me`.

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chat_core::UserId;
+use chat_core::auth::Identity;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -16,6 +17,18 @@ use super::error::ApiError;
 pub(crate) struct Caller(pub(crate) UserId);
 
 impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Device(identity) = Device::from_request_parts(parts, state).await?;
+        Ok(Caller(identity.user_id))
+    }
+}
+
+/// The user and device whose `Authorization: Bearer` token came with the request.
+pub(crate) struct Device(pub(crate) Identity);
+
+impl FromRequestParts<AppState> for Device {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -31,7 +44,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        Ok(Caller(state.engine.authenticate(token).await?))
+        Ok(Device(state.engine.authenticate(token).await?))
     }
 }
 

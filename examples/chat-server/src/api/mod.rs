@@ -1,17 +1,22 @@
 //! The HTTP API of the contract, plus `GET /api/users?username=` (an extension).
 
 mod accounts;
+mod blocks;
 mod conversations;
+mod devices;
 mod error;
 mod extract;
 mod groups;
+mod health;
+mod invites;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use chat_core::engine::Engine;
 
 pub use error::ApiError;
+pub use health::READY_TIMEOUT;
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -22,7 +27,8 @@ pub struct AppState {
     pub max_body: usize,
 }
 
-/// The `/api/…` routes and `/healthz`, with request bodies capped at `max_body` bytes.
+/// The `/api/…` routes, `/healthz` and `/readyz`, with request bodies capped
+/// at `max_body` bytes.
 pub fn routes(engine: Engine, max_body: usize) -> Router {
     Router::new()
         .route("/api/signup", post(accounts::signup))
@@ -31,24 +37,32 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
         .route("/api/users", get(accounts::user_by_name))
         .route("/api/users/{user_id}", get(accounts::user))
         .route("/api/groups", post(groups::create))
+        .route("/api/groups/{id}", patch(groups::update))
         .route(
             "/api/groups/{id}/members",
             get(groups::members).post(groups::add_member),
         )
         .route(
             "/api/groups/{id}/members/{user_id}",
-            axum::routing::delete(groups::remove_member),
+            delete(groups::remove_member),
         )
+        .route("/api/groups/{id}/members/{user_id}/role", put(groups::set_role))
+        .route("/api/groups/{id}/invites", post(invites::create))
+        .route("/api/groups/{id}/invites/{code}", delete(invites::revoke))
+        .route("/api/invites/{code}", post(invites::accept))
+        .route("/api/blocks", get(blocks::list).post(blocks::block))
+        .route("/api/blocks/{user_id}", delete(blocks::unblock))
+        .route("/api/devices", get(devices::list))
+        .route("/api/devices/{device_id}", delete(devices::remove))
+        .route("/api/logout", post(devices::logout))
         .route("/api/conversations", get(conversations::list))
         .route(
             "/api/conversations/{id}/messages",
             get(conversations::messages),
         )
         .route("/api/{*rest}", axum::routing::any(unknown))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // JsonBody enforces `max_body` itself (it drains what is over, so the
         // client reads the 413); no other extractor reads a body.
         .layer(DefaultBodyLimit::disable())
