@@ -8,12 +8,14 @@ use chat_core::{Account, Device, DeviceId, Error, Millis, Result, UserId, now_mi
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SqliteError;
-use crate::rows::{self, ACCOUNT, DEVICE};
+use crate::rows::{self, account_columns, device_columns};
 use crate::store::SqliteStore;
 
 fn load_account(conn: &Connection, id: &UserId) -> rusqlite::Result<Option<Account>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ACCOUNT} FROM accounts WHERE user_id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE user_id = ?1"
     ))?
     .query_row([id.as_str()], rows::account)
     .optional()
@@ -29,8 +31,10 @@ fn create_account(conn: &Connection, account: &Account) -> Result<(), SqliteErro
     if load_account(conn, &account.user_id)?.is_some() {
         return Err(Error::already_exists(format!("user {}", account.user_id)).into());
     }
-    conn.prepare_cached(&format!(
-        "INSERT INTO accounts ({ACCOUNT}) VALUES (?1, ?2, ?3, ?4, ?5)"
+    conn.prepare_cached(concat!(
+        "INSERT INTO accounts (",
+        account_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5)"
     ))?
     .execute(params![
         account.user_id.as_str(),
@@ -44,8 +48,10 @@ fn create_account(conn: &Connection, account: &Account) -> Result<(), SqliteErro
 
 fn create_device(conn: &Connection, device: &Device) -> Result<(), SqliteError> {
     let inserted = conn
-        .prepare_cached(&format!(
-            "INSERT INTO devices ({DEVICE}) VALUES (?1, ?2, ?3, ?4, ?5) \
+        .prepare_cached(concat!(
+            "INSERT INTO devices (",
+            device_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (device_id) DO NOTHING"
         ))?
         .execute(params![
@@ -72,8 +78,10 @@ impl AccountStore for SqliteStore {
         Ok(self
             .read(move |c| {
                 let account = c
-                    .prepare_cached(&format!(
-                        "SELECT {ACCOUNT} FROM accounts WHERE username = ?1"
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        account_columns!(),
+                        " FROM accounts WHERE username = ?1"
                     ))?
                     .query_row([username.as_str()], rows::account)
                     .optional()?;
@@ -107,8 +115,10 @@ impl AccountStore for SqliteStore {
         Ok(self
             .read(move |c| {
                 let device = c
-                    .prepare_cached(&format!(
-                        "SELECT {DEVICE} FROM devices WHERE device_id = ?1"
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        device_columns!(),
+                        " FROM devices WHERE device_id = ?1"
                     ))?
                     .query_row([id.as_str()], rows::device)
                     .optional()?;
@@ -121,8 +131,10 @@ impl AccountStore for SqliteStore {
         let user = user.clone();
         Ok(self
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {DEVICE} FROM devices WHERE user_id = ?1 \
+                let mut stmt = c.prepare_cached(concat!(
+                    "SELECT ",
+                    device_columns!(),
+                    " FROM devices WHERE user_id = ?1 \
                      ORDER BY created_at, device_id"
                 ))?;
                 let rows = stmt.query_map([user.as_str()], rows::device)?;
@@ -210,5 +222,9 @@ impl AccountStore for SqliteStore {
                 Ok(found)
             })
             .await?)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        SqliteStore::ping(self).await
     }
 }

@@ -13,15 +13,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SqliteError;
 use crate::ids::to_db;
-use crate::rows::{self, CONVERSATION, INVITE, MEMBER};
+use crate::rows::{self, conversation_columns, invite_columns, member_columns};
 use crate::store::SqliteStore;
 
 fn load_conversation(
     conn: &Connection,
     id: &ConversationId,
 ) -> rusqlite::Result<Option<Conversation>> {
-    conn.prepare_cached(&format!(
-        "SELECT {CONVERSATION} FROM conversations WHERE conversation_id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM conversations WHERE conversation_id = ?1"
     ))?
     .query_row([id.as_str()], rows::conversation)
     .optional()
@@ -68,8 +70,10 @@ fn load_member(
     id: &ConversationId,
     user: &UserId,
 ) -> rusqlite::Result<Option<Member>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MEMBER} FROM members WHERE conversation_id = ?1 AND user_id = ?2"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members WHERE conversation_id = ?1 AND user_id = ?2"
     ))?
     .query_row(params![id.as_str(), user.as_str()], rows::member)
     .optional()
@@ -182,8 +186,10 @@ fn remove_member(
 
 fn create_invite(conn: &Connection, invite: &Invite) -> Result<(), SqliteError> {
     let inserted = conn
-        .prepare_cached(&format!(
-            "INSERT INTO invites ({INVITE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+        .prepare_cached(concat!(
+            "INSERT INTO invites (",
+            invite_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (code_hash) DO NOTHING"
         ))?
         .execute(params![
@@ -208,8 +214,10 @@ fn redeem_invite(
     now: Millis,
 ) -> Result<ConversationId, SqliteError> {
     let invite = conn
-        .prepare_cached(&format!(
-            "SELECT {INVITE} FROM invites WHERE code_hash = ?1"
+        .prepare_cached(concat!(
+            "SELECT ",
+            invite_columns!(),
+            " FROM invites WHERE code_hash = ?1"
         ))?
         .query_row([code_hash], rows::invite)
         .optional()?
@@ -266,8 +274,10 @@ impl ConversationStore for SqliteStore {
         let id = id.clone();
         Ok(self
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {MEMBER} FROM members WHERE conversation_id = ?1 ORDER BY user_id"
+                let mut stmt = c.prepare_cached(concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    " FROM members WHERE conversation_id = ?1 ORDER BY user_id"
                 ))?;
                 let rows = stmt.query_map([id.as_str()], rows::member)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -341,8 +351,10 @@ impl ConversationStore for SqliteStore {
         let user = user.clone();
         Ok(self
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {MEMBER}, conversation_id FROM members WHERE user_id = ?1 \
+                let mut stmt = c.prepare_cached(concat!(
+                    "SELECT ",
+                    member_columns!(),
+                    ", conversation_id FROM members WHERE user_id = ?1 \
                      ORDER BY conversation_id"
                 ))?;
                 let rows = stmt.query_map([user.as_str()], |r| {
@@ -380,5 +392,9 @@ impl ConversationStore for SqliteStore {
                 Ok(changed == 1)
             })
             .await?)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        SqliteStore::ping(self).await
     }
 }

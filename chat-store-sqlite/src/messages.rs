@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::cursors;
 use crate::error::SqliteError;
 use crate::ids::{Window, limit, opt_from_db, opt_to_db, to_db};
-use crate::rows::{self, ENTRY};
+use crate::rows::{self, entry_columns};
 use crate::store::SqliteStore;
 
 /// A head as stored, with how far retention purged.
@@ -50,8 +50,10 @@ fn load_entry(
     conversation: &ConversationId,
     id: MessageId,
 ) -> rusqlite::Result<Option<Message>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ENTRY} FROM entries WHERE conversation_id = ?1 AND message_id = ?2"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        entry_columns!(),
+        " FROM entries WHERE conversation_id = ?1 AND message_id = ?2"
     ))?
     .query_row(params![conversation.as_str(), to_db(id)], rows::message)
     .optional()
@@ -102,8 +104,10 @@ fn append(
     let conversation = &message.conversation_id;
     if let Some(key) = &client_msg_id {
         let first = conn
-            .prepare_cached(&format!(
-                "SELECT {ENTRY} FROM entries WHERE sender_id = ?1 AND client_msg_id = ?2"
+            .prepare_cached(concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM entries WHERE sender_id = ?1 AND client_msg_id = ?2"
             ))?
             .query_row(params![message.sender_id.as_str(), key], rows::message)
             .optional()?;
@@ -212,18 +216,22 @@ fn page(
     history: bool,
 ) -> Result<Vec<Message>, SqliteError> {
     let sql = if history {
-        format!(
-            "SELECT {ENTRY} FROM entries WHERE conversation_id = ?1 \
+        concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries WHERE conversation_id = ?1 \
              AND message_id BETWEEN ?2 AND ?3 AND kind <> 'group_event' \
              ORDER BY message_id DESC LIMIT ?4"
         )
     } else {
-        format!(
-            "SELECT {ENTRY} FROM entries WHERE conversation_id = ?1 \
+        concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries WHERE conversation_id = ?1 \
              AND message_id BETWEEN ?2 AND ?3 ORDER BY message_id LIMIT ?4"
         )
     };
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
         params![
             conversation.as_str(),
@@ -455,5 +463,9 @@ impl MessageStore for SqliteStore {
         Ok(self
             .write(move |c| cursors::forget_device(c, &device))
             .await?)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        SqliteStore::ping(self).await
     }
 }

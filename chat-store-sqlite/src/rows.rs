@@ -25,10 +25,15 @@ fn coded<T>(row: &Row<'_>, column: usize, parse: fn(&str) -> Option<T>) -> rusql
 }
 
 /// The columns [`message`] reads, in its order.
-pub(crate) const ENTRY: &str = "message_id, conversation_id, sender_id, body, ts, kind, ref_id, \
-     in_reply_to, edited, deleted, reactions";
+macro_rules! entry_columns {
+    () => {
+        "message_id, conversation_id, sender_id, body, ts, kind, ref_id, \
+     in_reply_to, edited, deleted, reactions"
+    };
+}
+pub(crate) use entry_columns;
 
-/// An entry as it is now (from the [`ENTRY`] columns).
+/// An entry as it is now (from the `entry_columns!()` columns).
 pub(crate) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     let reactions: Option<String> = row.get(10)?;
     Ok(Message {
@@ -115,10 +120,14 @@ fn parse_history(s: &str) -> Option<HistoryVisibility> {
 }
 
 /// The columns [`conversation`] reads, in its order.
-pub(crate) const CONVERSATION: &str =
-    "conversation_id, kind, name, created_by, created_at, join_policy, history";
+macro_rules! conversation_columns {
+    () => {
+        "conversation_id, kind, name, created_by, created_at, join_policy, history"
+    };
+}
+pub(crate) use conversation_columns;
 
-/// A conversation (from the [`CONVERSATION`] columns).
+/// A conversation (from the `conversation_columns!()` columns).
 pub(crate) fn conversation(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
         id: row.get::<_, String>(0)?.into(),
@@ -132,9 +141,14 @@ pub(crate) fn conversation(row: &Row<'_>) -> rusqlite::Result<Conversation> {
 }
 
 /// The columns [`member`] reads, in its order.
-pub(crate) const MEMBER: &str = "user_id, role, joined, joined_at";
+macro_rules! member_columns {
+    () => {
+        "user_id, role, joined, joined_at"
+    };
+}
+pub(crate) use member_columns;
 
-/// A member (from the [`MEMBER`] columns).
+/// A member (from the `member_columns!()` columns).
 pub(crate) fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
     Ok(Member {
         user_id: row.get::<_, String>(0)?.into(),
@@ -145,10 +159,14 @@ pub(crate) fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
 }
 
 /// The columns [`invite`] reads, in its order.
-pub(crate) const INVITE: &str =
-    "code_hash, conversation_id, created_by, created_at, max_uses, uses, expires_at, revoked";
+macro_rules! invite_columns {
+    () => {
+        "code_hash, conversation_id, created_by, created_at, max_uses, uses, expires_at, revoked"
+    };
+}
+pub(crate) use invite_columns;
 
-/// An invite (from the [`INVITE`] columns).
+/// An invite (from the `invite_columns!()` columns).
 pub(crate) fn invite(row: &Row<'_>) -> rusqlite::Result<Invite> {
     Ok(Invite {
         code_hash: row.get(0)?,
@@ -163,9 +181,14 @@ pub(crate) fn invite(row: &Row<'_>) -> rusqlite::Result<Invite> {
 }
 
 /// The columns [`account`] reads, in its order.
-pub(crate) const ACCOUNT: &str = "user_id, username, password_hash, display_name, created_at";
+macro_rules! account_columns {
+    () => {
+        "user_id, username, password_hash, display_name, created_at"
+    };
+}
+pub(crate) use account_columns;
 
-/// An account (from the [`ACCOUNT`] columns).
+/// An account (from the `account_columns!()` columns).
 pub(crate) fn account(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         user_id: row.get::<_, String>(0)?.into(),
@@ -177,9 +200,14 @@ pub(crate) fn account(row: &Row<'_>) -> rusqlite::Result<Account> {
 }
 
 /// The columns [`device`] reads, in its order.
-pub(crate) const DEVICE: &str = "device_id, user_id, name, created_at, last_seen";
+macro_rules! device_columns {
+    () => {
+        "device_id, user_id, name, created_at, last_seen"
+    };
+}
+pub(crate) use device_columns;
 
-/// A device (from the [`DEVICE`] columns).
+/// A device (from the `device_columns!()` columns).
 pub(crate) fn device(row: &Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
         device_id: row.get::<_, String>(0)?.into(),

@@ -138,7 +138,8 @@ impl SqliteStore {
     }
 
     /// One cheap real round trip to the file (`SELECT 1` on a read
-    /// connection), for readiness checks.
+    /// connection), for readiness checks: what the three store traits'
+    /// `ping` answer.
     pub async fn ping(&self) -> chat_core::Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
