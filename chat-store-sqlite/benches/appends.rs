@@ -7,16 +7,18 @@
 //!   commit per append, and 64 writers share commits: group commit). Every
 //!   append is as the engine makes it: a `client_msg_id` (dedup lookup) and
 //!   a device (the sender's user and device cursors move).
-//! - `sqlite_plain/{durability}`: the ceiling: the same rows (entry, head,
-//!   user and device cursor) written by plain prepared statements on one
-//!   connection, 512 appends per transaction, no dedup lookup.
+//! - `sqlite_plain/{durability}/64`: the ceiling: the rows of 64 writers'
+//!   appends (entry, head, user and device cursor; 64 conversations, round
+//!   robin) written by plain prepared statements on one connection, 64
+//!   appends per transaction, no dedup lookup, no savepoints, no threads.
 //! - `sqlite_history/{readers}`: pages of 50 from a conversation of 10,000
 //!   entries, newest first, at random depths, by 1 and by 8 concurrent
 //!   readers.
 //!
 //! `cargo bench -p chat-store-sqlite --bench appends`. Criterion reports
 //! appends (or pages) per second as `thrpt`. After each append run the
-//! average number of writes per commit is printed.
+//! average number of writes per commit is printed. `CHAT_BENCH_CHECKPOINT_PAGES`
+//! overrides `SqliteConfig::checkpoint_pages`.
 #![expect(
     missing_docs,
     reason = "criterion_group! generates an undocumented pub fn in this binary"
@@ -53,10 +55,14 @@ fn open(
     durability: Durability,
 ) -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SqliteConfig::builder(dir.path().join("bench.db"))
-        .durability(durability)
-        .build()
-        .expect("config");
+    let mut config = SqliteConfig::builder(dir.path().join("bench.db")).durability(durability);
+    if let Some(pages) = std::env::var("CHAT_BENCH_CHECKPOINT_PAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config = config.checkpoint_pages(pages);
+    }
+    let config = config.build().expect("config");
     let store = rt
         .block_on(SqliteStore::connect(config))
         .expect("open the bench file");
@@ -133,8 +139,10 @@ fn bench_appends(c: &mut Criterion) {
     group.finish();
 }
 
-/// The ceiling: the rows an append writes, by plain statements on one
-/// connection, 512 appends per transaction.
+/// The ceiling: the rows the appends of 64 writers write (entry, head, user
+/// and device cursor, each writer in its own conversation, round robin),
+/// by plain prepared statements on one connection, 64 appends per
+/// transaction: the best batch that 64 writers can form.
 fn bench_plain(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("sqlite_plain");
@@ -144,68 +152,31 @@ fn bench_plain(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
     for (name, durability) in [("full", Durability::Full), ("normal", Durability::Normal)] {
-        // The store creates the schema and sets the pragmas; then a plain
-        // connection writes beside it.
+        // The store creates the schema; then a plain connection writes with
+        // the store's settings.
         let (store, dir) = open(&rt, durability);
+        let config = store.config().clone();
         drop(store);
         let conn = rusqlite::Connection::open(dir.path().join("bench.db")).expect("open");
-        conn.pragma_update(
-            None,
-            "synchronous",
-            if durability == Durability::Full {
-                "FULL"
-            } else {
-                "NORMAL"
-            },
-        )
-        .expect("synchronous");
-        group.bench_function(name, |b| {
+        let synchronous = if durability == Durability::Full {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .expect("synchronous");
+        conn.pragma_update(None, "wal_autocheckpoint", config.checkpoint_pages)
+            .expect("wal_autocheckpoint");
+        group.bench_function(BenchmarkId::new(name, 64), |b| {
             b.iter_custom(|iters| {
                 let run = RUN.fetch_add(1, Ordering::Relaxed);
-                let conversation = format!("plain-{run}");
                 let start = Instant::now();
                 let mut done = 0;
                 while done < iters {
                     let tx = conn.unchecked_transaction().expect("begin");
-                    for _ in 0..512.min(iters - done) {
+                    for _ in 0..64.min(iters - done) {
                         done += 1;
-                        let id = (ids().next_id().0 ^ (1 << 63)) as i64;
-                        tx.prepare_cached(
-                            "INSERT INTO entries (conversation_id, message_id, sender_id, kind, \
-                             body, ts, seq, client_msg_id) VALUES (?1, ?2, 'u', 'text', ?3, 0, ?4, ?5)",
-                        )
-                        .and_then(|mut s| {
-                            s.execute(params![
-                                conversation,
-                                id,
-                                "a message of about the length people type in a chat, fifty-odd bytes",
-                                done as i64,
-                                format!("{run}-{done}")
-                            ])
-                        })
-                        .expect("entry");
-                        tx.prepare_cached(
-                            "INSERT INTO heads (conversation_id, last_id, seq, version) \
-                             VALUES (?1, ?2, ?3, 0) ON CONFLICT (conversation_id) DO UPDATE \
-                             SET last_id = excluded.last_id, seq = excluded.seq",
-                        )
-                        .and_then(|mut s| s.execute(params![conversation, id, done as i64]))
-                        .expect("head");
-                        tx.prepare_cached(
-                            "INSERT INTO user_cursors (user_id, conversation_id, delivered, read, \
-                             read_seq) VALUES ('u', ?1, ?2, ?2, ?3) ON CONFLICT (user_id, \
-                             conversation_id) DO UPDATE SET delivered = excluded.delivered, \
-                             read = excluded.read, read_seq = excluded.read_seq",
-                        )
-                        .and_then(|mut s| s.execute(params![conversation, id, done as i64]))
-                        .expect("user cursor");
-                        tx.prepare_cached(
-                            "INSERT INTO device_cursors (device_id, conversation_id, user_id, \
-                             delivered) VALUES ('d', ?1, 'u', ?2) ON CONFLICT (device_id, \
-                             conversation_id) DO UPDATE SET delivered = excluded.delivered",
-                        )
-                        .and_then(|mut s| s.execute(params![conversation, id]))
-                        .expect("device cursor");
+                        plain_append(&tx, run, done);
                     }
                     tx.commit().expect("commit");
                 }
@@ -214,6 +185,50 @@ fn bench_plain(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The `n`th plain append of a run: writer `n % 64`.
+fn plain_append(tx: &rusqlite::Transaction<'_>, run: u64, n: u64) {
+    let writer = n % 64;
+    let conversation = format!("plain-{run}-{writer}");
+    let (user, device) = (format!("pu-{run}-{writer}"), format!("pd-{run}-{writer}"));
+    let id = (ids().next_id().0 ^ (1 << 63)) as i64;
+    let seq = (n / 64) as i64;
+    tx.prepare_cached(
+        "INSERT INTO entries (conversation_id, message_id, sender_id, kind, body, ts, seq, \
+         client_msg_id) VALUES (?1, ?2, ?3, 'text', ?4, 0, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            conversation,
+            id,
+            user,
+            "a message of about the length people type in a chat, fifty-odd bytes",
+            seq,
+            format!("{user}-{n}")
+        ])
+    })
+    .expect("entry");
+    tx.prepare_cached(
+        "INSERT INTO heads (conversation_id, last_id, seq, version) VALUES (?1, ?2, ?3, 0) \
+         ON CONFLICT (conversation_id) DO UPDATE SET last_id = excluded.last_id, seq = excluded.seq",
+    )
+    .and_then(|mut s| s.execute(params![conversation, id, seq]))
+    .expect("head");
+    tx.prepare_cached(
+        "INSERT INTO user_cursors (user_id, conversation_id, delivered, read, read_seq) \
+         VALUES (?1, ?2, ?3, ?3, ?4) ON CONFLICT (user_id, conversation_id) DO UPDATE SET \
+         delivered = excluded.delivered, read = excluded.read, read_seq = excluded.read_seq",
+    )
+    .and_then(|mut s| s.execute(params![user, conversation, id, seq]))
+    .expect("user cursor");
+    tx.prepare_cached(
+        "INSERT INTO device_cursors (device_id, conversation_id, user_id, delivered) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id, conversation_id) DO UPDATE SET \
+         delivered = excluded.delivered",
+    )
+    .and_then(|mut s| s.execute(params![device, conversation, user, id]))
+    .expect("device cursor");
 }
 
 fn bench_history(c: &mut Criterion) {

@@ -216,5 +216,6 @@ fn open_writer(config: &SqliteConfig) -> Result<Connection, SqliteError> {
         )));
     }
     conn.pragma_update(None, "synchronous", config.durability.pragma())?;
+    conn.pragma_update(None, "wal_autocheckpoint", config.checkpoint_pages)?;
     Ok(conn)
 }
