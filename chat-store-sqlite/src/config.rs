@@ -99,8 +99,13 @@ pub struct SqliteConfig {
     pub checkpoint_pages: u32,
 }
 
-/// The file that [`SqliteConfig::default`] and an empty `sqlite://` URL name.
+/// The file that [`SqliteConfig::default`] and an empty `sqlite://` URL name,
+/// relative to the working directory.
 pub const DEFAULT_PATH: &str = "chat-data/chat.db";
+
+/// [`DEFAULT_PATH`] as a URL for [`SqliteConfig::from_url`]: a server's
+/// default `--store`.
+pub const DEFAULT_URL: &str = "sqlite://chat-data/chat.db";
 
 impl Default for SqliteConfig {
     fn default() -> Self {
@@ -254,6 +259,7 @@ mod tests {
         assert_eq!((c.durability, c.readers), (Durability::Normal, 3));
         let c = SqliteConfig::from_url("sqlite://").unwrap();
         assert_eq!(c.path, PathBuf::from(DEFAULT_PATH));
+        assert_eq!(SqliteConfig::from_url(DEFAULT_URL).unwrap(), c);
         assert_eq!(SqliteConfig::default(), SqliteConfig::new(DEFAULT_PATH));
     }
 

@@ -249,6 +249,7 @@ impl ConversationStore for SqliteStore {
         // Most calls find it: read first, and write only when it is missing.
         let id = conversation.id.clone();
         if conversation.id.direct_pair().is_some()
+            && conversation.kind == ConversationKind::Direct
             && let Some(existing) = self.read(move |c| Ok(load_conversation(c, &id)?)).await?
         {
             return Ok((existing, false));

@@ -13,7 +13,7 @@ mod schema;
 mod store;
 mod writer;
 
-pub use config::{DEFAULT_PATH, Durability, SqliteConfig, SqliteConfigBuilder};
+pub use config::{DEFAULT_PATH, DEFAULT_URL, Durability, SqliteConfig, SqliteConfigBuilder};
 pub use error::SqliteError;
 pub use store::SqliteStore;
 pub use writer::WriteStats;

@@ -19,7 +19,10 @@ use crate::writer::{WriteStats, Writer};
 /// [`AccountStore`](chat_core::store::AccountStore). See the
 /// [crate docs](crate) for the design.
 ///
-/// Share it behind an `Arc`; every call is safe to make concurrently.
+/// Share it behind an `Arc`; every call is safe to make concurrently. Calls
+/// must be made within a tokio runtime (reads run on its blocking threads;
+/// the writer is a thread of the store's own, so one store may serve
+/// several runtimes).
 /// Dropping the last handle finishes the writes already queued and closes
 /// the file (it waits for that).
 pub struct SqliteStore {
