@@ -114,14 +114,23 @@ impl From<SqliteError> for Error {
             SqliteError::Sqlite(ref s) if s.sqlite_error_code() == Some(ErrorCode::TooBig) => {
                 Error::invalid(e.to_string())
             }
-            SqliteError::Sqlite(ref s)
-                if s.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
-            {
+            SqliteError::Sqlite(ref s) if is_unique_violation(s) => {
                 Error::already_exists(e.to_string())
             }
             other => Error::unavailable("sqlite", other),
         }
     }
+}
+
+/// A unique or primary key taken (not any other constraint, which would be
+/// this crate's bug and stays `Unavailable`).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 #[cfg(test)]
@@ -138,6 +147,22 @@ mod tests {
             supported: 1,
         };
         assert_eq!(Error::from(newer).code(), "invalid_input");
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO t VALUES ('a', 'x')",
+        )
+        .unwrap();
+        let taken = conn
+            .execute("INSERT INTO t VALUES ('a', 'y')", [])
+            .unwrap_err();
+        assert_eq!(
+            Error::from(SqliteError::from(taken)).code(),
+            "already_exists"
+        );
+        let null = conn
+            .execute("INSERT INTO t VALUES ('b', NULL)", [])
+            .unwrap_err();
+        assert_eq!(Error::from(SqliteError::from(null)).code(), "unavailable");
         let gone = Error::from(SqliteError::Stopped("closing"));
         assert_eq!(gone.code(), "unavailable");
         assert!(std::error::Error::source(&gone).is_some());
