@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use chat_core::store::Appended;
-use chat_core::{Error, NewMessage, Result, UserId};
+use chat_core::{Error, NewMessage, Result};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -36,12 +36,17 @@ impl Batcher {
     }
 
     /// Appends through the next batch and waits for the answer.
-    pub(crate) async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
+    pub(crate) async fn append(
+        &self,
+        entry: NewMessage,
+        expected_version: u64,
+    ) -> Result<Appended> {
+        append::check(&entry)?;
         let config = &self.shared.config;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            msg,
-            recipients: recipients.to_vec(),
+            entry,
+            expected_version,
             deadline: Instant::now() + config.statement_timeout,
             reply,
         };

@@ -44,6 +44,18 @@ pub struct PostgresConfig {
     /// Group-commit statements in flight at once (each on its own
     /// connection).
     pub batch_inflight: usize,
+    /// Whether a batch is first written with the set-based statement (one
+    /// statement for the whole batch, about the cost of a bulk insert), as
+    /// by default. With `false` every batch is written by the
+    /// `append_entries` function, which takes its appends one by one
+    /// (several statements each): same answers, slower; for comparison and
+    /// diagnosis (see the crate docs).
+    pub set_based_appends: bool,
+    /// How long creating or upgrading the schema may take at `connect`
+    /// (instead of `statement_timeout`): an upgrade rewrites tables, which
+    /// takes minutes on a large database. Processes that start meanwhile
+    /// wait for it, up to this long.
+    pub migration_timeout: Duration,
 }
 
 impl Default for PostgresConfig {
@@ -56,6 +68,8 @@ impl Default for PostgresConfig {
             batch_max: 256,
             batch_linger: Duration::ZERO,
             batch_inflight: 2,
+            set_based_appends: true,
+            migration_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -79,7 +93,10 @@ impl PostgresConfig {
                 "batch_inflight cannot exceed pool_size: each batch in flight holds a connection",
             ));
         }
-        if self.statement_timeout.is_zero() || self.connect_timeout.is_zero() {
+        if self.statement_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.migration_timeout.is_zero()
+        {
             return Err(Error::invalid("timeouts must be above zero"));
         }
         Ok(())
@@ -138,6 +155,11 @@ mod tests {
         assert!(matches!(bad.validate(), Err(Error::InvalidInput { .. })));
         let bad = PostgresConfig {
             statement_timeout: Duration::ZERO,
+            ..PostgresConfig::default()
+        };
+        assert!(matches!(bad.validate(), Err(Error::InvalidInput { .. })));
+        let bad = PostgresConfig {
+            migration_timeout: Duration::ZERO,
             ..PostgresConfig::default()
         };
         assert!(matches!(bad.validate(), Err(Error::InvalidInput { .. })));

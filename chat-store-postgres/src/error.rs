@@ -1,7 +1,9 @@
 //! PostgreSQL's failures as [`chat_core::Error`] kinds.
 //!
 //! - A unique violation is [`Error::AlreadyExists`] (a taken username,
-//!   group id or message id).
+//!   conversation id, device id or invite).
+//! - Text the database cannot hold (a NUL character) is
+//!   [`Error::InvalidInput`].
 //! - Everything else the server or the connection reports (refused or lost
 //!   connections, a cancelled statement, a full pool, a timeout, and errors
 //!   that only a broken database produces, such as a missing table) is
@@ -15,11 +17,17 @@ use tokio_postgres::error::SqlState;
 
 /// Maps a driver error met while doing `what`.
 pub(crate) fn from_pg(what: &str, error: tokio_postgres::Error) -> Error {
-    if let Some(db) = error.as_db_error()
-        && *db.code() == SqlState::UNIQUE_VIOLATION
-    {
-        let constraint = db.constraint().unwrap_or("a unique key");
-        return Error::already_exists(format!("{what}: {constraint}"));
+    if let Some(db) = error.as_db_error() {
+        if *db.code() == SqlState::UNIQUE_VIOLATION {
+            let constraint = db.constraint().unwrap_or("a unique key");
+            return Error::already_exists(format!("{what}: {constraint}"));
+        }
+        // Text the database cannot hold (a NUL character): the caller's input.
+        if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || *db.code() == SqlState::UNTRANSLATABLE_CHARACTER
+        {
+            return Error::invalid(format!("{what}: {}", db.message()));
+        }
     }
     Error::unavailable(format!("postgres: {what}"), error)
 }
@@ -40,14 +48,4 @@ pub(crate) fn is_conflict(error: &tokio_postgres::Error) -> bool {
     error.code().is_some_and(|code| {
         *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
     })
-}
-
-/// Whether the error is a unique violation.
-pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
-}
-
-/// The constraint a unique violation (or other constraint error) names.
-pub(crate) fn constraint(error: &tokio_postgres::Error) -> Option<&str> {
-    error.as_db_error().and_then(|db| db.constraint())
 }

@@ -6,8 +6,10 @@ mod batcher;
 mod config;
 mod conn;
 mod conversations;
+mod cursors;
 mod error;
 mod ids;
+mod log;
 mod messages;
 mod migrations;
 mod plans;
@@ -18,4 +20,4 @@ pub mod testing;
 
 pub use config::PostgresConfig;
 pub use plans::HotQuery;
-pub use store::PostgresStore;
+pub use store::{AppendStats, PostgresStore};

@@ -1,110 +1,116 @@
-//! [`MessageStore`] for [`PostgresStore`]. Every call is one statement, so
-//! each is atomic on its own; `append` goes through the group-commit
-//! batcher (see `batcher.rs` and `append.rs`).
+//! [`MessageStore`] for [`PostgresStore`]: `append` goes through the
+//! group-commit batcher (`batcher.rs`, `append.rs`); every other call is
+//! one statement (`log.rs`, `cursors.rs`), hence atomic on its own.
 
 use async_trait::async_trait;
-use chat_core::store::{Acked, Appended, Cursors, MessageStore};
-use chat_core::{ConversationId, Message, MessageId, NewMessage, Result, UserId};
+use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use chat_core::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Result, UserId};
 
+use crate::append::count;
+use crate::cursors::{
+    ACK, CONVERSATION_CURSORS, CURSORS, DEVICE_CURSORS, FORGET_DEVICE, MARK_READ, START_DEVICE,
+    START_MEMBER, USER_CURSORS,
+};
 use crate::ids::{from_db, limit, to_db};
+use crate::log::{self, ENTRY, HEAD, HEADS, HISTORY, PURGE, RANGE, REMOVE, Window};
 use crate::rows;
 use crate::store::PostgresStore;
 
-/// Deletes a message with its dedup key (only if the key still names it)
-/// and its pending deliveries.
-const REMOVE: &str = r#"
-WITH gone AS (
-    DELETE FROM messages WHERE conversation_id = $1::text AND message_id = $2::int8
-    RETURNING sender_id, client_msg_id
-), key AS (
-    DELETE FROM dedup d USING gone g
-    WHERE d.sender_id = g.sender_id AND d.client_msg_id = g.client_msg_id
-      AND d.conversation_id = $1::text AND d.message_id = $2::int8
-), deliveries AS (
-    DELETE FROM pending WHERE conversation_id = $1::text AND message_id = $2::int8
-)
-SELECT count(*) FROM gone
-"#;
+/// A cursor column.
+fn id(value: Option<i64>) -> Option<MessageId> {
+    value.map(from_db)
+}
 
-/// The history page queries, with and without `before` (two statements so
-/// that each has one plan that uses the primary key).
-pub(crate) const HISTORY: &str = "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
-     FROM messages m WHERE m.conversation_id = $1::text \
-     ORDER BY m.message_id DESC LIMIT $2::int8";
-pub(crate) const HISTORY_BEFORE: &str = "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
-     FROM messages m WHERE m.conversation_id = $1::text AND m.message_id < $2::int8 \
-     ORDER BY m.message_id DESC LIMIT $3::int8";
+/// The index of a list element from its (1-based) ordinality.
+fn position(n: i64) -> Option<usize> {
+    usize::try_from(n.checked_sub(1)?).ok()
+}
 
-/// A user's pending messages after a cursor, oldest first (as the reference
-/// store: by id, then conversation).
-pub(crate) const PENDING: &str = "SELECT m.conversation_id, m.message_id, m.sender_id, m.body, m.ts \
-     FROM pending p JOIN messages m \
-       ON m.conversation_id = p.conversation_id AND m.message_id = p.message_id \
-     WHERE p.user_id = $1::text AND p.message_id >= $2::int8 \
-     ORDER BY p.message_id, p.conversation_id LIMIT $3::int8";
-
-/// Moves the delivered cursor (never back) and drops the deliveries it covers.
-const ACK: &str = r#"
-WITH cursor AS (
-    INSERT INTO cursors (user_id, conversation_id, delivered) VALUES ($1::text, $2::text, $3::int8)
-    ON CONFLICT (user_id, conversation_id)
-    DO UPDATE SET delivered = GREATEST(cursors.delivered, EXCLUDED.delivered)
-), gone AS (
-    DELETE FROM pending
-    WHERE user_id = $1::text AND conversation_id = $2::text AND message_id <= $3::int8
-    RETURNING message_id, sender_id
-)
-SELECT message_id, sender_id FROM gone ORDER BY message_id
-"#;
-
-/// Moves the read cursor forward; a row comes back only when it moved.
-const MARK_READ: &str = r#"
-INSERT INTO cursors (user_id, conversation_id, read) VALUES ($1::text, $2::text, $3::int8)
-ON CONFLICT (user_id, conversation_id)
-DO UPDATE SET read = EXCLUDED.read
-WHERE cursors.read IS NULL OR cursors.read < EXCLUDED.read
-RETURNING 1
-"#;
-
-const CURSORS: &str =
-    "SELECT delivered, read FROM cursors WHERE user_id = $1::text AND conversation_id = $2::text";
-
-const CLEAR_PENDING: &str = "DELETE FROM pending WHERE user_id = $1::text AND conversation_id = $2::text \
-     RETURNING message_id";
-
-/// Deletes those of the ids that nobody has pending, with their dedup keys.
-const PURGE: &str = r#"
-WITH gone AS (
-    DELETE FROM messages m
-    WHERE m.conversation_id = $1::text AND m.message_id = ANY($2::int8[])
-      AND NOT EXISTS (
-          SELECT 1 FROM pending p
-          WHERE p.conversation_id = $1::text AND p.message_id = m.message_id
-      )
-    RETURNING message_id, sender_id, client_msg_id
-), keys AS (
-    DELETE FROM dedup d USING gone g
-    WHERE d.sender_id = g.sender_id AND d.client_msg_id = g.client_msg_id
-      AND d.conversation_id = $1::text AND d.message_id = g.message_id
-)
-SELECT message_id FROM gone ORDER BY message_id
-"#;
-
-const LAST_MESSAGE: &str = "SELECT message_id FROM messages WHERE conversation_id = $1::text \
-     ORDER BY message_id DESC LIMIT 1";
-
-/// Messages from others after the read cursor (all of them without one).
-const UNREAD: &str = r#"
-SELECT count(*) FROM messages m
-LEFT JOIN cursors c ON c.user_id = $1::text AND c.conversation_id = $2::text
-WHERE m.conversation_id = $2::text AND m.sender_id <> $1::text
-  AND (c.read IS NULL OR m.message_id > c.read)
-"#;
+impl PostgresStore {
+    /// Runs [`HISTORY`] or [`RANGE`] over `window`.
+    async fn page(
+        &self,
+        what: &str,
+        sql: &str,
+        conversation: &ConversationId,
+        window: Option<Window>,
+        limit_: usize,
+    ) -> Result<Vec<Message>> {
+        let Some(w) = window else {
+            return Ok(Vec::new());
+        };
+        if limit_ == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.shared.conn(what).await?;
+        let rows = conn
+            .query(
+                what,
+                sql,
+                &[&conversation.as_str(), &w.low, &w.high, &limit(limit_)],
+            )
+            .await?;
+        rows::entries(&rows)
+    }
+}
 
 #[async_trait]
 impl MessageStore for PostgresStore {
-    async fn append(&self, msg: NewMessage, recipients: &[UserId]) -> Result<Appended> {
-        self.batcher.append(msg, recipients).await
+    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
+        self.batcher.append(entry, expected_version).await
+    }
+
+    async fn head(&self, conversation: &ConversationId) -> Result<Head> {
+        let mut conn = self.shared.conn("head").await?;
+        let rows = conn.query("head", HEAD, &[&conversation.as_str()]).await?;
+        Ok(rows.first().map(|r| log::head(r, 0)).unwrap_or_default())
+    }
+
+    async fn heads(&self, conversations: &[ConversationId]) -> Result<Vec<Head>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = conversations.iter().map(ConversationId::as_str).collect();
+        let mut conn = self.shared.conn("heads").await?;
+        let rows = conn.query("heads", HEADS, &[&ids]).await?;
+        let mut heads = vec![Head::default(); ids.len()];
+        for row in &rows {
+            if let Some(slot) = position(row.get(0)).and_then(|i| heads.get_mut(i)) {
+                *slot = log::head(row, 1);
+            }
+        }
+        Ok(heads)
+    }
+
+    async fn entry(&self, conversation: &ConversationId, id: MessageId) -> Result<Option<Message>> {
+        let mut conn = self.shared.conn("entry").await?;
+        let rows = conn
+            .query("entry", ENTRY, &[&conversation.as_str(), &to_db(id)])
+            .await?;
+        rows.first().map(|r| rows::entry(r, 0)).transpose()
+    }
+
+    async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        floor: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let window = Window::between(floor, before);
+        self.page("history", HISTORY, conversation, window, limit)
+            .await
+    }
+
+    async fn range(
+        &self,
+        conversation: &ConversationId,
+        after: Option<MessageId>,
+        up_to: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let window = Window::after_up_to(after, up_to);
+        self.page("range", RANGE, conversation, window, limit).await
     }
 
     async fn remove(&self, conversation: &ConversationId, id: MessageId) -> Result<()> {
@@ -114,81 +120,130 @@ impl MessageStore for PostgresStore {
         Ok(())
     }
 
-    async fn history(
-        &self,
-        conversation: &ConversationId,
-        before: Option<MessageId>,
-        limit_: usize,
-    ) -> Result<Vec<Message>> {
-        let mut conn = self.shared.conn("history").await?;
-        let rows = match before {
-            Some(before) => {
-                conn.query(
-                    "history",
-                    HISTORY_BEFORE,
-                    &[&conversation.as_str(), &to_db(before), &limit(limit_)],
-                )
-                .await?
-            }
-            None => {
-                conn.query(
-                    "history",
-                    HISTORY,
-                    &[&conversation.as_str(), &limit(limit_)],
-                )
-                .await?
-            }
-        };
-        Ok(rows.iter().map(|r| rows::message(r, 0)).collect())
+    async fn purge(&self, conversation: &ConversationId, up_to: MessageId) -> Result<u64> {
+        let mut conn = self.shared.conn("purge").await?;
+        let rows = conn
+            .query("purge", PURGE, &[&conversation.as_str(), &to_db(up_to)])
+            .await?;
+        Ok(rows.first().map_or(0, |r| count(r.get(0))))
     }
 
-    async fn pending(
+    async fn cursors(
         &self,
         user: &UserId,
-        after: Option<MessageId>,
-        limit_: usize,
-    ) -> Result<Vec<Message>> {
-        // `>= after + 1` rather than `> after`, so one statement covers
-        // "no cursor" (from id 0) too.
-        let from = match after {
-            Some(after) => match after.get().checked_add(1) {
-                Some(next) => MessageId(next),
-                None => return Ok(Vec::new()),
-            },
-            None => MessageId(0),
-        };
-        let mut conn = self.shared.conn("pending").await?;
+        device: Option<&DeviceId>,
+        conversation: &ConversationId,
+    ) -> Result<Cursors> {
+        let mut conn = self.shared.conn("cursors").await?;
+        let device = device.map(DeviceId::as_str);
         let rows = conn
             .query(
-                "pending",
-                PENDING,
-                &[&user.as_str(), &to_db(from), &limit(limit_)],
+                "cursors",
+                CURSORS,
+                &[&user.as_str(), &conversation.as_str(), &device],
             )
             .await?;
-        Ok(rows.iter().map(|r| rows::message(r, 0)).collect())
+        Ok(rows
+            .first()
+            .map(|r| Cursors {
+                delivered: id(r.get(0)),
+                read: id(r.get(1)),
+                read_seq: r.get::<_, Option<i64>>(2).map_or(0, count),
+                device_delivered: id(r.get(3)),
+            })
+            .unwrap_or_default())
+    }
+
+    async fn user_cursors(
+        &self,
+        user: &UserId,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<Cursors>> {
+        if conversations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = conversations.iter().map(ConversationId::as_str).collect();
+        let mut conn = self.shared.conn("user_cursors").await?;
+        let rows = conn
+            .query("user_cursors", USER_CURSORS, &[&user.as_str(), &ids])
+            .await?;
+        let mut cursors = vec![Cursors::default(); ids.len()];
+        for row in &rows {
+            if let Some(slot) = position(row.get(0)).and_then(|i| cursors.get_mut(i)) {
+                *slot = Cursors {
+                    device_delivered: None,
+                    delivered: id(row.get(1)),
+                    read: id(row.get(2)),
+                    read_seq: count(row.get(3)),
+                };
+            }
+        }
+        Ok(cursors)
+    }
+
+    async fn device_cursors(&self, device: &DeviceId) -> Result<Vec<(ConversationId, MessageId)>> {
+        let mut conn = self.shared.conn("device_cursors").await?;
+        let rows = conn
+            .query("device_cursors", DEVICE_CURSORS, &[&device.as_str()])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (ConversationId::from(r.get::<_, &str>(0)), from_db(r.get(1))))
+            .collect())
+    }
+
+    async fn conversation_cursors(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<DeviceCursor>> {
+        let mut conn = self.shared.conn("conversation_cursors").await?;
+        let rows = conn
+            .query(
+                "conversation_cursors",
+                CONVERSATION_CURSORS,
+                &[&conversation.as_str()],
+            )
+            .await?;
+        let mut out: Vec<DeviceCursor> = rows
+            .iter()
+            .map(|r| DeviceCursor {
+                user_id: UserId::from(r.get::<_, &str>(0)),
+                device_id: DeviceId::from(r.get::<_, &str>(1)),
+                delivered: from_db(r.get(2)),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.user_id, &a.device_id).cmp(&(&b.user_id, &b.device_id)));
+        Ok(out)
     }
 
     async fn ack(
         &self,
         user: &UserId,
+        device: &DeviceId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<Vec<Acked>> {
+    ) -> Result<AckMoved> {
         let mut conn = self.shared.conn("ack").await?;
         let rows = conn
             .query(
                 "ack",
                 ACK,
-                &[&user.as_str(), &conversation.as_str(), &to_db(up_to)],
+                &[
+                    &user.as_str(),
+                    &device.as_str(),
+                    &conversation.as_str(),
+                    &to_db(up_to),
+                ],
             )
             .await?;
         Ok(rows
-            .iter()
-            .map(|r| Acked {
-                message_id: from_db(r.get(0)),
-                sender_id: UserId::from(r.get::<_, &str>(1)),
+            .first()
+            .map(|r| AckMoved {
+                device_before: id(r.get(0)),
+                user_before: id(r.get(1)),
+                user_after: id(r.get(2)),
             })
-            .collect())
+            .unwrap_or_default())
     }
 
     async fn mark_read(
@@ -196,7 +251,7 @@ impl MessageStore for PostgresStore {
         user: &UserId,
         conversation: &ConversationId,
         up_to: MessageId,
-    ) -> Result<bool> {
+    ) -> Result<(Option<MessageId>, bool)> {
         let mut conn = self.shared.conn("mark_read").await?;
         let rows = conn
             .query(
@@ -205,76 +260,50 @@ impl MessageStore for PostgresStore {
                 &[&user.as_str(), &conversation.as_str(), &to_db(up_to)],
             )
             .await?;
-        Ok(!rows.is_empty())
-    }
-
-    async fn cursors(&self, user: &UserId, conversation: &ConversationId) -> Result<Cursors> {
-        let mut conn = self.shared.conn("cursors").await?;
-        let rows = conn
-            .query(
-                "cursors",
-                CURSORS,
-                &[&user.as_str(), &conversation.as_str()],
-            )
-            .await?;
         Ok(rows
             .first()
-            .map(|r| Cursors {
-                delivered: r.get::<_, Option<i64>>(0).map(from_db),
-                read: r.get::<_, Option<i64>>(1).map(from_db),
-            })
-            .unwrap_or_default())
+            .map(|r| (id(r.get(0)), r.get(1)))
+            .unwrap_or((None, false)))
     }
 
-    async fn clear_pending(
+    async fn start_member(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-    ) -> Result<Vec<MessageId>> {
-        let mut conn = self.shared.conn("clear_pending").await?;
-        let rows = conn
-            .query(
-                "clear_pending",
-                CLEAR_PENDING,
-                &[&user.as_str(), &conversation.as_str()],
-            )
-            .await?;
-        let mut ids: Vec<MessageId> = rows.iter().map(|r| from_db(r.get(0))).collect();
-        ids.sort_unstable();
-        Ok(ids)
+        head: Head,
+    ) -> Result<()> {
+        let seq = i64::try_from(head.seq).unwrap_or(i64::MAX);
+        let mut conn = self.shared.conn("start_member").await?;
+        conn.query(
+            "start_member",
+            START_MEMBER,
+            &[
+                &user.as_str(),
+                &conversation.as_str(),
+                &head.last_id.map(to_db),
+                &seq,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
-    async fn purge_delivered(
-        &self,
-        conversation: &ConversationId,
-        ids: &[MessageId],
-    ) -> Result<Vec<MessageId>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let db_ids: Vec<i64> = ids.iter().copied().map(to_db).collect();
-        let mut conn = self.shared.conn("purge_delivered").await?;
-        let rows = conn
-            .query("purge_delivered", PURGE, &[&conversation.as_str(), &db_ids])
-            .await?;
-        Ok(rows.iter().map(|r| from_db(r.get(0))).collect())
+    async fn start_device(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        let mut conn = self.shared.conn("start_device").await?;
+        conn.query(
+            "start_device",
+            START_DEVICE,
+            &[&user.as_str(), &device.as_str()],
+        )
+        .await?;
+        Ok(())
     }
 
-    async fn last_message_id(&self, conversation: &ConversationId) -> Result<Option<MessageId>> {
-        let mut conn = self.shared.conn("last_message_id").await?;
-        let rows = conn
-            .query("last_message_id", LAST_MESSAGE, &[&conversation.as_str()])
+    async fn forget_device(&self, device: &DeviceId) -> Result<()> {
+        let mut conn = self.shared.conn("forget_device").await?;
+        conn.query("forget_device", FORGET_DEVICE, &[&device.as_str()])
             .await?;
-        Ok(rows.first().map(|r| from_db(r.get(0))))
-    }
-
-    async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
-        let mut conn = self.shared.conn("unread").await?;
-        let rows = conn
-            .query("unread", UNREAD, &[&user.as_str(), &conversation.as_str()])
-            .await?;
-        let count: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -3,17 +3,34 @@
 //! transaction-scoped advisory lock, so that processes starting at once take
 //! turns and the later ones find nothing left to do.
 
-use chat_core::Result;
+use std::time::Duration;
+
+use chat_core::{Error, Result};
 
 use crate::conn::Conn;
-use crate::migrations::MIGRATIONS;
+use crate::migrations::{LATEST, MIGRATIONS};
 
-/// Brings `schema` up to the newest migration on `conn`.
-pub(crate) async fn migrate(conn: &mut Conn, schema: &str) -> Result<()> {
+/// Brings `schema` up to migration `up_to` on `conn` (tests build old
+/// schemas with it, to upgrade them). A schema that some newer build has
+/// taken past [`LATEST`] is refused: this build does not know its tables.
+/// Each statement may run for `timeout` (a table rewrite takes long).
+pub(crate) async fn migrate_to(
+    conn: &mut Conn,
+    schema: &str,
+    up_to: i32,
+    timeout: Duration,
+) -> Result<()> {
     // Any failure below leaves the transaction open: the connection is then
     // closed rather than pooled, which rolls it back.
     conn.poison_until_done();
-    conn.batch_execute("migrate: begin", "BEGIN").await?;
+    conn.batch_execute(
+        "migrate: begin",
+        &format!(
+            "BEGIN; SET LOCAL statement_timeout = {}",
+            timeout.as_millis()
+        ),
+    )
+    .await?;
     let lock = lock_key(schema);
     conn.query(
         "migrate: advisory lock",
@@ -60,8 +77,22 @@ pub(crate) async fn migrate(conn: &mut Conn, schema: &str) -> Result<()> {
         .iter()
         .map(|row| row.get(0))
         .collect();
+    if let Some(newest) = applied.iter().copied().max().filter(|v| *v > LATEST) {
+        // Let go of the lock and the tables now, rather than when the
+        // closed connection is noticed.
+        if conn
+            .batch_execute("migrate: roll back", "ROLLBACK")
+            .await
+            .is_ok()
+        {
+            conn.done();
+        }
+        return Err(Error::unavailable_msg(format!(
+            "postgres: schema {schema} is at version {newest}, newer than this build's {LATEST}: upgrade chat-store-postgres"
+        )));
+    }
     for migration in MIGRATIONS {
-        if applied.contains(&migration.version) {
+        if migration.version > up_to || applied.contains(&migration.version) {
             continue;
         }
         tracing::info!(

@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chat_core::{Error, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -16,6 +18,30 @@ use crate::schema;
 pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) config: PostgresConfig,
+    pub(crate) stats: Counters,
+}
+
+/// Counts of the batcher's work (see [`AppendStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) appends: AtomicU64,
+    pub(crate) one_by_one: AtomicU64,
+}
+
+/// What the group-commit batcher has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Batches written (each one round trip and one commit; one that was
+    /// written again one by one counts once).
+    pub batches: u64,
+    /// Appends in them.
+    pub appends: u64,
+    /// Batches written one append at a time by `append_entries` (several
+    /// statements per append): a set-based write was refused (a conflict,
+    /// a duplicate, a missing target) or not tried (appends that depend on
+    /// each other). Many of these mean contention on some conversations.
+    pub one_by_one: u64,
 }
 
 impl Shared {
@@ -35,8 +61,9 @@ impl Shared {
     }
 }
 
-/// Messages, deliveries, cursors, conversations and accounts in PostgreSQL:
-/// implements [`MessageStore`](chat_core::store::MessageStore),
+/// Conversation logs with their heads, cursors, conversations, members,
+/// invites, accounts, devices and blocks in PostgreSQL: implements
+/// [`MessageStore`](chat_core::store::MessageStore),
 /// [`ConversationStore`](chat_core::store::ConversationStore) and
 /// [`AccountStore`](chat_core::store::AccountStore). See the
 /// [crate docs](crate) for the schema, the query plans and group commit.
@@ -46,6 +73,9 @@ impl Shared {
 pub struct PostgresStore {
     pub(crate) shared: Arc<Shared>,
     pub(crate) batcher: Batcher,
+    /// Drops a test's schema when the store goes (see [`crate::testing`]).
+    /// Last, so that it runs after the batcher has stopped taking appends.
+    pub(crate) schema_guard: Option<crate::testing::SchemaGuard>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -71,6 +101,49 @@ impl PostgresStore {
 
     /// Like [`connect`](Self::connect), with `config`.
     pub async fn connect_with(url: &str, config: PostgresConfig) -> Result<Self> {
+        let shared = Arc::new(Shared::open(url, config)?);
+        shared.migrate_to(crate::migrations::LATEST).await?;
+        let batcher = Batcher::start(shared.clone());
+        Ok(Self {
+            shared,
+            batcher,
+            schema_guard: None,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.shared.config
+    }
+
+    /// What the group-commit batcher has done so far.
+    pub fn append_stats(&self) -> AppendStats {
+        let c = &self.shared.stats;
+        AppendStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            one_by_one: c.one_by_one.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Shared {
+    /// Brings the schema up to migration `version`, on a connection whose
+    /// deadline is the migration timeout.
+    pub(crate) async fn migrate_to(&self, version: i32) -> Result<()> {
+        let deadline = self.config.migration_timeout + Duration::from_secs(1);
+        let mut conn = Conn::get(&self.pool, deadline, "migrate").await?;
+        schema::migrate_to(
+            &mut conn,
+            &self.config.schema,
+            version,
+            self.config.migration_timeout,
+        )
+        .await
+    }
+
+    /// The pool for `url` (no connection is opened yet).
+    pub(crate) fn open(url: &str, config: PostgresConfig) -> Result<Self> {
         config.validate()?;
         let mut pg: tokio_postgres::Config = url
             .parse()
@@ -104,16 +177,10 @@ impl PostgresStore {
             .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| Error::invalid(format!("postgres pool: {e}")))?;
-        let shared = Arc::new(Shared { pool, config });
-        let mut conn = shared.conn("migrate").await?;
-        schema::migrate(&mut conn, &shared.config.schema).await?;
-        drop(conn);
-        let batcher = Batcher::start(shared.clone());
-        Ok(Self { shared, batcher })
-    }
-
-    /// The configuration in use.
-    pub fn config(&self) -> &PostgresConfig {
-        &self.shared.config
+        Ok(Self {
+            pool,
+            config,
+            stats: Counters::default(),
+        })
     }
 }

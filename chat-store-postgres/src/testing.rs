@@ -1,5 +1,6 @@
-//! Helpers for tests against a real server: the URL from the environment
-//! and a store in a fresh schema of its own.
+//! Helpers for tests against a real server: the URL from the environment,
+//! a store in a fresh schema of its own, and the schema dropped again when
+//! the test is done with it.
 //!
 //! - `CHAT_TEST_POSTGRES_URL`: the server (`scripts/services up postgres`
 //!   prints it; `scripts/test` exports it).
@@ -9,7 +10,9 @@
 //!   and answer `None`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::store::Shared;
 use crate::{PostgresConfig, PostgresStore};
 
 /// The environment variable with the test server's URL.
@@ -47,19 +50,22 @@ pub fn fresh_schema() -> String {
 }
 
 /// A store on the test server in a fresh schema, with `config` (its
-/// `schema` is replaced). `None`, after printing why, when there is no
-/// server and it is not required.
+/// `schema` is replaced). The schema is dropped when the store is (also
+/// when the test panics: unwinding drops it). `None`, after printing why,
+/// when there is no server and it is not required.
 ///
 /// # Panics
 /// When the server is required but not set or not reachable.
 pub async fn fresh_store_with(config: PostgresConfig) -> Option<Arc<PostgresStore>> {
     let url = test_url()?;
-    let config = PostgresConfig {
-        schema: fresh_schema(),
-        ..config
-    };
+    let schema = fresh_schema();
+    let guard = SchemaGuard::new(&url, &schema);
+    let config = PostgresConfig { schema, ..config };
     match PostgresStore::connect_with(&url, config).await {
-        Ok(store) => Some(Arc::new(store)),
+        Ok(mut store) => {
+            store.schema_guard = Some(guard);
+            Some(Arc::new(store))
+        }
         Err(e) => {
             let why = format!("PostgreSQL at {url} cannot be used: {e}");
             if services_required() {
@@ -77,6 +83,140 @@ pub async fn fresh_store_with(config: PostgresConfig) -> Option<Arc<PostgresStor
 /// As [`fresh_store_with`].
 pub async fn fresh_store() -> Option<Arc<PostgresStore>> {
     fresh_store_with(PostgresConfig::default()).await
+}
+
+/// A fresh schema on the test server, created and migrated to the newest
+/// version, for processes that connect to it by name (chat-server nodes of
+/// one test): the guard names it and drops it when the test drops the
+/// guard. `None`, after printing why, when there is no server and it is not
+/// required. (A store from [`fresh_store`] drops its schema with the store,
+/// so it cannot lend its schema to others beyond its own life.)
+///
+/// # Panics
+/// As [`fresh_store_with`].
+pub async fn fresh_migrated_schema() -> Option<SchemaGuard> {
+    let url = test_url()?;
+    let guard = SchemaGuard::new(&url, &fresh_schema());
+    let config = PostgresConfig {
+        schema: guard.schema().to_owned(),
+        ..PostgresConfig::default()
+    };
+    let migrated = match Shared::open(&url, config) {
+        Ok(shared) => shared.migrate_to(crate::migrations::LATEST).await,
+        Err(e) => Err(e),
+    };
+    match migrated {
+        Ok(()) => Some(guard),
+        Err(e) => {
+            let why = format!("PostgreSQL at {url} cannot be used: {e}");
+            if services_required() {
+                panic!("{REQUIRE_VAR}=1 but {why}");
+            }
+            skip_line(&why);
+            None
+        }
+    }
+}
+
+/// Creates `schema` at `url` holding the tables of migration `version`
+/// only (not the newest): for tests that fill an old schema and then let
+/// [`PostgresStore::connect_with`] upgrade it.
+///
+/// # Errors
+/// As [`PostgresStore::connect_with`].
+pub async fn create_schema_at(url: &str, schema: &str, version: i32) -> chat_core::Result<()> {
+    let config = PostgresConfig {
+        schema: schema.to_owned(),
+        ..PostgresConfig::default()
+    };
+    Shared::open(url, config)?.migrate_to(version).await
+}
+
+/// Drops a schema (`DROP SCHEMA … CASCADE`) when dropped itself: a test
+/// holds one for every schema it creates, so the schema goes at the end of
+/// the test, whether it passed or panicked.
+///
+/// The drop runs on a thread of its own with its own connection (so it
+/// works from within the test's runtime, and after it), waits at most ten
+/// seconds for locks, and only prints when it fails. Tests that hold one
+/// should run on a multi-threaded runtime: on a single thread, the drop
+/// blocks the store's connection tasks, and a connection closed with a
+/// transaction open (after a failure) keeps its locks until the drop
+/// gives up.
+#[derive(Debug)]
+pub struct SchemaGuard {
+    url: String,
+    schema: String,
+}
+
+impl SchemaGuard {
+    /// A guard for `schema` on the server at `url`.
+    pub fn new(url: &str, schema: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+        }
+    }
+
+    /// The schema it drops.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(drop_schema(&url, &schema))
+        });
+        // On a multi-threaded runtime, the other tasks of this worker
+        // (the store's connections among them) move elsewhere meanwhile.
+        let on_multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let joined = if on_multi_thread {
+            tokio::task::block_in_place(|| dropper.join())
+        } else {
+            dropper.join()
+        };
+        let failure = match joined {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(_) => "the thread dropping it panicked".to_owned(),
+        };
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "test schema {} was not dropped: {failure}",
+            self.schema
+        );
+    }
+}
+
+async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    config.connect_timeout(Duration::from_secs(5));
+    let connect = config.connect(tokio_postgres::NoTls);
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| "no connection in time".to_owned())?
+        .map_err(|e| format!("{e}"))?;
+    tokio::spawn(connection);
+    let quoted = schema.replace('"', "\"\"");
+    let sql = format!(
+        "SET lock_timeout = '10s'; SET statement_timeout = '20s'; DROP SCHEMA IF EXISTS \"{quoted}\" CASCADE"
+    );
+    tokio::time::timeout(Duration::from_secs(30), client.batch_execute(&sql))
+        .await
+        .map_err(|_| "no reply in time".to_owned())?
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
 }
 
 /// Prints the skip line where `cargo test` shows it even for a passing

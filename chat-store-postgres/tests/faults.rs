@@ -1,14 +1,18 @@
 //! PostgreSQL taken away from one store, through a TCP proxy that the test
 //! cuts or freezes (the shared server itself keeps running): calls answer
-//! `Unavailable`, nothing is half-written, and the same store serves again
-//! once the server is reachable.
+//! `Unavailable`, nothing is half-written (no entry, no head move, no
+//! cursor move, no dedup key), and the same store serves again once the
+//! server is reachable.
 
 mod support;
 
 use std::time::Duration;
 
 use chat_core::store::MessageStore;
-use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, UserId, now_millis};
+use chat_core::{
+    ConversationId, DeviceId, Error, Head, Message, MessageId, NewMessage, UserId, now_millis,
+};
+use chat_store_postgres::testing::SchemaGuard;
 use chat_store_postgres::{PostgresConfig, PostgresStore, testing};
 use support::{Proxy, server_addr, server_and_url_via};
 
@@ -23,14 +27,15 @@ fn short_timeouts(schema: String) -> PostgresConfig {
 
 fn keyed(conversation: &ConversationId, sender: &UserId, id: u64, key: &str) -> NewMessage {
     NewMessage {
-        message: Message {
-            message_id: MessageId(id),
-            conversation_id: conversation.clone(),
-            sender_id: sender.clone(),
-            body: format!("message {id}"),
-            ts: now_millis(),
-        },
+        message: Message::text(
+            MessageId(id),
+            conversation.clone(),
+            sender.clone(),
+            format!("message {id}"),
+            now_millis(),
+        ),
         client_msg_id: Some(key.to_owned()),
+        device: Some(DeviceId::from("phone")),
     }
 }
 
@@ -43,72 +48,78 @@ fn assert_unavailable<T: std::fmt::Debug>(result: chat_core::Result<T>, what: &s
     }
 }
 
-/// A store behind a proxy, with one message stored through it.
+/// A store behind a proxy, with one entry stored through it.
 struct Setup {
     proxy: Proxy,
     store: PostgresStore,
     conversation: ConversationId,
     sender: UserId,
-    recipient: UserId,
     first: Message,
+    head: Head,
+    // Last: the schema goes after the store.
+    _guard: SchemaGuard,
 }
 
 async fn setup() -> Option<Setup> {
     let url = testing::test_url()?;
     let proxy = Proxy::start(server_addr(&url)).await;
     let (_, via) = server_and_url_via(&url, proxy.addr());
-    let store = PostgresStore::connect_with(&via, short_timeouts(testing::fresh_schema()))
+    let schema = testing::fresh_schema();
+    let guard = SchemaGuard::new(&url, &schema);
+    let store = PostgresStore::connect_with(&via, short_timeouts(schema))
         .await
         .expect("connect through the proxy");
     let conversation = ConversationId::from("g:faults");
-    let (sender, recipient) = (UserId::from("sender"), UserId::from("recipient"));
+    let sender = UserId::from("sender");
     let first = store
-        .append(
-            keyed(&conversation, &sender, 1, "k1"),
-            std::slice::from_ref(&recipient),
-        )
+        .append(keyed(&conversation, &sender, 1, "k1"), 0)
         .await
         .expect("append while reachable")
         .message;
+    let head = store.head(&conversation).await.expect("head");
     Some(Setup {
         proxy,
         store,
         conversation,
         sender,
-        recipient,
         first,
+        head,
+        _guard: guard,
     })
 }
 
-/// After the outage: only the first message is stored, the failed send's
-/// key is free, and the same store serves.
+/// After the outage: only the first entry is stored, the head and the
+/// sender's cursors did not move, the failed send's key is free, and the
+/// same store serves.
 async fn check_nothing_half_written(s: &Setup) {
-    let history = s
+    let stored = s
         .store
-        .history(&s.conversation, None, 100)
+        .range(&s.conversation, None, None, 100)
         .await
-        .expect("history once reachable again, without a restart");
+        .expect("range once reachable again, without a restart");
     assert_eq!(
-        history,
+        stored,
         vec![s.first.clone()],
         "the failed send must not be stored"
     );
-    let pending = s
-        .store
-        .pending(&s.recipient, None, 100)
-        .await
-        .expect("pending once reachable again");
     assert_eq!(
-        pending,
-        vec![s.first.clone()],
-        "the failed send must leave no delivery"
+        s.store.head(&s.conversation).await.expect("head"),
+        s.head,
+        "the failed send must not move the head"
+    );
+    let cursors = s
+        .store
+        .cursors(&s.sender, Some(&DeviceId::from("phone")), &s.conversation)
+        .await
+        .expect("cursors");
+    assert_eq!(
+        (cursors.delivered, cursors.read, cursors.device_delivered),
+        (Some(MessageId(1)), Some(MessageId(1)), Some(MessageId(1))),
+        "the failed send must not move the sender's cursors"
     );
     let retried = s
         .store
-        .append(
-            keyed(&s.conversation, &s.sender, 3, "k2"),
-            std::slice::from_ref(&s.recipient),
-        )
+        .append(keyed(&s.conversation, &s.sender, 3, "k2"), s.head.version)
         .await
         .expect("a retry once reachable again");
     assert!(
@@ -116,10 +127,15 @@ async fn check_nothing_half_written(s: &Setup) {
         "the failed send must not have left its dedup key: the retry stores"
     );
     assert_eq!(
+        retried.prev,
+        Some(MessageId(1)),
+        "the chain goes on from the first"
+    );
+    assert_eq!(
         s.store
-            .history(&s.conversation, None, 100)
+            .range(&s.conversation, None, None, 100)
             .await
-            .expect("history")
+            .expect("range")
             .len(),
         2
     );
@@ -131,15 +147,18 @@ async fn unreachable_server_answers_unavailable_then_recovers() {
     s.proxy.cut().await;
     assert_unavailable(
         s.store
-            .append(
-                keyed(&s.conversation, &s.sender, 2, "k2"),
-                std::slice::from_ref(&s.recipient),
-            )
+            .append(keyed(&s.conversation, &s.sender, 2, "k2"), s.head.version)
             .await,
         "append",
     );
-    assert_unavailable(s.store.history(&s.conversation, None, 10).await, "history");
-    assert_unavailable(s.store.pending(&s.recipient, None, 10).await, "pending");
+    assert_unavailable(
+        s.store.history(&s.conversation, None, None, 10).await,
+        "history",
+    );
+    assert_unavailable(
+        s.store.device_cursors(&DeviceId::from("phone")).await,
+        "device_cursors",
+    );
     s.proxy.restore().await;
     check_nothing_half_written(&s).await;
 }
@@ -152,17 +171,11 @@ async fn silent_server_answers_unavailable_then_recovers() {
     s.proxy.freeze();
     assert_unavailable(
         s.store
-            .append(
-                keyed(&s.conversation, &s.sender, 2, "k2"),
-                std::slice::from_ref(&s.recipient),
-            )
+            .append(keyed(&s.conversation, &s.sender, 2, "k2"), s.head.version)
             .await,
         "append",
     );
-    assert_unavailable(
-        s.store.last_message_id(&s.conversation).await,
-        "last_message_id",
-    );
+    assert_unavailable(s.store.head(&s.conversation).await, "head");
     // What the frozen connections held is dropped, never delivered.
     s.proxy.restore().await;
     check_nothing_half_written(&s).await;

@@ -1,28 +1,43 @@
 //! `ShardedStore` by user over two PostgreSQL stores (two schemas), with
-//! the second shard made to fail for real in the middle of a send.
+//! the second shard made to fail for real in the middle of a send: the
+//! send is `Unavailable`, the first shard's copy is removed again, and the
+//! retry (with the same key) lands on both.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::store::{MessageStore, ShardBy, ShardedStore};
+use chat_core::store::{Appended, MessageStore, ShardBy, ShardedStore};
 use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, UserId, now_millis};
+use chat_store_postgres::testing::SchemaGuard;
 use chat_store_postgres::{PostgresConfig, PostgresStore, testing};
 use support::{Proxy, raw_client, server_addr, server_and_url_via};
 
-async fn shard(url: &str, schema: &str) -> Arc<PostgresStore> {
+/// A shard in `schema` at `url`; the schema is dropped with the guard.
+async fn shard(url: &str, direct_url: &str, schema: &str) -> (Arc<PostgresStore>, SchemaGuard) {
+    let guard = SchemaGuard::new(direct_url, schema);
     let config = PostgresConfig {
         schema: schema.to_owned(),
         connect_timeout: Duration::from_secs(1),
         statement_timeout: Duration::from_secs(1),
         ..PostgresConfig::default()
     };
-    Arc::new(
-        PostgresStore::connect_with(url, config)
-            .await
-            .expect("connect a shard"),
+    let store = PostgresStore::connect_with(url, config)
+        .await
+        .expect("connect a shard");
+    (Arc::new(store), guard)
+}
+
+fn sharded_over(shards: &[Arc<PostgresStore>]) -> ShardedStore {
+    ShardedStore::new(
+        shards
+            .iter()
+            .map(|s| s.clone() as Arc<dyn MessageStore>)
+            .collect(),
+        ShardBy::User,
     )
+    .expect("two shards")
 }
 
 /// A sender on shard 0 and a recipient on shard 1, so that a direct send
@@ -39,39 +54,52 @@ fn users_on_both(sharded: &ShardedStore) -> (UserId, UserId) {
 
 fn message(conversation: &ConversationId, sender: &UserId, key: &str) -> NewMessage {
     NewMessage {
-        message: Message {
-            message_id: MessageId(rand::random::<u64>() >> 1),
-            conversation_id: conversation.clone(),
-            sender_id: sender.clone(),
-            body: "half a send?".to_owned(),
-            ts: now_millis(),
-        },
+        message: Message::text(
+            MessageId(rand::random::<u64>() >> 1),
+            conversation.clone(),
+            sender.clone(),
+            "half a send?",
+            now_millis(),
+        ),
         client_msg_id: Some(key.to_owned()),
+        device: None,
     }
 }
 
-/// Neither shard holds anything of the conversation or for the recipient.
-async fn assert_no_shard_holds(
-    shards: &[Arc<PostgresStore>],
-    conversation: &ConversationId,
-    recipient: &UserId,
-) {
+/// Neither shard holds any entry of the conversation.
+async fn assert_no_shard_holds(shards: &[Arc<PostgresStore>], conversation: &ConversationId) {
     for (i, s) in shards.iter().enumerate() {
         assert!(
-            s.history(conversation, None, 100)
+            s.range(conversation, None, None, 100)
                 .await
-                .expect("history")
+                .expect("range")
                 .is_empty(),
-            "shard {i} must not hold the failed message"
-        );
-        assert!(
-            s.pending(recipient, None, 100)
-                .await
-                .expect("pending")
-                .is_empty(),
-            "shard {i} must not hold a delivery of the failed message"
+            "shard {i} must not hold the failed entry"
         );
     }
+}
+
+/// Appends as the engine does: at the head's version, with an id above
+/// its last_id, and after a conflict above the head the conflict carries.
+///
+/// That head, not a fresh `head()`: after an undone send the two copies'
+/// heads differ (the undo removes the entry, the head stays), and `head()`
+/// of a mirrored conversation reads one copy, which may be the one behind.
+async fn append(sharded: &ShardedStore, mut entry: NewMessage) -> Appended {
+    let conversation = entry.message.conversation_id.clone();
+    let mut head = sharded.head(&conversation).await.expect("head");
+    for _ in 0..10 {
+        if let Some(last) = head.last_id
+            && entry.message.message_id <= last
+        {
+            entry.message.message_id = MessageId(last.get() + 1);
+        }
+        match sharded.append(entry.clone(), head.version).await {
+            Err(Error::Conflict { head: found }) => head = found,
+            other => return other.expect("the retry once the shard is back"),
+        }
+    }
+    panic!("the retry kept conflicting")
 }
 
 /// After the failure: the same key sends afresh and lands on both shards.
@@ -79,22 +107,20 @@ async fn assert_retry_completes(
     sharded: &ShardedStore,
     shards: &[Arc<PostgresStore>],
     msg: NewMessage,
-    recipient: &UserId,
 ) {
     let conversation = msg.message.conversation_id.clone();
-    let retried = sharded
-        .append(msg, std::slice::from_ref(recipient))
-        .await
-        .expect("the retry once the shard is back");
+    let retried = append(sharded, msg).await;
     assert!(
         !retried.duplicate,
         "nothing of the failed send may dedup the retry"
     );
     for (i, s) in shards.iter().enumerate() {
         assert_eq!(
-            s.history(&conversation, None, 100).await.expect("history"),
+            s.range(&conversation, None, None, 100)
+                .await
+                .expect("range"),
             vec![retried.message.clone()],
-            "shard {i} must hold the retried message once"
+            "shard {i} must hold the retried entry once"
         );
     }
 }
@@ -105,28 +131,22 @@ async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
         return;
     };
     let (schema0, schema1) = (testing::fresh_schema(), testing::fresh_schema());
-    let shards = vec![shard(&url, &schema0).await, shard(&url, &schema1).await];
-    let sharded = ShardedStore::new(
-        shards
-            .iter()
-            .map(|s| s.clone() as Arc<dyn MessageStore>)
-            .collect(),
-        ShardBy::User,
-    )
-    .expect("two shards");
+    let (s0, _g0) = shard(&url, &url, &schema0).await;
+    let (s1, _g1) = shard(&url, &url, &schema1).await;
+    let shards = vec![s0, s1];
+    let sharded = sharded_over(&shards);
     let (sender, recipient) = users_on_both(&sharded);
     let conversation = ConversationId::direct(&sender, &recipient);
 
-    // Another session holds shard 1's messages table: its append (and the
-    // undo there) waits until the server's statement_timeout cancels it.
+    // Another session holds shard 1's entries table: its append waits until
+    // the server's statement_timeout cancels it.
     let mut locker = raw_client(&url, &schema1).await;
     let lock = locker.transaction().await.expect("begin");
-    lock.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    lock.batch_execute("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
         .await
         .expect("lock shard 1");
-    let msg = message(&conversation, &sender, "k");
     let result = sharded
-        .append(msg.clone(), std::slice::from_ref(&recipient))
+        .append(message(&conversation, &sender, "k"), 0)
         .await;
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
@@ -134,14 +154,8 @@ async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
     );
     lock.rollback().await.expect("unlock");
 
-    assert_no_shard_holds(&shards, &conversation, &recipient).await;
-    assert_retry_completes(
-        &sharded,
-        &shards,
-        message(&conversation, &sender, "k"),
-        &recipient,
-    )
-    .await;
+    assert_no_shard_holds(&shards, &conversation).await;
+    assert_retry_completes(&sharded, &shards, message(&conversation, &sender, "k")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -151,27 +165,16 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
     };
     let proxy = Proxy::start(server_addr(&url)).await;
     let (_, via) = server_and_url_via(&url, proxy.addr());
-    let shards = vec![
-        shard(&url, &testing::fresh_schema()).await,
-        shard(&via, &testing::fresh_schema()).await,
-    ];
-    let sharded = ShardedStore::new(
-        shards
-            .iter()
-            .map(|s| s.clone() as Arc<dyn MessageStore>)
-            .collect(),
-        ShardBy::User,
-    )
-    .expect("two shards");
+    let (s0, _g0) = shard(&url, &url, &testing::fresh_schema()).await;
+    let (s1, _g1) = shard(&via, &url, &testing::fresh_schema()).await;
+    let shards = vec![s0, s1];
+    let sharded = sharded_over(&shards);
     let (sender, recipient) = users_on_both(&sharded);
     let conversation = ConversationId::direct(&sender, &recipient);
 
     proxy.cut().await;
     let result = sharded
-        .append(
-            message(&conversation, &sender, "k"),
-            std::slice::from_ref(&recipient),
-        )
+        .append(message(&conversation, &sender, "k"), 0)
         .await;
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
@@ -179,12 +182,6 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
     );
     proxy.restore().await;
 
-    assert_no_shard_holds(&shards, &conversation, &recipient).await;
-    assert_retry_completes(
-        &sharded,
-        &shards,
-        message(&conversation, &sender, "k"),
-        &recipient,
-    )
-    .await;
+    assert_no_shard_holds(&shards, &conversation).await;
+    assert_retry_completes(&sharded, &shards, message(&conversation, &sender, "k")).await;
 }

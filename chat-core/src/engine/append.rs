@@ -44,6 +44,8 @@ impl Inner {
     ) -> Result<Appended> {
         let mut head = self.head_hint(&a.conversation).await?;
         for _ in 0..ATTEMPTS {
+            // The one place the engine mints ids: only under a held id lease.
+            self.membership.check_mint()?;
             let id = self.ids.try_next_id_after(head.last_id)?;
             let entry = NewMessage {
                 message: Message {

@@ -6,9 +6,9 @@
 
 use bytes::Bytes;
 
-use super::Inner;
 use super::envelope::{Envelope, Header, SessionRef};
 use super::queue::{Slot, SlotKey};
+use super::{Inner, push_later};
 use crate::cluster::Topic;
 use crate::model::{ConversationId, Member, Message, MessageId, Presence, PresenceStatus, UserId};
 use crate::protocol::ServerFrame;
@@ -131,7 +131,11 @@ impl Inner {
     }
 
     /// Hands `entry` to the push notifier for each of `members` (not its
-    /// sender) connected nowhere. Runs after the send answered.
+    /// sender) connected nowhere. Runs after the send answered. A member
+    /// presence cannot vouch for (it is unreachable, or refilling after it
+    /// lost its data) is not pushed now: its push waits until presence is
+    /// sure it is offline (see `push_later`), so nobody connected somewhere
+    /// is pushed because presence lost its data.
     pub(crate) async fn push_offline(&self, entry: &Message, members: &[Member]) {
         let Some(notifier) = &self.notifier else {
             return;
@@ -145,30 +149,52 @@ impl Inner {
         if elsewhere.is_empty() {
             return;
         }
+        let notification = |user: UserId| PushNotification {
+            user_id: user,
+            conversation_id: entry.conversation_id.clone(),
+            message_id: entry.message_id,
+            sender_id: entry.sender_id.clone(),
+            preview: entry.body.chars().take(PREVIEW_CHARS).collect(),
+        };
         let entries = match self.presence.presence(&elsewhere).await {
             Ok(entries) => entries,
             Err(e) => {
-                // Without presence nobody can tell who is online elsewhere;
-                // a push to someone online is worse than a push missed (the
-                // message waits in the store either way).
-                tracing::warn!(error = %e, "presence unavailable; no push for this message");
+                tracing::warn!(error = %e, "presence unavailable; pushes wait until it answers");
+                let unsure: Vec<PushNotification> =
+                    elsewhere.into_iter().map(notification).collect();
+                push_later::when_sure(
+                    self.presence.clone(),
+                    notifier.clone(),
+                    unsure,
+                    self.limits.heartbeat_every,
+                );
                 return;
             }
         };
-        for (user, entry_presence) in elsewhere.into_iter().zip(entries) {
-            if entry_presence.presence.status == PresenceStatus::Online {
+        let mut unsure = Vec::new();
+        for (user, found) in elsewhere.into_iter().zip(entries) {
+            // Online now, or online at some point since the message was sent
+            // (this runs after the send answered): it got it live.
+            let seen_since = found
+                .presence
+                .last_seen
+                .is_some_and(|seen| seen >= entry.ts);
+            if found.presence.status == PresenceStatus::Online || seen_since {
                 continue;
             }
-            let notification = PushNotification {
-                user_id: user,
-                conversation_id: entry.conversation_id.clone(),
-                message_id: entry.message_id,
-                sender_id: entry.sender_id.clone(),
-                preview: entry.body.chars().take(PREVIEW_CHARS).collect(),
-            };
-            if let Err(e) = notifier.notify(notification).await {
-                tracing::warn!(error = %e, "push notifier refused a notification");
+            if found.certain {
+                push_later::notify(&**notifier, notification(user)).await;
+            } else {
+                unsure.push(notification(user));
             }
+        }
+        if !unsure.is_empty() {
+            push_later::when_sure(
+                self.presence.clone(),
+                notifier.clone(),
+                unsure,
+                self.limits.heartbeat_every,
+            );
         }
     }
 

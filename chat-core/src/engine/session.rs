@@ -58,6 +58,13 @@ impl Engine {
     pub async fn connect(&self, identity: &Identity) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
         let user = &identity.user_id;
+        if inner.membership.is_lost() {
+            return Err(crate::error::Error::unavailable_msg(
+                "this node is shutting down (its id was taken): reconnect",
+            ));
+        }
+        // Held until presence counted this connection: see Membership::gate.
+        let gate = inner.membership.gate.read().await;
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
             user.clone(),
@@ -74,6 +81,7 @@ impl Engine {
                 Ok(memberships) => inner.attach(user, &memberships).await,
                 Err(e) => {
                     inner.registry.remove(user, shared.id);
+                    drop(gate);
                     return Err(e);
                 }
             }
@@ -85,11 +93,12 @@ impl Engine {
         {
             tracing::warn!(error = %e, "could not mark the device seen");
         }
-        match inner
+        let counted = inner
             .presence
             .connect(user, &inner.node, now_millis())
-            .await
-        {
+            .await;
+        drop(gate);
+        match counted {
             Ok(true) => {
                 inner
                     .announce_presence(Presence {
@@ -100,7 +109,10 @@ impl Engine {
                     .await
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "presence unavailable at connect; restoring at the next heartbeat");
+                inner.membership.mark_dirty();
+            }
         }
         let limiter = inner
             .limits
@@ -275,17 +287,23 @@ impl Drop for Session {
 
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
     shared.close(CloseReason::Disconnected);
-    let user = shared.user.clone();
-    if inner.registry.remove(&user, shared.id) {
-        if let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await {
-            tracing::warn!(error = %e, "bus unsubscribe failed");
-        }
-        inner.detach(&user).await;
-    }
     for u in inner.watchers.unwatch(shared.id, &watching) {
         if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
+    }
+    let user = shared.user.clone();
+    // Held from leaving the registry until presence counted this connection
+    // out: see Membership::gate.
+    let gate = inner.membership.gate.read().await;
+    let last_here = inner.registry.remove(&user, shared.id);
+    release_presence(&inner, &shared).await;
+    drop(gate);
+    if last_here {
+        if let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await {
+            tracing::warn!(error = %e, "bus unsubscribe failed");
+        }
+        inner.detach(&user).await;
     }
     if let Err(e) = inner
         .accounts
@@ -294,14 +312,13 @@ async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSe
     {
         tracing::warn!(error = %e, "could not mark the device seen");
     }
-    release_presence(&inner, &shared).await;
 }
 
 /// Counts this session's connection out of presence, once (the engine's
 /// shutdown and the session's own cleanup may both try); announces the user
 /// offline when it was its last connection anywhere.
 pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
-    if !shared.release() {
+    if !shared.release() || inner.membership.is_lost() {
         return;
     }
     let now = now_millis();
@@ -320,6 +337,9 @@ pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
                 .await
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence unavailable at disconnect; restoring at the next heartbeat");
+            inner.membership.mark_dirty();
+        }
     }
 }

@@ -28,7 +28,8 @@
 //! | method | one shard | mirrored direct conversation |
 //! |---|---|---|
 //! | `append` | conv | mine, then other; mine undone when other fails |
-//! | `head`, `entry`, `cursors` | conv | first user's shard, the other if it fails |
+//! | `head` | conv | both, the newer head (either alone if the other fails) |
+//! | `entry`, `cursors` | conv | first user's shard, the other if it fails |
 //! | `history`, `range` | conv | both, merged by id (either alone if the other fails) |
 //! | `heads`, `user_cursors` | conv, grouped | the asking user's shard, grouped |
 //! | `remove`, `purge`, `ack`, `mark_read`, `start_member` | conv | both |
@@ -300,10 +301,21 @@ impl MessageStore for ShardedStore {
         }
     }
 
+    /// For a mirrored conversation, the newer of the two copies' heads: an
+    /// undone half of a send leaves its head on one copy, and an append
+    /// must take an id above both.
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {
-        self.read_one(self.copies(conversation, None), "head", |s| {
-            s.head(conversation)
-        })
+        self.read_both(
+            self.copies(conversation, None),
+            |s| s.head(conversation),
+            |a, b| {
+                if (b.version, b.last_id) > (a.version, a.last_id) {
+                    b
+                } else {
+                    a
+                }
+            },
+        )
         .await
     }
 

@@ -1,24 +1,3 @@
-//! The numbered schema migrations, oldest first. A migration is never
-//! edited once released: changes go into a new one.
-//!
-//! Text columns that are sorted or compared use `COLLATE "C"`: byte order,
-//! as Rust compares the ids, whatever the database's locale.
-
-/// One step of the schema.
-pub(crate) struct Migration {
-    /// Its number in `schema_migrations`; ascending, never reused.
-    pub(crate) version: i32,
-    /// What it does, stored beside the number.
-    pub(crate) name: &'static str,
-    /// The statements, run in the migrating transaction.
-    pub(crate) sql: &'static str,
-}
-
-/// Every migration, in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "messages, dedup keys, pending deliveries, cursors, conversations, members, accounts",
-    sql: r#"
 CREATE TABLE messages (
     conversation_id text COLLATE "C" NOT NULL,
     -- The message id with its top bit flipped (see src/ids.rs).
@@ -83,5 +62,3 @@ CREATE TABLE accounts (
     display_name  text NOT NULL,
     created_at    bigint NOT NULL
 );
-"#,
-}];
