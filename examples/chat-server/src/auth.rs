@@ -97,7 +97,10 @@ mod tests {
             .issue(&UserId::from("u1"), &DeviceId::from("d1"))
             .await
             .unwrap();
-        assert_eq!(auth.verify(&token).await.unwrap().user_id, UserId::from("u1"));
+        assert_eq!(
+            auth.verify(&token).await.unwrap().user_id,
+            UserId::from("u1")
+        );
         let other = JwtAuthenticator::new(b"other", Duration::from_secs(60));
         assert!(matches!(
             other.verify(&token).await,

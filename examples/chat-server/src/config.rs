@@ -14,12 +14,18 @@ pub struct Config {
     /// Address of the HTTP API, the WebSocket and the web page.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// `memory`, `postgres://…` or `cassandra://HOST:PORT/KEYSPACE`.
-    #[arg(long, env = "CHAT_STORE", default_value = "memory")]
+    /// `sqlite://PATH` (the default, `./chat-data/chat.db`, survives
+    /// restarts with nothing to install), `memory` (nothing survives a
+    /// restart: for tests), `postgres://…` or `cassandra://HOST:PORT/KEYSPACE`.
+    #[arg(long, env = "CHAT_STORE", default_value = crate::stores::DEFAULT_STORE)]
     pub store: String,
     /// `forever` or `until_delivered`.
     #[arg(long, env = "CHAT_RETENTION", default_value = "forever")]
     pub retention: Retention,
+    /// Under until_delivered, a device that has not connected for this many
+    /// days holds no message back any more.
+    #[arg(long, env = "CHAT_DEVICE_TTL_DAYS", default_value_t = 30)]
+    pub device_ttl_days: u64,
     /// `redis://…`: join other nodes through Redis. Without it, one node.
     #[arg(long, env = "CHAT_CLUSTER")]
     pub cluster: Option<String>,
@@ -72,8 +78,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            store: "memory".to_owned(),
+            store: crate::stores::DEFAULT_STORE.to_owned(),
             retention: Retention::Forever,
+            device_ttl_days: 30,
             cluster: None,
             cluster_prefix: "chat".to_owned(),
             node_id: None,
@@ -111,6 +118,7 @@ impl Config {
             heartbeat_every: every,
             heartbeat_ttl: every * 3,
             id_lease: self.node_lease_ms.map_or(every * 3, Duration::from_millis),
+            device_ttl: Duration::from_secs(self.device_ttl_days.max(1) * 24 * 3600),
             ..Default::default()
         }
     }
@@ -140,7 +148,7 @@ mod tests {
     fn flags_parse_with_contract_defaults() {
         let c = Config::try_parse_from(["chat-server"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.store, "memory");
+        assert_eq!(c.store, crate::stores::DEFAULT_STORE);
         assert_eq!(c.retention, Retention::Forever);
         let c = Config::try_parse_from([
             "chat-server",

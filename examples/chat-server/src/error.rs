@@ -4,9 +4,16 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The store URL is not one the server knows.
-    #[error("unknown store {0:?}: expected memory, postgres://… or cassandra://HOST:PORT/KEYSPACE")]
+    /// The store URL is not one the server knows (or this build leaves out).
+    #[error(
+        "unknown store {0:?}: expected memory, sqlite://PATH, postgres://… or \
+         cassandra://HOST:PORT/KEYSPACE (each as far as this build includes it)"
+    )]
     UnknownStore(String),
+    /// The SQLite file could not be opened or used.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] chat_store_sqlite::SqliteError),
     /// `--cluster` names something other than `redis://…`.
     #[error("unknown cluster {0:?}: expected redis://…")]
     UnknownCluster(String),

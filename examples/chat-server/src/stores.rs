@@ -6,14 +6,28 @@ use chat_cluster_redis::{RedisCluster, RedisOptions};
 use chat_core::cluster::NodeIds;
 use chat_core::engine::EngineBuilder;
 use chat_core::{NodeId, Retention};
+#[cfg(feature = "cassandra")]
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
+#[cfg(feature = "postgres")]
 use chat_store_postgres::{PostgresConfig, PostgresStore};
+#[cfg(feature = "sqlite")]
+use chat_store_sqlite::{SqliteConfig, SqliteStore};
 
 use crate::config::Config;
 use crate::error::ServerError;
 
+/// The store a server without `--store` uses: a SQLite file under
+/// `./chat-data/`, so a newcomer's accounts and messages survive a restart
+/// with no server to install. Builds without SQLite keep memory.
+#[cfg(feature = "sqlite")]
+pub const DEFAULT_STORE: &str = chat_store_sqlite::DEFAULT_URL;
+/// The store a server without `--store` uses (this build has no SQLite).
+#[cfg(not(feature = "sqlite"))]
+pub const DEFAULT_STORE: &str = "memory";
+
 /// Gives `builder` the store that `url` names. `memory` keeps the engine's
-/// in-memory default; `postgres://…` and `cassandra://…` open those backends
+/// in-memory default (nothing survives a restart: for tests);
+/// `sqlite://PATH`, `postgres://…` and `cassandra://…` open those backends
 /// (creating their schema when missing). A `postgres://` URL may name the
 /// schema to work in with a `schema` query parameter (default `public`),
 /// which PostgreSQL's own URL syntax has no place for.
@@ -24,6 +38,13 @@ pub async fn with_store(
 ) -> Result<EngineBuilder, ServerError> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
         _ if url == "memory" => Ok(builder),
+        #[cfg(feature = "sqlite")]
+        Some("sqlite") => {
+            let store = SqliteStore::connect(SqliteConfig::from_url(url)?).await?;
+            tracing::info!(path = %store.path().display(), "SQLite store open");
+            Ok(builder.store(Arc::new(store)))
+        }
+        #[cfg(feature = "postgres")]
         Some("postgres" | "postgresql") => {
             let (url, schema) = split_schema(url);
             let config = PostgresConfig {
@@ -33,6 +54,7 @@ pub async fn with_store(
             let store = PostgresStore::connect_with(&url, config).await?;
             Ok(builder.store(Arc::new(store)))
         }
+        #[cfg(feature = "cassandra")]
         Some("cassandra") => {
             let config = CassandraConfig::from_url(url)?;
             Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
@@ -41,6 +63,7 @@ pub async fn with_store(
     }
 }
 
+#[cfg(feature = "postgres")]
 /// Takes the `schema` query parameter out of a `postgres://` URL: the
 /// driver refuses parameters it does not know. Returns the URL without it
 /// and the schema, if one was named (checked when the store connects).

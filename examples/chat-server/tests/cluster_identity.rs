@@ -30,6 +30,7 @@ fn launch<'a>(
         prefix,
         store,
         push_webhook: None,
+        retention: None,
     }
 }
 

@@ -134,6 +134,7 @@ async fn after_a_redis_restart_and_a_flushall_the_nodes_heal_without_reconnectin
         prefix: &prefix,
         store: &store,
         push_webhook: Some(&hook),
+        retention: None,
     };
     let (a, b) = (
         Node::launch(&launch(31)).unwrap(),

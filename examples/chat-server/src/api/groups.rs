@@ -106,7 +106,10 @@ pub(crate) async fn members(
     Caller(me): Caller,
     Path(group): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = state.engine.group(&me, &ConversationId::from(group)).await?;
+    let info = state
+        .engine
+        .group(&me, &ConversationId::from(group))
+        .await?;
     Ok(Json(group_json(info)))
 }
 

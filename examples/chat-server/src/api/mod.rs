@@ -46,7 +46,10 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
             "/api/groups/{id}/members/{user_id}",
             delete(groups::remove_member),
         )
-        .route("/api/groups/{id}/members/{user_id}/role", put(groups::set_role))
+        .route(
+            "/api/groups/{id}/members/{user_id}/role",
+            put(groups::set_role),
+        )
         .route("/api/groups/{id}/invites", post(invites::create))
         .route("/api/groups/{id}/invites/{code}", delete(invites::revoke))
         .route("/api/invites/{code}", post(invites::accept))

@@ -57,6 +57,8 @@ pub struct Launch<'a> {
     pub store: &'a str,
     /// `--push-webhook`.
     pub push_webhook: Option<&'a str>,
+    /// `--retention` (the server's default when `None`).
+    pub retention: Option<&'a str>,
 }
 
 impl Node {
@@ -70,6 +72,7 @@ impl Node {
             prefix,
             store,
             push_webhook: None,
+            retention: None,
         })
         .unwrap_or_else(|log| panic!("node {id} did not start:\n{log}"));
         assert_eq!(node.id, id, "node {id} runs under its --node-id");
@@ -100,6 +103,9 @@ impl Node {
         }
         if let Some(url) = how.push_webhook {
             command.args(["--push-webhook", url]);
+        }
+        if let Some(retention) = how.retention {
+            command.args(["--retention", retention]);
         }
         let mut child = command.spawn().expect("start chat-server");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -163,14 +169,30 @@ impl Drop for Node {
 }
 
 /// The store every node of one test shares: the PostgreSQL test server, in
-/// a fresh schema (created here, so the nodes find it migrated). `None`
-/// after chat_store_postgres::testing printed the skip line; it panics
-/// instead under CHAT_TEST_REQUIRE_SERVICES=1.
-pub async fn shared_store() -> Option<String> {
-    let store = chat_store_postgres::testing::fresh_store().await?;
+/// a fresh schema (created and migrated here, so the nodes find it ready,
+/// and dropped when the test drops this). Derefs to the `--store` URL.
+pub struct SharedStore {
+    url: String,
+    _schema: chat_store_postgres::testing::SchemaGuard,
+}
+
+impl std::ops::Deref for SharedStore {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A [`SharedStore`], or `None` after chat_store_postgres::testing printed
+/// the skip line; it panics instead under CHAT_TEST_REQUIRE_SERVICES=1.
+pub async fn shared_store() -> Option<SharedStore> {
+    let schema = chat_store_postgres::testing::fresh_migrated_schema().await?;
     let url = chat_store_postgres::testing::test_url()?;
     let join = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{join}schema={}", store.config().schema))
+    Some(SharedStore {
+        url: format!("{url}{join}schema={}", schema.schema()),
+        _schema: schema,
+    })
 }
 
 /// A user signed up through the API.
@@ -271,6 +293,21 @@ impl Ws {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next JSON frame, or `None` once the connection is closed or
+    /// broken (its node died). Waits as long as it takes: callers bound it.
+    pub async fn next_or_closed(&mut self) -> Option<Value> {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("a JSON frame"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("a binary frame from the server"),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
             }
         }
     }

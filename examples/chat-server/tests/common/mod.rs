@@ -58,6 +58,7 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             insecure_fast_hashing: true,
             jwt_secret: Some("test secret".into()),
+            store: "memory".into(),
             ..Config::default()
         }
     }
