@@ -4,11 +4,6 @@
 //!
 //! Fewer cases than over the in-memory store (each step is a few network
 //! round trips); one runtime and one store serve every case.
-//!
-//! Compiled out until the lead turns it on again: it was written while
-//! chat-core's engine was being rewritten for the new storage model. Over
-//! this store it passes (remove the `cfg` line below to run it).
-#![cfg(any())]
 
 mod support;
 

@@ -223,6 +223,7 @@ fn reply_to(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Error { reply_to, .. } => reply_to.as_deref(),
         ServerFrame::Message { .. }
         | ServerFrame::Receipt(_)
+        | ServerFrame::Receipts { .. }
         | ServerFrame::Presence(_)
         | ServerFrame::Typing { .. }
         | ServerFrame::GroupEvent { .. } => None,
