@@ -43,13 +43,13 @@ async fn answer(ws: &mut Peer, frame: ServerFrame) {
 }
 
 fn message(id: u64) -> Message {
-    Message {
-        message_id: MessageId(id),
-        conversation_id: ConversationId::from("g1"),
-        sender_id: UserId::from("bob"),
-        body: format!("m{id}"),
-        ts: 1,
-    }
+    Message::text(
+        MessageId(id),
+        ConversationId::from("g1"),
+        UserId::from("bob"),
+        format!("m{id}"),
+        1,
+    )
 }
 
 #[tokio::test]
