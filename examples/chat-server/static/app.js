@@ -409,6 +409,11 @@ function onSent(f) {
   let c = p.conversation;
   c.pending = c.pending.filter((q) => q !== p);
   if (c.id !== f.conversation_id) c = rekey(c, f.conversation_id);
+  if (c.draft && c.peer) {
+    // Presence is only for users one shares a conversation with: the first
+    // message created it, so ask again (the first ask was refused).
+    wsSend({ type: "presence_subscribe", id: `p${++frameSeq}`, user_ids: [c.peer] });
+  }
   c.draft = false;
   addMessage(c, {
     message_id: f.message_id,
