@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use chat_core::engine::Engine;
@@ -27,8 +27,10 @@ struct TokenQuery {
 /// engine [`Session`](chat_core::engine::Session). Mount it where clients
 /// expect the chat, e.g. `Router::new().route("/ws", ws_route(engine, config))`.
 ///
-/// A bad or missing token is answered with 401 and the contract's JSON error
-/// body before any upgrade; a request that is no WebSocket upgrade with 400.
+/// Before any upgrade: a page of an origin the [`WsConfig::origins`] policy
+/// refuses gets 403, a bad or missing token 401, a user at its
+/// [`WsConfig::max_sockets_per_user`] 429, a request that is no WebSocket
+/// upgrade 400, each with the contract's JSON error body.
 pub fn ws_route<S>(engine: Engine, config: WsConfig) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -57,12 +59,26 @@ async fn accept(
     query_token: Option<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, WsError> {
+    let origin = headers
+        .get(ORIGIN)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    if !config.origins.allows(origin, host) {
+        return Err(WsError::OriginNotAllowed(
+            origin.unwrap_or_default().to_owned(),
+        ));
+    }
     let token = bearer_token(headers)
         .map(str::to_owned)
         .or(query_token)
         .filter(|t| !t.is_empty())
         .ok_or(WsError::MissingToken)?;
     let user = engine.authenticate(&token).await?;
+    if let Some(max) = config.max_sockets_per_user
+        && engine.user_connection_count(&user) >= max
+    {
+        return Err(WsError::TooManySockets { max });
+    }
     let upgrade = upgrade.map_err(|e| WsError::NotUpgrade(e.body_text()))?;
     let engine = engine.clone();
     let config = config.clone();

@@ -31,15 +31,7 @@ impl Engine {
         name: &str,
         members: &[UserId],
     ) -> Result<ConversationId> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(Error::invalid("group name is empty"));
-        }
-        if name.chars().count() > MAX_GROUP_NAME_CHARS {
-            return Err(Error::invalid(format!(
-                "group name is longer than {MAX_GROUP_NAME_CHARS} characters"
-            )));
-        }
+        let name = crate::names::check_display_text(name, "group name", MAX_GROUP_NAME_CHARS)?;
         let mut all: Vec<UserId> = Vec::with_capacity(members.len() + 1);
         all.push(creator.clone());
         for m in members {

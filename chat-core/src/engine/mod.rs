@@ -44,21 +44,25 @@
 
 mod accounts;
 mod background;
+mod budget;
 mod builder;
 mod conversations;
 mod fanout;
-mod rate;
+mod hashing;
 mod registry;
 mod send;
 mod sequencer;
 mod session;
+mod throttle;
 
 use std::sync::Arc;
 
 pub use accounts::{LoginOk, SignupOk};
+pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
+pub use throttle::LoginThrottleConfig;
 
 use crate::auth::Authenticator;
 use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
@@ -89,7 +93,10 @@ pub(crate) struct Inner {
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) notifier: Option<Arc<dyn Notifier>>,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) passwords: accounts::PasswordHashing,
+    pub(crate) passwords: hashing::PasswordHashing,
+    pub(crate) budgets: budget::Budgets,
+    pub(crate) typing_gate: budget::TypingGate,
+    pub(crate) login_throttle: throttle::LoginThrottle,
     pub(crate) registry: registry::Registry,
     pub(crate) watchers: registry::Watchers,
     pub(crate) sequencer: sequencer::Sequencer,
@@ -122,9 +129,22 @@ impl Engine {
         self.inner.registry.session_count()
     }
 
-    /// The user a bearer token belongs to.
+    /// Open sessions of `user` on this node.
+    pub fn user_connection_count(&self, user: &crate::model::UserId) -> usize {
+        self.inner.registry.for_each(user, |_| {})
+    }
+
+    /// The user a bearer token belongs to. A token that verifies but names
+    /// no account (a user that never existed, or one signed by a leaked
+    /// secret for an invented id) is [`crate::Error::Unauthorized`] too.
     pub async fn authenticate(&self, token: &str) -> Result<crate::model::UserId> {
-        self.inner.auth.verify(token).await
+        let user = self.inner.auth.verify(token).await?;
+        if self.inner.accounts.account(&user).await?.is_none() {
+            return Err(crate::Error::unauthorized(
+                "the token's account does not exist",
+            ));
+        }
+        Ok(user)
     }
 
     /// This node as discovery should list it now.

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::budget::{TYPING_GATED_ABOVE, cost};
 use super::registry::{CloseReason, SessionShared};
-use super::{Engine, Inner, rate::TokenBucket};
+use super::{Engine, Inner};
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -34,7 +35,6 @@ const READ_RECEIPT_PAGES: usize = 5;
 pub struct Session {
     inner: Arc<Inner>,
     shared: Arc<SessionShared>,
-    limiter: Option<TokenBucket>,
     watching: HashSet<UserId>,
     closed: bool,
 }
@@ -101,14 +101,9 @@ impl Engine {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
         }
-        let limiter = inner
-            .limits
-            .frames_per_second
-            .map(|rate| TokenBucket::new(rate, inner.limits.frame_burst));
         let session = Session {
             inner: inner.clone(),
             shared: shared.clone(),
-            limiter,
             watching: HashSet::new(),
             closed: false,
         };
@@ -199,6 +194,12 @@ impl Session {
             ClientFrame::Typing { conversation_id } => {
                 self.check_rate()?;
                 let others = self.others_in(&conversation_id).await?;
+                // Typing is a hint: in a big group what the gate holds back is dropped.
+                if others.len() > TYPING_GATED_ABOVE
+                    && !self.inner.typing_gate.pass(&conversation_id)
+                {
+                    return Ok(());
+                }
                 let frame = ServerFrame::Typing {
                     conversation_id,
                     user_id: self.shared.user.clone(),
@@ -213,10 +214,10 @@ impl Session {
     }
 
     fn check_rate(&mut self) -> Result<()> {
-        match self.limiter.as_mut().map(TokenBucket::try_take) {
-            Some(false) => Err(Error::RateLimited),
-            _ => Ok(()),
-        }
+        self.inner
+            .budgets
+            .charge(Some(&self.shared.user), None, cost::WRITE)
+            .map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     async fn reply(&self, frame: ServerFrame) {

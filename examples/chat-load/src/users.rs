@@ -51,7 +51,7 @@ struct SignupOk {
 async fn sign_up(http: &reqwest::Client, plan: &Plan, username: String) -> Result<User> {
     let res = http
         .post(format!("http://{}/api/signup", plan.server))
-        .json(&json!({ "username": username, "password": "load-test" }))
+        .json(&json!({ "username": username, "password": "load-test password" }))
         .send()
         .await?;
     let ok: SignupOk = answer(res, 201, || format!("signup of {username}")).await?;

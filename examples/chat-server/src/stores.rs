@@ -8,7 +8,7 @@ use chat_core::engine::EngineBuilder;
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 use chat_store_postgres::{PostgresConfig, PostgresStore};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::error::ServerError;
 
 /// Gives `builder` the store that `url` names. `memory` keeps the engine's
@@ -36,7 +36,7 @@ pub async fn with_store(
             let config = CassandraConfig::from_url(url)?;
             Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
         }
-        _ => Err(ServerError::UnknownStore(url.to_owned())),
+        _ => Err(ServerError::UnknownStore(redact_url(url))),
     }
 }
 
@@ -67,13 +67,7 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 
 /// The store as the readiness line names it (no password in logs).
 pub fn store_label(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.to_owned(),
-    }
+    redact_url(url)
 }
 
 /// Gives `builder` the cluster parts (bus, presence, discovery) that
@@ -88,7 +82,7 @@ pub async fn with_cluster(
         return Ok(builder);
     };
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
-        return Err(ServerError::UnknownCluster(url.to_owned()));
+        return Err(ServerError::UnknownCluster(redact_url(url)));
     }
     let options = RedisOptions::with_prefix(config.cluster_prefix.clone());
     let cluster = RedisCluster::connect(url, options)

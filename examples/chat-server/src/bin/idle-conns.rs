@@ -54,7 +54,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn signup(http: &reqwest::Client, server: SocketAddr, i: usize, run: u64) -> String {
-    let body = serde_json::json!({"username": format!("idle{run}_{i}"), "password": "pw"});
+    let body = serde_json::json!({"username": format!("idle{run}_{i}"), "password": "idle-conns password"});
     let res = http
         .post(format!("http://{server}/api/signup"))
         .json(&body)

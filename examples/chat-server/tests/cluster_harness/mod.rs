@@ -27,7 +27,7 @@ pub const HANG: Duration = Duration::from_secs(20);
 /// that a node busy on a loaded two-core machine is not taken for dead.
 pub const HEARTBEAT_MS: u64 = 250;
 
-const SECRET: &str = "cluster test secret";
+const SECRET: &str = "the cluster test secret, 32+ bytes";
 
 /// One chat-server process, SIGKILLed on drop.
 pub struct Node {
@@ -139,7 +139,7 @@ pub async fn signup(node: &Node, name: &str) -> User {
         &node.http,
         "/api/signup",
         None,
-        json!({"username": name, "password": format!("pw-{name}")}),
+        json!({"username": name, "password": format!("password-{name}")}),
     )
     .await;
     assert_eq!(status, 201, "signup {name}: {body}");
@@ -156,7 +156,7 @@ pub async fn login(node: &Node, user: &User) -> (String, String) {
         &node.http,
         "/api/login",
         None,
-        json!({"username": user.name, "password": format!("pw-{}", user.name)}),
+        json!({"username": user.name, "password": format!("password-{}", user.name)}),
     )
     .await;
     assert_eq!(status, 200, "login {}: {body}", user.name);

@@ -50,7 +50,7 @@ pub async fn data_survives_a_restart(store: &str) {
         .post(
             "/api/login",
             None,
-            json!({"username": "alice", "password": "pw-alice"}),
+            json!({"username": "alice", "password": "password-alice"}),
         )
         .await;
     assert_eq!(st, 200, "{body}");
