@@ -145,8 +145,11 @@ fn a_wrong_password_fails_with_the_servers_message() {
     let again = server.ok("alice", &["login", "alice", "password-alice"]);
     assert!(again.trim().starts_with('u'), "{again}");
 
-    let taken = server.fails("alice2", &["signup", "alice", "x"]);
+    let taken = server.fails("alice2", &["signup", "ALICE", "another password"]);
     assert!(taken.contains("HTTP 409"), "{taken}");
+    let short = server.fails("bob", &["signup", "bob", "short"]);
+    assert!(short.contains("at least 8 characters"), "{short}");
+    assert!(short.contains("HTTP 400"), "{short}");
 }
 
 #[test]
