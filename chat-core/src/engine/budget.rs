@@ -28,6 +28,15 @@ pub mod cost {
     pub const LIGHT: f64 = 0.25;
 }
 
+/// What one client frame costs.
+pub(crate) fn frame_cost(frame: &crate::protocol::ClientFrame) -> f64 {
+    use crate::protocol::ClientFrame as F;
+    match frame {
+        F::Ack { .. } | F::Read { .. } | F::Ping { .. } => cost::LIGHT,
+        _ => cost::WRITE,
+    }
+}
+
 /// A token bucket's shape: `rate` tokens per second on average, `burst` at
 /// once.
 #[derive(Clone, Copy, Debug, PartialEq)]

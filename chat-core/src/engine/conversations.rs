@@ -190,8 +190,9 @@ impl Engine {
     async fn require_group(&self, group: &ConversationId) -> Result<Conversation> {
         match self.inner.conversations.conversation(group).await? {
             Some(c) if c.kind == ConversationKind::Group => Ok(c),
-            Some(_) => Err(Error::invalid(format!("{group} is not a group"))),
-            None => Err(Error::not_found(format!("conversation {group}"))),
+            // A direct conversation answers as a missing group does: a 400
+            // here told outsiders which pairs of users have talked.
+            _ => Err(Error::not_found(format!("group {group}"))),
         }
     }
 

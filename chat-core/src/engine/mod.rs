@@ -44,8 +44,10 @@
 
 mod accounts;
 mod background;
+mod bounds;
 mod budget;
 mod builder;
+mod client;
 mod conversations;
 mod fanout;
 mod hashing;
@@ -60,6 +62,7 @@ use std::sync::Arc;
 pub use accounts::{LoginOk, SignupOk};
 pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
+pub use client::ClientInfo;
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
 pub use throttle::LoginThrottleConfig;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::budget::{TYPING_GATED_ABOVE, cost};
+use super::budget::{TYPING_GATED_ABOVE, cost, frame_cost};
 use super::registry::{CloseReason, SessionShared};
-use super::{Engine, Inner};
+use super::{ClientInfo, Engine, Inner, bounds};
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -35,6 +35,7 @@ const READ_RECEIPT_PAGES: usize = 5;
 pub struct Session {
     inner: Arc<Inner>,
     shared: Arc<SessionShared>,
+    client: ClientInfo,
     watching: HashSet<UserId>,
     closed: bool,
 }
@@ -69,8 +70,20 @@ impl Outbound {
 impl Engine {
     /// Opens a session for an authenticated `user`: registers it for live
     /// delivery (held until [`Session::start`]'s sync has run) and marks the
-    /// user online.
+    /// user online. The same as [`Engine::connect_with`] with no client
+    /// address and no frame limit.
     pub async fn connect(&self, user: &UserId) -> Result<(Session, Outbound)> {
+        self.connect_with(user, ClientInfo::default()).await
+    }
+
+    /// [`Engine::connect`] for a connection the transport describes: its
+    /// frames are charged to the client address's budget too, and its
+    /// `history` answers fit its largest frame.
+    pub async fn connect_with(
+        &self,
+        user: &UserId,
+        client: ClientInfo,
+    ) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
         let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
         let shared = Arc::new(SessionShared::new(
@@ -104,6 +117,7 @@ impl Engine {
         let session = Session {
             inner: inner.clone(),
             shared: shared.clone(),
+            client,
             watching: HashSet::new(),
             closed: false,
         };
@@ -129,15 +143,27 @@ impl Session {
         match decode_client(text) {
             Ok(frame) => self.handle(frame).await,
             Err(bad) => {
-                self.reply(ServerFrame::bad_frame(&bad)).await;
+                // A bad frame costs what a light one does: its answer is work too.
+                let answer = match self.charge(cost::LIGHT) {
+                    Ok(()) => ServerFrame::bad_frame(&bad),
+                    Err(e) => ServerFrame::error_from(bad.reply_to.clone(), &e),
+                };
+                self.reply(answer).await;
             }
         }
     }
 
-    /// Handles one decoded client frame; answers (and errors) go to [`Outbound`].
+    /// Handles one decoded client frame; answers (and errors) go to
+    /// [`Outbound`]. Every frame is first charged to the user's and the
+    /// client address's write budgets: past either, it is answered
+    /// `rate_limited` and not handled.
     pub async fn handle(&mut self, frame: ClientFrame) {
         let reply_to = frame.request_id().map(str::to_owned);
-        if let Err(e) = self.dispatch(frame).await {
+        let result = match self.charge(frame_cost(&frame)) {
+            Ok(()) => self.dispatch(frame).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             self.reply(ServerFrame::error_from(reply_to, &e)).await;
         }
     }
@@ -145,7 +171,6 @@ impl Session {
     async fn dispatch(&mut self, frame: ClientFrame) -> Result<()> {
         match frame {
             ClientFrame::Send(send) => {
-                self.check_rate()?;
                 let reply_to = send.id.clone();
                 let sent = self
                     .inner
@@ -185,14 +210,10 @@ impl Session {
                         limit.map(|l| l as usize),
                     )
                     .await?;
-                self.reply(ServerFrame::History {
-                    reply_to: id,
-                    messages,
-                })
-                .await;
+                let frame = bounds::fitted_history(id, messages, self.client.max_frame_bytes)?;
+                self.reply(frame).await;
             }
             ClientFrame::Typing { conversation_id } => {
-                self.check_rate()?;
                 let others = self.others_in(&conversation_id).await?;
                 // Typing is a hint: in a big group what the gate holds back is dropped.
                 if others.len() > TYPING_GATED_ABOVE
@@ -213,10 +234,15 @@ impl Session {
         Ok(())
     }
 
-    fn check_rate(&mut self) -> Result<()> {
+    /// Charges `cost` to this user's and this client address's budgets.
+    fn charge(&self, cost: f64) -> Result<()> {
         self.inner
             .budgets
-            .charge(Some(&self.shared.user), None, cost::WRITE)
+            .charge(
+                Some(&self.shared.user),
+                self.client.addr.map(super::AddrKey::of),
+                cost,
+            )
             .map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
@@ -248,6 +274,9 @@ impl Session {
         {
             return Err(Error::NotMember { conversation });
         }
+        let Some(up_to) = self.inner.bounded_by_newest(&conversation, up_to).await? else {
+            return Ok(());
+        };
         let acked = self.inner.messages.ack(&user, &conversation, up_to).await?;
         if acked.is_empty() {
             return Ok(());
@@ -283,6 +312,9 @@ impl Session {
 
     async fn read(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
         let others = self.others_in(&conversation).await?;
+        let Some(up_to) = self.inner.bounded_by_newest(&conversation, up_to).await? else {
+            return Ok(());
+        };
         let user = &self.shared.user;
         let previous = self.inner.messages.cursors(user, &conversation).await?.read;
         if !self
