@@ -7,7 +7,8 @@
 //! password hashing so that N sign-ups are quick:
 //!
 //! ```text
-//! chat-server --listen 127.0.0.1:8080 --insecure-fast-hashing &
+//! chat-server --listen 127.0.0.1:8080 --insecure-fast-hashing \
+//!   --max-connections-per-addr 0 --max-sockets-per-user 0 --user-rate 0 --addr-rate 0 &
 //! idle-conns --server 127.0.0.1:8080 --pid $! --connections 10000
 //! ```
 

@@ -90,7 +90,7 @@ impl Drop for ConnPermit {
 /// Sockets kept free below the open-file limit when `--max-connections`
 /// is automatic: the store's and cluster's connections, log files, and the
 /// sockets being answered with a refusal.
-const FD_RESERVE: u64 = 256;
+const FD_RESERVE: u64 = 512;
 
 /// The automatic `--max-connections`: the open-file limit (raised to its
 /// hard maximum first, as far as the process may) less [`FD_RESERVE`], or a

@@ -37,9 +37,10 @@ pub(crate) struct NetConfig {
     pub(crate) max_per_addr: Option<usize>,
 }
 
-/// Refusals written at once; past this a refused socket is closed without
-/// an answer, so a flood of refusals cannot itself exhaust the sockets.
-const MAX_REFUSALS: usize = 64;
+/// Refusals that linger at once to read what the client still sends;
+/// past this a refusal is written and its socket closed at once, so a flood
+/// of refusals cannot itself hold many sockets.
+const MAX_REFUSALS: usize = 256;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops
 /// accepting, lets every HTTP connection finish its request (upgraded
@@ -79,9 +80,8 @@ pub(crate) async fn serve(
             Ok(permit) => permit,
             Err(why) => {
                 tracing::debug!(%peer, ?why, open = limiter.open(), "connection refused");
-                if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                    tokio::spawn(refuse::refuse(tcp, why, slot));
-                }
+                let slot = refusals.clone().try_acquire_owned().ok();
+                tokio::spawn(refuse::refuse(tcp, why, slot));
                 continue;
             }
         };

@@ -10,15 +10,23 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::limiter::Refusal;
 
-/// How long the refusal may take to write, and to read what the client
-/// still sends afterwards (so that closing does not reset the connection
-/// before the client read the answer).
+/// How long the client has to send its request head before the refusal
+/// goes out anyway (an HTTP client that gets an answer before it asked
+/// calls it an unexpected message, not a 429), how long the refusal may
+/// take to write, and how long what the client still sends is read
+/// afterwards (so that closing does not reset the connection before the
+/// client read the answer).
+const HEAD_TIME: Duration = Duration::from_secs(1);
 const WRITE_TIME: Duration = Duration::from_secs(1);
 const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// Most bytes of the request head read before answering.
+const HEAD_BYTES: usize = 8192;
 
-/// Writes the refusal and closes. `_permit` bounds how many refusals run at
-/// once (each holds a socket for up to 1.5 s).
-pub(crate) async fn refuse(mut tcp: TcpStream, why: Refusal, _permit: OwnedSemaphorePermit) {
+/// Writes the refusal and closes. With a `permit` (they bound how many
+/// refusals linger at once), what the client still sends is read for a
+/// moment first, so that the close does not reset the connection before the
+/// client read the answer; without one the socket is closed at once.
+pub(crate) async fn refuse(mut tcp: TcpStream, why: Refusal, permit: Option<OwnedSemaphorePermit>) {
     let (status, code, message) = match why {
         Refusal::AddressFull => (
             "429 Too Many Requests",
@@ -31,6 +39,19 @@ pub(crate) async fn refuse(mut tcp: TcpStream, why: Refusal, _permit: OwnedSemap
             "the server holds as many connections as it can",
         ),
     };
+    let mut sink = [0u8; 2048];
+    if permit.is_some() {
+        let mut seen = Vec::new();
+        let _ = tokio::time::timeout(HEAD_TIME, async {
+            while seen.len() < HEAD_BYTES && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut sink).await {
+                    Ok(n) if n > 0 => seen.extend_from_slice(&sink[..n]),
+                    _ => return,
+                }
+            }
+        })
+        .await;
+    }
     let body = chat_transport_ws::error_body(code, message).to_string();
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
@@ -44,7 +65,9 @@ pub(crate) async fn refuse(mut tcp: TcpStream, why: Refusal, _permit: OwnedSemap
         return;
     }
     let _ = tcp.shutdown().await;
-    let mut sink = [0u8; 2048];
+    let Some(_permit) = permit else {
+        return;
+    };
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
     })
