@@ -115,4 +115,8 @@ impl AccountStore for CassandraStore {
             .await?
             .ok_or_else(not_found)
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }

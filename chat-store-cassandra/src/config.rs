@@ -52,12 +52,17 @@ pub struct CassandraConfig {
     /// being pending after this long (see the crate docs). `None` keeps
     /// pending deliveries until they are acked, as the trait promises.
     pub pending_ttl: Option<Duration>,
+    /// How often the store checks whether the driver still holds a
+    /// connection to some node; while it holds none, the store tries a new
+    /// session at this pace (see the crate docs on recovery). Default 1 s.
+    pub reconnect_interval: Duration,
 }
 
 impl CassandraConfig {
     /// A config for one keyspace with the defaults: replication factor 1,
-    /// `LOCAL_QUORUM`, 5 s request timeout, 10-day buckets, 1 h gc grace on
-    /// the delivery tables and no pending TTL.
+    /// `LOCAL_QUORUM`, 5 s request and connect timeouts, 10-day buckets, 1 h
+    /// gc grace on the delivery tables, no pending TTL and a 1 s reconnect
+    /// interval.
     pub fn new(contact_points: Vec<String>, keyspace: impl Into<String>) -> Self {
         Self {
             contact_points,
@@ -69,6 +74,7 @@ impl CassandraConfig {
             bucket_ms: DEFAULT_BUCKET_MS,
             delivery_gc_grace: Duration::from_secs(3600),
             pending_ttl: None,
+            reconnect_interval: Duration::from_secs(1),
         }
     }
 

@@ -227,4 +227,8 @@ impl ConversationStore for CassandraStore {
             .map(|(c,)| ConversationId::from(c))
             .collect())
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }

@@ -17,7 +17,7 @@ impl CassandraStore {
         from: u64,
     ) -> Result<impl futures::Stream<Item = Result<u64>> + use<>> {
         let pager = self
-            .session
+            .session()
             .execute_iter(
                 self.st.select_buckets.clone(),
                 (conversation.to_string(), bucket_to_cql(from)),

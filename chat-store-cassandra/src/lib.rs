@@ -8,6 +8,7 @@ mod conversations;
 mod deliveries;
 mod history;
 mod message_store;
+mod reconnect;
 mod residue;
 mod schema;
 mod statements;

@@ -81,4 +81,8 @@ impl MessageStore for CassandraStore {
     async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
         self.unread_count(user, conversation).await
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.ping_cluster().await
+    }
 }

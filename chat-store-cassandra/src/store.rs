@@ -2,6 +2,7 @@
 //! that every trait implementation shares.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{Error, Result};
@@ -18,6 +19,7 @@ use scylla::statement::{Consistency as CqlConsistency, SerialConsistency};
 
 use crate::codec::backend;
 use crate::config::{CassandraConfig, Consistency};
+use crate::reconnect::LiveSession;
 use crate::schema;
 use crate::statements::Statements;
 
@@ -27,10 +29,11 @@ use crate::statements::Statements;
 ///
 /// See the [crate docs](crate) for the tables, the consistency of each
 /// operation and what a reader may see after a failure. One store holds one
-/// driver session (a connection pool per node) and is meant to be shared
-/// behind an `Arc` by the whole process.
+/// driver session (a connection pool per node), replaced by a new one when
+/// no node has been reachable (see the crate docs on recovery), and is meant
+/// to be shared behind an `Arc` by the whole process.
 pub struct CassandraStore {
-    pub(crate) session: Session,
+    session: LiveSession,
     pub(crate) st: Statements,
     pub(crate) bucket_ms: u64,
     /// The TTL of pending rows in seconds; 0 means none.
@@ -40,7 +43,8 @@ pub struct CassandraStore {
 impl fmt::Debug for CassandraStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CassandraStore")
-            .field("keyspace", &self.session.get_keyspace())
+            .field("keyspace", &self.session().get_keyspace())
+            .field("reconnects", &self.reconnects())
             .field("bucket_ms", &self.bucket_ms)
             .field("pending_ttl", &self.pending_ttl)
             .finish_non_exhaustive()
@@ -51,8 +55,10 @@ impl CassandraStore {
     /// Connects, creates the keyspace and tables that are missing (waiting
     /// for schema agreement) and prepares every statement.
     ///
-    /// [`Error::InvalidInput`] for a bad keyspace name or bucket width,
-    /// [`Error::Unavailable`] when the cluster cannot be reached.
+    /// [`Error::InvalidInput`] for a bad keyspace name, bucket width or
+    /// reconnect interval, [`Error::Unavailable`] when the cluster cannot be
+    /// reached. Needs a Tokio runtime, which runs the store's reconnect
+    /// watchdog for as long as the store lives.
     pub async fn connect(config: CassandraConfig) -> Result<Self> {
         if !schema::valid_keyspace(&config.keyspace) {
             return Err(Error::invalid(format!(
@@ -62,6 +68,9 @@ impl CassandraStore {
         }
         if config.bucket_ms == 0 {
             return Err(Error::invalid("bucket_ms must be at least 1"));
+        }
+        if config.reconnect_interval.is_zero() {
+            return Err(Error::invalid("reconnect_interval must be above zero"));
         }
         let pending_ttl = match config.pending_ttl {
             None => 0,
@@ -75,17 +84,15 @@ impl CassandraStore {
             .serial_consistency(Some(SerialConsistency::LocalSerial))
             .request_timeout(Some(config.request_timeout))
             .build();
-        let session = SessionBuilder::new()
+        let builder = SessionBuilder::new()
             .known_nodes(&config.contact_points)
             .connection_timeout(config.connect_timeout)
             .default_execution_profile_handle(profile.into_handle())
             // Only our keyspace's metadata is needed (for token-aware routing).
             .keyspaces_to_fetch([config.keyspace.clone()])
             .keepalive_interval(Duration::from_secs(1))
-            .keepalive_timeout(config.request_timeout)
-            .build()
-            .await
-            .map_err(backend("connect"))?;
+            .keepalive_timeout(config.request_timeout);
+        let session = builder.build().await.map_err(backend("connect"))?;
         schema::create(&session, &config).await?;
         // The keyspace did not exist when the session fetched metadata:
         // refresh it so that statements are routed to their replicas.
@@ -94,12 +101,38 @@ impl CassandraStore {
             .await
             .map_err(backend("refresh metadata"))?;
         let st = Statements::prepare(&session, &config.keyspace).await?;
+        // A replacement session waits for a contact point's TCP connect and
+        // then fetches metadata with one request.
+        let build_timeout = config.connect_timeout + config.request_timeout;
         Ok(Self {
-            session,
+            session: LiveSession::start(session, builder, config.reconnect_interval, build_timeout),
             st,
             bucket_ms: config.bucket_ms,
             pending_ttl,
         })
+    }
+
+    /// The driver session for the next request.
+    pub(crate) fn session(&self) -> Arc<Session> {
+        self.session.get()
+    }
+
+    /// How many times the store replaced its driver session because no node
+    /// had been reachable (see the crate docs on recovery). For metrics and
+    /// tests; 0 while the first session serves.
+    pub fn reconnects(&self) -> u64 {
+        self.session.replaced()
+    }
+
+    /// The readiness probe behind every trait's `ping`: a one-partition read
+    /// of one of our tables (any username will do; Cassandra refuses only
+    /// an empty key) at the configured consistency, so it fails while no
+    /// replica answers and also when the keyspace is gone (a node that came
+    /// back empty).
+    pub(crate) async fn ping_cluster(&self) -> Result<()> {
+        self.run(&self.st.select_username, ("readiness probe",), "ping")
+            .await
+            .map(drop)
     }
 
     /// Runs a statement that returns no rows we need.
@@ -109,7 +142,7 @@ impl CassandraStore {
         values: impl SerializeRow,
         what: &'static str,
     ) -> Result<QueryResult> {
-        self.session
+        self.session()
             .execute_unpaged(st, values)
             .await
             .map_err(backend(what))
@@ -144,7 +177,7 @@ impl CassandraStore {
         R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
     {
         let pager = self
-            .session
+            .session()
             .execute_iter(st.clone(), values)
             .await
             .map_err(backend(what))?;
@@ -197,7 +230,7 @@ impl CassandraStore {
             batch.append_statement(st.clone());
             values.push(row);
         }
-        self.session
+        self.session()
             .batch(&batch, values)
             .await
             .map_err(backend(what))?;
@@ -219,5 +252,32 @@ fn cql_consistency(c: Consistency) -> CqlConsistency {
         Consistency::Quorum => CqlConsistency::Quorum,
         Consistency::LocalQuorum => CqlConsistency::LocalQuorum,
         Consistency::All => CqlConsistency::All,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings that cannot work are refused before any connection is made
+    /// (the contact point is a closed port: reaching it would be Unavailable).
+    #[tokio::test]
+    async fn bad_settings_are_refused_before_connecting() {
+        let base = CassandraConfig::new(vec!["127.0.0.1:1".to_owned()], "chat");
+        let cases: [(&str, fn(&mut CassandraConfig)); 4] = [
+            ("keyspace", |c| c.keyspace = "no-dashes".to_owned()),
+            ("bucket_ms", |c| c.bucket_ms = 0),
+            ("pending_ttl", |c| c.pending_ttl = Some(Duration::ZERO)),
+            ("reconnect_interval", |c| {
+                c.reconnect_interval = Duration::ZERO;
+            }),
+        ];
+        for (what, spoil) in cases {
+            let mut config = base.clone();
+            spoil(&mut config);
+            let err = CassandraStore::connect(config).await.unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{what}: {err}");
+            assert!(err.to_string().contains(what), "{what}: {err}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Cassandra unreachable: the store answers `Unavailable` instead of
 //! hanging, leaves nothing half-written, and serves again by itself once
-//! the cluster is back. The outage is a TCP proxy in front of the shared
-//! node that this test stops and restarts (the node itself keeps running).
+//! the cluster is back, with a new driver session when the outage lasted.
+//! The outage is a TCP proxy in front of the shared node that this test
+//! stops and restarts (the node itself keeps running). A real restart of a
+//! node is in chat-server's db_restart_cassandra test.
 
 mod support;
 
@@ -154,9 +156,10 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
     );
 
     proxy.restart().await;
-    // The driver refills its pool on its own backoff (up to 10 s after
-    // repeated failures): retry the same send, as a client does, until the
-    // store serves again. The deadline only guards against a hang.
+    // The driver refills its pool on its own backoff, and the store's
+    // watchdog tries a new session every second: retry the same send, as a
+    // client does, until the store serves again. The deadline only guards
+    // against a hang.
     let deadline = Instant::now() + Duration::from_secs(120);
     let appended = loop {
         match store.append(second.clone(), std::slice::from_ref(&r)).await {
@@ -187,5 +190,66 @@ async fn unreachable_cluster_answers_unavailable_and_recovers() {
             .expect("pending after recovery"),
         vec![first.message, second.message],
         "both deliveries are pending exactly once"
+    );
+}
+
+/// After an outage long enough for the driver's own reconnect backoff to
+/// have grown to seconds, the store's watchdog (not the driver) brings it
+/// back: the store serves again through a new session.
+///
+/// Why the watchdog wins here: the driver's pool retries a refused node
+/// after 0.1, 0.2, 0.4 … s, doubling up to 10 s, each ±15%. Its attempts
+/// fall about 3.2 (at most 3.7), 6.4 (at most 7.3) and 12.8 (at least 10.8)
+/// seconds into the outage, so after a restore at 8 s its next try is at
+/// least 2.8 s away, while the watchdog tries within a second. Without the
+/// watchdog this test fails: the store would serve again through its first
+/// session and count no reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_outage_a_new_session_serves() {
+    let points = support::contact_points();
+    let keyspace = support::keyspace().await;
+    let upstream: SocketAddr = tokio::net::lookup_host(points[0].as_str())
+        .await
+        .expect("resolve the test server")
+        .next()
+        .expect("an address for the test server");
+    let mut proxy = Proxy::start(upstream).await;
+    let mut config = support::config(vec![proxy.addr.to_string()], keyspace);
+    config.request_timeout = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(2);
+    let store = CassandraStore::connect(config)
+        .await
+        .expect("connect through the proxy");
+    store.ping().await.expect("ping through the proxy");
+    assert_eq!(store.reconnects(), 0);
+
+    proxy.stop().await;
+    let down = Instant::now();
+    let during = tokio::time::timeout(Duration::from_secs(20), store.ping())
+        .await
+        .expect("a ping with the cluster unreachable must answer, not hang");
+    assert!(
+        matches!(during, Err(Error::Unavailable { .. })),
+        "{during:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(down.elapsed())).await;
+    proxy.restart().await;
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(60);
+    while let Err(e) = store.ping().await {
+        assert!(
+            Instant::now() < deadline,
+            "the store must serve again once the proxy is back: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "served again {:?} after the proxy was back ({} new session)",
+        back.elapsed(),
+        store.reconnects()
+    );
+    assert!(
+        store.reconnects() >= 1,
+        "the watchdog's new session, not the driver's backoff, brought the store back"
     );
 }

@@ -77,4 +77,8 @@ impl AccountStore for PostgresStore {
             .map(account)
             .ok_or_else(|| Error::not_found(format!("user {id}")))
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

@@ -206,4 +206,8 @@ impl ConversationStore for PostgresStore {
             .map(|r| ConversationId::from(r.get::<_, &str>(0)))
             .collect())
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

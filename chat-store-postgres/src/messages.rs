@@ -276,4 +276,8 @@ impl MessageStore for PostgresStore {
         let count: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
         Ok(u64::try_from(count).unwrap_or(0))
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.shared.ping().await
+    }
 }

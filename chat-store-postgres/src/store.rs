@@ -23,6 +23,16 @@ impl Shared {
     pub(crate) async fn conn(&self, what: &str) -> Result<Conn> {
         Conn::get(&self.pool, self.config.reply_deadline(), what).await
     }
+
+    /// The readiness probe behind every trait's `ping`: a pooled connection
+    /// and one statement on a table of the schema, so it fails while the
+    /// server is down and also when the schema is gone.
+    pub(crate) async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn("ping").await?;
+        conn.query("ping", "SELECT 1 FROM schema_migrations LIMIT 1", &[])
+            .await?;
+        Ok(())
+    }
 }
 
 /// Messages, deliveries, cursors, conversations and accounts in PostgreSQL:

@@ -54,6 +54,8 @@ pub enum Op {
     LastMessageId,
     /// [`MessageStore::unread`].
     Unread,
+    /// [`MessageStore::ping`].
+    Ping,
 }
 
 impl Op {
@@ -71,6 +73,7 @@ impl Op {
             Op::PurgeDelivered => "purge_delivered",
             Op::LastMessageId => "last_message_id",
             Op::Unread => "unread",
+            Op::Ping => "ping",
         }
     }
 
@@ -345,6 +348,11 @@ impl MessageStore for FaultyStore {
     async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64> {
         self.check(Op::Unread)?;
         self.inner.unread(user, conversation).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.check(Op::Ping)?;
+        self.inner.ping().await
     }
 }
 

@@ -130,6 +130,12 @@ pub trait MessageStore: Send + Sync + 'static {
     /// How many stored messages of `conversation` from others are newer than
     /// `user`'s read cursor.
     async fn unread(&self, user: &UserId, conversation: &ConversationId) -> Result<u64>;
+
+    /// One cheap real round trip to the backend (a read of nothing in
+    /// particular), for readiness checks: `Ok` when the store answers now,
+    /// [`crate::Error::Unavailable`] otherwise. A store spread over several
+    /// backends asks every one.
+    async fn ping(&self) -> Result<()>;
 }
 
 /// Conversations and membership, both ways.
@@ -159,6 +165,9 @@ pub trait ConversationStore: Send + Sync + 'static {
 
     /// The conversations `user` is a member of.
     async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationId>>;
+
+    /// One cheap real round trip to the backend, as [`MessageStore::ping`].
+    async fn ping(&self) -> Result<()>;
 }
 
 /// Accounts: unique usernames, password hashes, profiles.
@@ -176,4 +185,7 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Changes the display name; [`crate::Error::NotFound`] when there is no such account.
     async fn set_display_name(&self, id: &UserId, display_name: &str) -> Result<Account>;
+
+    /// One cheap real round trip to the backend, as [`MessageStore::ping`].
+    async fn ping(&self) -> Result<()>;
 }

@@ -443,6 +443,24 @@ impl MessageStore for ShardedStore {
         self.read(target, "unread", |s| s.unread(user, conversation))
             .await
     }
+
+    /// Every shard at once; the first that fails is named.
+    async fn ping(&self) -> Result<()> {
+        let answers = futures::future::join_all(self.shards.iter().map(|s| s.ping())).await;
+        for (index, answer) in answers.into_iter().enumerate() {
+            if let Err(error) = answer {
+                let reason = match &error {
+                    Error::Unavailable { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                return Err(Error::unavailable(
+                    format!("shard {index}: {reason}"),
+                    error,
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -453,5 +471,30 @@ mod tests {
     fn needs_at_least_one_shard() {
         let err = ShardedStore::new(Vec::new(), ShardBy::User).unwrap_err();
         assert_eq!(err.code(), "invalid_input");
+    }
+
+    #[tokio::test]
+    async fn ping_asks_every_shard_and_names_the_one_down() {
+        use crate::memory::MemoryStore;
+        use crate::store::{FaultSwitch, FaultyStore};
+        let second = FaultSwitch::new();
+        let shards: Vec<Arc<dyn MessageStore>> = vec![
+            Arc::new(MemoryStore::default()),
+            Arc::new(FaultyStore::new(
+                Arc::new(MemoryStore::default()),
+                second.clone(),
+            )),
+        ];
+        let store = ShardedStore::new(shards, ShardBy::Conversation).unwrap();
+        store.ping().await.expect("both shards answer");
+        second.fail_all(true);
+        let err = store.ping().await.unwrap_err();
+        assert_eq!(err.code(), "unavailable");
+        assert_eq!(
+            err.to_string(),
+            "unavailable: shard 1: injected fault in ping"
+        );
+        second.fail_all(false);
+        store.ping().await.expect("the shard is back");
     }
 }

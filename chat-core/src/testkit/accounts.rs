@@ -173,3 +173,11 @@ pub async fn account_set_display_name(store: &dyn AccountStore) {
         "an unknown account must be NotFound, got {err:?}"
     );
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn account_store_ping_answers(store: &dyn AccountStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

@@ -298,3 +298,11 @@ pub async fn concurrent_add_member(store: Arc<dyn ConversationStore>) {
         "every added user must be a member"
     );
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn conversation_store_ping_answers(store: &dyn ConversationStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

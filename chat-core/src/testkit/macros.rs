@@ -44,6 +44,7 @@ macro_rules! message_store_conformance {
             dyn_ref history_newest_first_and_paged,
             dyn_ref remove_undoes_append,
             arc concurrent_senders_one_conversation,
+            dyn_ref message_store_ping_answers,
         );
         $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; deliveries;
             dyn_ref pending_oldest_first_across_conversations,
@@ -69,6 +70,7 @@ macro_rules! conversation_store_conformance {
             dyn_ref ensure_direct_is_idempotent,
             dyn_ref membership_add_and_remove,
             arc concurrent_add_member,
+            dyn_ref conversation_store_ping_answers,
         );
     };
 }
@@ -84,6 +86,7 @@ macro_rules! account_store_conformance {
             dyn_ref account_username_and_id_unique,
             arc account_concurrent_signups_one_wins,
             dyn_ref account_set_display_name,
+            dyn_ref account_store_ping_answers,
         );
     };
 }

@@ -437,3 +437,11 @@ pub async fn concurrent_senders_one_conversation(store: Arc<dyn MessageStore>) {
         );
     }
 }
+
+/// A store that serves answers `ping` (the readiness probe), also twice in a
+/// row and from several callers at once.
+pub async fn message_store_ping_answers(store: &dyn MessageStore) {
+    store.ping().await.expect("ping of a store that serves");
+    let (a, b) = tokio::join!(store.ping(), store.ping());
+    a.and(b).expect("concurrent pings");
+}

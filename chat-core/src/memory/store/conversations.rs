@@ -127,4 +127,9 @@ impl ConversationStore for MemoryStore {
             .map(|ids| ids.iter().cloned().collect())
             .unwrap_or_default())
     }
+
+    /// In-process: it answers whenever it is asked.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ mod conversations;
 mod error;
 mod extract;
 mod groups;
+mod health;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use chat_core::engine::Engine;
 
 pub use error::ApiError;
+pub use health::READY_TIMEOUT;
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -26,8 +28,8 @@ pub struct AppState {
     pub body_timeout: Duration,
 }
 
-/// The `/api/…` routes and `/healthz`, with request bodies capped at
-/// `max_body` bytes and `body_timeout` of arrival time.
+/// The `/api/…` routes, `/healthz` and `/readyz`, with request bodies capped
+/// at `max_body` bytes and `body_timeout` of arrival time.
 pub fn routes(engine: Engine, max_body: usize, body_timeout: Duration) -> Router {
     Router::new()
         .route("/api/signup", post(accounts::signup))
@@ -50,10 +52,8 @@ pub fn routes(engine: Engine, max_body: usize, body_timeout: Duration) -> Router
             get(conversations::messages),
         )
         .route("/api/{*rest}", axum::routing::any(unknown))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // JsonBody enforces `max_body` itself (it drains what is over, so the
         // client reads the 413); no other extractor reads a body.
         .layer(DefaultBodyLimit::disable())
