@@ -1,21 +1,33 @@
 //! Bounds the engine puts on what clients name: a cumulative `ack` or
-//! `read` covers at most the newest stored message (a cursor set to
+//! `read` covers at most the newest message there is (a cursor set to
 //! u64::MAX would otherwise hide every later message from `unread`), and a
 //! `history` answer fits in one frame of the connection.
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId};
+use crate::model::{ConversationId, Message, MessageId, Retention, now_millis};
 use crate::protocol::ServerFrame;
 
+/// How far ahead of this node's clock an id may be and still count as
+/// possible: other nodes' clocks may run a little ahead.
+const CLOCK_SKEW_MS: u64 = 5_000;
+
 impl Inner {
-    /// `up_to`, or the newest stored message of `conversation` when that is
-    /// older; `None` when the conversation stores no message at all.
+    /// `up_to`, or the newest message of `conversation` that may be named
+    /// when that is older: under `forever` retention the newest stored one
+    /// (`None` when the conversation stores none); under `until_delivered`,
+    /// where delivered messages are deleted and the newest stored one may
+    /// be older than what a client rightly acks, the newest id the clock
+    /// allows now (5 s of skew included).
     pub(crate) async fn bounded_by_newest(
         &self,
         conversation: &ConversationId,
         up_to: MessageId,
     ) -> Result<Option<MessageId>> {
+        if self.retention == Retention::UntilDelivered {
+            let now = u64::try_from(now_millis()).unwrap_or(0);
+            return Ok(Some(up_to.min(MessageId::last_at(now + CLOCK_SKEW_MS))));
+        }
         Ok(self
             .messages
             .last_message_id(conversation)

@@ -106,7 +106,7 @@ pub(crate) fn auto_max_connections() -> usize {
                 current: limit.maximum,
                 maximum: limit.maximum,
             };
-            if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+            if setrlimit(Resource::Nofile, raised).is_ok() {
                 limit = raised;
             }
         }
