@@ -86,8 +86,7 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(&bytes)
     );
     if status.is_client_error() {
-        let error: serde_json::Value =
-            serde_json::from_slice(&bytes).expect("a refusal is JSON");
+        let error: serde_json::Value = serde_json::from_slice(&bytes).expect("a refusal is JSON");
         assert!(error["error"]["code"].is_string(), "{error}");
         assert!(error["error"]["message"].is_string(), "{error}");
     }

@@ -58,7 +58,9 @@ fuzz_target!(|data: &[u8]| {
         let claims: serde_json::Value =
             serde_json::from_slice(rest).expect("an accepted token has JSON claims");
         assert_eq!(claims["sub"].as_str(), Some(user.as_str()), "{claims}");
-        let exp = claims["exp"].as_f64().expect("an accepted token has a numeric exp");
+        let exp = claims["exp"]
+            .as_f64()
+            .expect("an accepted token has a numeric exp");
         // 5 s of leeway, as the authenticator allows.
         assert!(exp as i64 + 5 >= now(), "expired token accepted: {claims}");
         if let Some(nbf) = claims.get("nbf").and_then(|n| n.as_f64()) {
