@@ -6,15 +6,15 @@ use std::time::Duration;
 use super::budget::{BudgetRate, Budgets, TypingGate};
 use super::hashing::PasswordHashing;
 use super::throttle::{LoginThrottle, LoginThrottleConfig};
-use super::{Engine, Inner, background, registry, sequencer};
+use super::{Engine, Inner, background, membership, registry, sequencer};
 use crate::auth::Authenticator;
-use crate::cluster::{Bus, Discovery, PresenceStore};
-use crate::error::Result;
+use crate::cluster::{Bus, Discovery, NodeLease, PresenceStore};
+use crate::error::{Error, Result};
 use crate::id::IdGenerator;
 use crate::memory::{
-    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryPresence, MemoryStore,
+    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryNodeIds, MemoryPresence, MemoryStore,
 };
-use crate::model::{NodeId, Retention};
+use crate::model::{Millis, NodeId, Retention};
 use crate::push::Notifier;
 use crate::store::{AccountStore, ConversationStore, MessageStore};
 
@@ -57,6 +57,13 @@ pub struct Limits {
     pub heartbeat_every: Duration,
     /// How long a heartbeat keeps a node alive. Default 15 s.
     pub heartbeat_ttl: Duration,
+    /// How long one renewal of this node's claim on its worker id lasts
+    /// (see [`crate::cluster::NodeLease`]). It is renewed every
+    /// `heartbeat_every`; the node mints ids until `id_lease -
+    /// heartbeat_every` after its last renewal, and a crashed node's id is
+    /// free again `id_lease` after it. Must be longer than
+    /// `heartbeat_every`. Default 15 s.
+    pub id_lease: Duration,
 }
 
 impl Default for Limits {
@@ -77,6 +84,7 @@ impl Default for Limits {
             max_group_members: 100_000,
             heartbeat_every: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(15),
+            id_lease: Duration::from_secs(15),
         }
     }
 }
@@ -85,7 +93,8 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct EngineBuilder {
     node: Option<NodeId>,
-    worker: u16,
+    worker: Option<u16>,
+    lease: Option<Arc<dyn NodeLease>>,
     public_url: Option<String>,
     retention: Retention,
     limits: Limits,
@@ -102,9 +111,21 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     /// This node's Snowflake worker id (0..1024); also names the node as
-    /// `node-N` unless [`EngineBuilder::node_name`] says otherwise. Default 0.
+    /// `node-N` unless [`EngineBuilder::node_name`] says otherwise. Default
+    /// 0, or the id of the [`EngineBuilder::lease`].
     pub fn worker_id(mut self, worker: u16) -> Self {
-        self.worker = worker;
+        self.worker = Some(worker);
+        self
+    }
+
+    /// This node's claim on its worker id in the deployment (for example
+    /// from the Redis adapter's `NodeIds`): the worker id is the lease's,
+    /// renewed at every heartbeat and released at shutdown. Without one, the
+    /// engine claims its worker id from a private
+    /// [`MemoryNodeIds`](crate::memory::MemoryNodeIds), which nothing else
+    /// shares: right for a single node, where no other node mints ids.
+    pub fn lease(mut self, lease: Arc<dyn NodeLease>) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -200,10 +221,33 @@ impl EngineBuilder {
     /// Builds the engine and starts its background tasks (bus receiver,
     /// heartbeats, presence reaping). Needs a Tokio runtime.
     pub async fn build(self) -> Result<Engine> {
-        let ids = IdGenerator::new(self.worker)?;
+        if self.limits.id_lease <= self.limits.heartbeat_every {
+            return Err(Error::invalid(format!(
+                "the id lease ({:?}) must be longer than the heartbeat interval ({:?})",
+                self.limits.id_lease, self.limits.heartbeat_every
+            )));
+        }
+        let lease: Arc<dyn NodeLease> = match self.lease {
+            Some(lease) => {
+                if let Some(worker) = self.worker.filter(|w| *w != lease.worker_id()) {
+                    return Err(Error::invalid(format!(
+                        "worker id {worker} differs from the lease's id {}",
+                        lease.worker_id()
+                    )));
+                }
+                lease
+            }
+            None => Arc::new(MemoryNodeIds::new().claim_now(
+                Some(self.worker.unwrap_or(0)),
+                "this process",
+                self.limits.id_lease.as_millis() as Millis,
+            )?),
+        };
+        let worker = lease.worker_id();
+        let ids = IdGenerator::new(worker)?;
         let node = self
             .node
-            .unwrap_or_else(|| NodeId::from(format!("node-{}", self.worker)));
+            .unwrap_or_else(|| NodeId::from(format!("node-{worker}")));
         let store = Arc::new(MemoryStore::default());
         let bus = match self.bus {
             Some(bus) => bus,
@@ -245,6 +289,7 @@ impl EngineBuilder {
             registry: registry::Registry::default(),
             watchers: registry::Watchers::default(),
             sequencer: sequencer::Sequencer::default(),
+            membership: membership::Membership::new(lease),
             tasks: parking_lot::Mutex::new(Vec::new()),
             limits: self.limits,
             node,

@@ -51,6 +51,8 @@ mod client;
 mod conversations;
 mod fanout;
 mod hashing;
+mod membership;
+mod push_later;
 mod ready;
 mod registry;
 mod send;
@@ -105,6 +107,7 @@ pub(crate) struct Inner {
     pub(crate) registry: registry::Registry,
     pub(crate) watchers: registry::Watchers,
     pub(crate) sequencer: sequencer::Sequencer,
+    pub(crate) membership: membership::Membership,
     pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -117,6 +120,26 @@ impl Engine {
     /// This node's id.
     pub fn node_id(&self) -> &NodeId {
         &self.inner.node
+    }
+
+    /// The Snowflake worker id in this node's message ids: the one its
+    /// [`NodeLease`](crate::cluster::NodeLease) holds.
+    pub fn worker_id(&self) -> u16 {
+        self.inner.membership.lease().worker_id()
+    }
+
+    /// Completes if another node takes this node's worker id (its lease
+    /// lapsed and was claimed elsewhere: a partition from the cluster store,
+    /// or a long pause). The engine has then stopped minting ids and
+    /// writing presence or discovery under its name; the caller should shut
+    /// it down and start again. Never completes otherwise.
+    pub async fn id_lost(&self) {
+        self.inner.membership.wait_lost().await;
+    }
+
+    /// Whether another node took this node's worker id (see [`Engine::id_lost`]).
+    pub fn is_id_lost(&self) -> bool {
+        self.inner.membership.is_lost()
     }
 
     /// The retention mode.
@@ -159,18 +182,29 @@ impl Engine {
 
     /// Stops background tasks, closes every session, counts them out of
     /// presence (their users turn offline at once unless connected
-    /// elsewhere, rather than when this node's heartbeat expires) and leaves
-    /// discovery. Messages are already stored; clients reconnect and sync.
+    /// elsewhere, rather than when this node's heartbeat expires), leaves
+    /// discovery and releases its worker id. Messages are already stored;
+    /// clients reconnect and sync. A node whose id was taken leaves
+    /// presence, discovery and the id to their new holder.
     pub async fn shutdown(&self) {
         let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
         for task in tasks {
             task.abort();
         }
-        for session in self.inner.registry.close_all(CloseReason::Shutdown) {
-            session::release_presence(&self.inner, &session).await;
+        {
+            let _gate = self.inner.membership.gate.read().await;
+            for session in self.inner.registry.close_all(CloseReason::Shutdown) {
+                session::release_presence(&self.inner, &session).await;
+            }
+        }
+        if self.inner.membership.is_lost() {
+            return;
         }
         if let Err(e) = self.inner.discovery.deregister(&self.inner.node).await {
             tracing::warn!(error = %e, "could not leave discovery at shutdown");
+        }
+        if let Err(e) = self.inner.membership.lease().release().await {
+            tracing::warn!(error = %e, "could not release this node's id at shutdown; it lapses with its lease");
         }
     }
 }

@@ -40,7 +40,7 @@ impl Inner {
         let (conversation, members) = self.resolve_target(sender, &frame.target).await?;
         let recipients: Vec<UserId> = members.iter().filter(|m| *m != sender).cloned().collect();
 
-        let (id, mut place) = self.sequencer.enter(&conversation, &self.ids);
+        let (id, mut place) = self.mint(&conversation)?;
         let message = Message {
             message_id: id,
             conversation_id: conversation.clone(),

@@ -85,6 +85,13 @@ impl Engine {
         client: ClientInfo,
     ) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
+        if inner.membership.is_lost() {
+            return Err(Error::unavailable_msg(
+                "this node is shutting down (its id was taken): reconnect",
+            ));
+        }
+        // Held until presence counted this connection: see Membership::gate.
+        let gate = inner.membership.gate.read().await;
         let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
@@ -97,11 +104,12 @@ impl Engine {
         {
             tracing::warn!(error = %e, %user, "bus subscribe failed; cross-node delivery waits for sync");
         }
-        match inner
+        let counted = inner
             .presence
             .connect(user, &inner.node, now_millis())
-            .await
-        {
+            .await;
+        drop(gate);
+        match counted {
             Ok(true) => {
                 inner
                     .announce_presence(Presence {
@@ -112,7 +120,10 @@ impl Engine {
                     .await
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "presence unavailable at connect; restoring at the next heartbeat");
+                inner.membership.mark_dirty();
+            }
         }
         let session = Session {
             inner: inner.clone(),
@@ -445,25 +456,30 @@ impl Drop for Session {
 
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
     shared.close(CloseReason::Disconnected);
-    let user = shared.user.clone();
-    if inner.registry.remove(&user, shared.id)
-        && let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await
-    {
-        tracing::warn!(error = %e, "bus unsubscribe failed");
-    }
     for u in inner.watchers.unwatch(shared.id, &watching) {
         if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
     }
+    let user = shared.user.clone();
+    // Held from leaving the registry until presence counted this connection
+    // out: see Membership::gate.
+    let gate = inner.membership.gate.read().await;
+    let last_here = inner.registry.remove(&user, shared.id);
     release_presence(&inner, &shared).await;
+    drop(gate);
+    if last_here && let Err(e) = inner.bus.unsubscribe(&Topic::User(user)).await {
+        tracing::warn!(error = %e, "bus unsubscribe failed");
+    }
 }
 
 /// Counts this session's connection out of presence, once (the engine's
 /// shutdown and the session's own cleanup may both try); announces the user
-/// offline when it was its last connection anywhere.
+/// offline when it was its last connection anywhere. The caller holds the
+/// membership gate. A node whose id was taken leaves presence alone: its
+/// name is another node's now.
 pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
-    if !shared.release() {
+    if !shared.release() || inner.membership.is_lost() {
         return;
     }
     let now = now_millis();
@@ -482,7 +498,10 @@ pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
                 .await
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence unavailable at disconnect; restoring at the next heartbeat");
+            inner.membership.mark_dirty();
+        }
     }
 }
 

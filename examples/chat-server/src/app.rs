@@ -35,8 +35,7 @@ pub async fn build_app(
         }
     };
     let mut builder = Engine::builder()
-        .worker_id(config.node_id)
-        .public_url(public_url)
+        .public_url(public_url.clone())
         .retention(config.retention)
         .limits(config.limits())
         .authenticator(Arc::new(auth));
@@ -50,7 +49,7 @@ pub async fn build_app(
         )));
     }
     let builder = stores::with_store(builder, &config.store, config.retention).await?;
-    let builder = stores::with_cluster(builder, config).await?;
+    let builder = stores::with_cluster(builder, config, &public_url).await?;
     let engine = builder.build().await?;
     let router = Router::new()
         .route(
@@ -93,7 +92,7 @@ impl Bound {
         if let Some(cluster) = &config.cluster {
             banner += &format!(
                 " as {} of cluster {} (prefix {})",
-                config.node_name(),
+                engine.node_id(),
                 stores::store_label(cluster),
                 config.cluster_prefix
             );
@@ -140,13 +139,25 @@ impl Bound {
     ) -> Result<(), ServerError> {
         tracing::info!("{}", self.banner);
         let engine = self.engine.clone();
-        net::serve(self.listener, self.router, self.net, shutdown).await;
+        // Serving ends at the caller's shutdown, or when another node took
+        // this node's id: then it must stop, not serve on without minting.
+        let lost = engine.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {},
+                () = lost.id_lost() => {},
+            }
+        };
+        net::serve(self.listener, self.router, self.net, stop).await;
         engine.shutdown().await;
         // Upgraded connections are not awaited by axum: give their close
         // frames a moment to reach the clients.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while engine.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if engine.is_id_lost() {
+            return Err(ServerError::NodeIdLost(engine.node_id().clone()));
         }
         tracing::info!("chat-server stopped");
         Ok(())
@@ -188,4 +199,27 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_lease_no_longer_than_the_heartbeat_is_refused() {
+        let config = Config {
+            heartbeat_ms: 5000,
+            node_lease_ms: Some(5000),
+            ..Config::default()
+        };
+        let err = build_app(&config, "ws://x/ws".into()).await.err().unwrap();
+        assert!(
+            matches!(
+                err,
+                ServerError::Engine(chat_core::Error::InvalidInput { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("id lease"), "{err}");
+    }
 }

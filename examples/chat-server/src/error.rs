@@ -31,6 +31,19 @@ pub enum ServerError {
     /// The cluster's Redis could not be used (bad URL, unreachable).
     #[error("cluster: {0}")]
     Cluster(#[source] chat_core::Error),
+    /// `--node-id` names an id that another live node of the cluster holds.
+    #[error(
+        "--node-id: {0}: another live node of this cluster holds it. Start this node with \
+         another --node-id, or without --node-id to take a free one"
+    )]
+    NodeIdInUse(#[source] chat_core::Error),
+    /// Another node took this node's id while it could not renew its claim
+    /// (cut off from Redis, or paused, for longer than the lease).
+    #[error(
+        "another node took this node's id ({0}) while it could not renew its claim; it stopped \
+         so that no two nodes mint message ids with one worker id. Start it again to claim an id"
+    )]
+    NodeIdLost(chat_core::NodeId),
     /// The engine could not be built (for example the store is unreachable).
     #[error("engine: {0}")]
     Engine(#[from] chat_core::Error),

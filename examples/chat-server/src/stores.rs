@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use chat_cluster_redis::{RedisCluster, RedisOptions};
-use chat_core::Retention;
+use chat_core::cluster::NodeIds;
 use chat_core::engine::EngineBuilder;
+use chat_core::{NodeId, Retention};
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 use chat_store_postgres::{PostgresConfig, PostgresStore};
 
@@ -70,16 +71,20 @@ pub fn store_label(url: &str) -> String {
     redact_url(url)
 }
 
-/// Gives `builder` the cluster parts (bus, presence, discovery) that
-/// `--cluster` names (`redis://…`, keys under `--cluster-prefix`, this node
-/// named by [`Config::node_name`]); without it the engine's one-node
-/// defaults stay.
+/// Gives `builder` this node's id and the cluster parts (id lease, bus,
+/// presence, discovery) that `--cluster` names (`redis://…`, keys under
+/// `--cluster-prefix`). In a cluster the node claims `--node-id` (refused
+/// while another live node holds it) or, without it, a free id, with
+/// `public_url` as its holder's name; the node is named `node-N` after it.
+/// Without `--cluster` the engine's one-node defaults stay, with worker id
+/// `--node-id` (default 0).
 pub async fn with_cluster(
     builder: EngineBuilder,
     config: &Config,
+    public_url: &str,
 ) -> Result<EngineBuilder, ServerError> {
     let Some(url) = config.cluster.as_deref() else {
-        return Ok(builder);
+        return Ok(builder.worker_id(config.node_id.unwrap_or(0)));
     };
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
         return Err(ServerError::UnknownCluster(redact_url(url)));
@@ -88,12 +93,32 @@ pub async fn with_cluster(
     let cluster = RedisCluster::connect(url, options)
         .await
         .map_err(ServerError::Cluster)?;
-    let node = config.node_name();
+    let lease_ms = config.limits().id_lease.as_millis() as i64;
+    let lease = match cluster
+        .node_ids()
+        .claim(config.node_id, public_url, lease_ms)
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e @ chat_core::Error::AlreadyExists { .. }) => {
+            return Err(ServerError::NodeIdInUse(e));
+        }
+        Err(e) => return Err(ServerError::Cluster(e)),
+    };
+    let node = NodeId::from(format!("node-{}", lease.worker_id()));
+    if config.node_id.is_none() {
+        tracing::info!(
+            worker_id = lease.worker_id(),
+            "no --node-id: claimed the free id {} in the cluster; this node is {node}",
+            lease.worker_id()
+        );
+    }
     let bus = cluster
         .bus(node.clone())
         .await
         .map_err(ServerError::Cluster)?;
     Ok(builder
+        .lease(Arc::from(lease))
         .node_name(node)
         .bus(Arc::new(bus))
         .presence(Arc::new(cluster.presence()))
@@ -171,7 +196,7 @@ mod tests {
             cluster: Some("memcached://x".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config)
+        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
             .await
             .err()
             .unwrap();
@@ -180,13 +205,13 @@ mod tests {
             cluster: Some("redis://".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config)
+        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
             .await
             .err()
             .unwrap();
         assert!(err.to_string().starts_with("cluster: "), "{err}");
         assert!(
-            with_cluster(Engine::builder(), &Config::default())
+            with_cluster(Engine::builder(), &Config::default(), "ws://x/ws")
                 .await
                 .is_ok()
         );

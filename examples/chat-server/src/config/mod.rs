@@ -43,13 +43,21 @@ pub struct Config {
     #[arg(long, env = "CHAT_CLUSTER_PREFIX", default_value = "chat")]
     pub cluster_prefix: String,
     /// This node's Snowflake worker id (0..1024); the node is named `node-N`
-    /// in presence, bus and discovery.
-    #[arg(long, env = "CHAT_NODE_ID", default_value_t = 0)]
-    pub node_id: u16,
+    /// in presence, bus and discovery. With `--cluster` the node claims it
+    /// in Redis and refuses to start while another live node holds it;
+    /// without `--node-id` it claims a free one. One node alone: default 0.
+    #[arg(long, env = "CHAT_NODE_ID")]
+    pub node_id: Option<u16>,
     /// Milliseconds between this node's heartbeats; a node silent for three
     /// of them counts as dead and its users go offline.
     #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 5000)]
     pub heartbeat_ms: u64,
+    /// Milliseconds one renewal of this node's claim on its id lasts
+    /// (renewed at every heartbeat; default three heartbeats). The node
+    /// stops minting message ids when it could not renew for this long
+    /// minus one heartbeat, and a crashed node's id is free after it.
+    #[arg(long, env = "CHAT_NODE_LEASE_MS")]
+    pub node_lease_ms: Option<u64>,
     /// The WebSocket URL that `chat_url` hands out; default `ws://<listen>/ws`.
     #[arg(long, env = "CHAT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -87,8 +95,9 @@ impl Default for Config {
             retention: Retention::Forever,
             cluster: None,
             cluster_prefix: "chat".to_owned(),
-            node_id: 0,
+            node_id: None,
             heartbeat_ms: 5000,
+            node_lease_ms: None,
             public_url: None,
             push_webhook: None,
             jwt_secret: None,
@@ -117,7 +126,7 @@ impl Config {
     }
 
     /// The engine limits: the defaults, with this configuration's heartbeat
-    /// (every `heartbeat_ms`, alive for three of them).
+    /// (every `heartbeat_ms`, alive for three of them) and id lease.
     pub fn limits(&self) -> chat_core::engine::Limits {
         let every = Duration::from_millis(self.heartbeat_ms.max(1));
         let p = &self.protection;
@@ -129,13 +138,9 @@ impl Config {
             login_throttle: p.login_throttle(),
             hash_threads: p.hash_threads,
             hash_queue: p.hash_queue,
+            id_lease: self.node_lease_ms.map_or(every * 3, Duration::from_millis),
             ..Default::default()
         }
-    }
-
-    /// This node's name in presence, bus and discovery.
-    pub fn node_name(&self) -> chat_core::model::NodeId {
-        chat_core::model::NodeId::from(format!("node-{}", self.node_id))
     }
 
     /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws` for the
@@ -210,8 +215,25 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.retention, Retention::UntilDelivered);
-        assert_eq!(c.node_id, 3);
+        assert_eq!(c.node_id, Some(3));
+        assert_eq!(
+            Config::try_parse_from(["chat-server"]).unwrap().node_id,
+            None,
+            "no --node-id: a free one in a cluster, 0 alone"
+        );
         assert!(Config::try_parse_from(["chat-server", "--retention", "sometimes"]).is_err());
+        let limits = Config::try_parse_from(["chat-server", "--heartbeat-ms", "200"])
+            .unwrap()
+            .limits();
+        assert_eq!(
+            limits.id_lease,
+            Duration::from_millis(600),
+            "three heartbeats by default"
+        );
+        let limits = Config::try_parse_from(["chat-server", "--node-lease-ms", "9000"])
+            .unwrap()
+            .limits();
+        assert_eq!(limits.id_lease, Duration::from_secs(9));
         assert_eq!(
             c.public_url_for("127.0.0.1:9000".parse().unwrap()),
             "ws://127.0.0.1:9000/ws"
