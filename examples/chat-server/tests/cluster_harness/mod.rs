@@ -87,6 +87,15 @@ impl Node {
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
             .args(["--node-lease-ms", &LEASE_MS.to_string()])
             .args(["--jwt-secret", SECRET, "--insecure-fast-hashing"])
+            // Functional tests send as fast as they can from one address:
+            // no write budgets or connection caps (tests/*_limits.rs test those).
+            .args(["--user-rate", "0", "--addr-rate", "0"])
+            .args([
+                "--max-connections-per-addr",
+                "0",
+                "--max-sockets-per-user",
+                "0",
+            ])
             .env_remove("CHAT_STORE")
             .env_remove("CHAT_PUBLIC_URL")
             .env_remove("CHAT_NODE_ID")
