@@ -42,6 +42,20 @@ fn signed(claims: Value) -> String {
     .unwrap()
 }
 
+/// The device a token issued by the server names (its `dev` claim).
+fn device_of(token: &str) -> String {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    claims["dev"].as_str().expect("a dev claim").to_owned()
+}
+
 /// An HTTP client whose connections leave from the loopback address `from`.
 fn client_from(from: [u8; 4]) -> reqwest::Client {
     reqwest::Client::builder()
@@ -123,19 +137,31 @@ async fn tokens_of_missing_accounts_and_before_their_nbf_are_refused() {
     let s = TestServer::start_with(TestServer::config()).await;
     let alice = s.signup("alice").await;
     let now = now_secs();
-    let ghost = signed(json!({"sub": "u000000000000000000000000", "iat": now, "exp": now + 600}));
-    let (st, body) = s.get("/api/me", &ghost).await;
-    assert_eq!(st, 401, "{body}");
+    let dev = device_of(&alice.token);
+    // An invented user, with an invented device or with alice's.
+    for ghost_dev in ["d000000000000000000000000", dev.as_str()] {
+        let ghost = signed(
+            json!({"sub": "u000000000000000000000000", "dev": ghost_dev, "iat": now, "exp": now + 600}),
+        );
+        let (st, body) = s.get("/api/me", &ghost).await;
+        assert_eq!(st, 401, "{body}");
+    }
+    let ghost = signed(
+        json!({"sub": "u000000000000000000000000", "dev": dev, "iat": now, "exp": now + 600}),
+    );
     let refused =
         tokio_tungstenite::connect_async(format!("ws://{}/ws?token={ghost}", s.addr)).await;
     assert!(
         matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
         "{refused:?}"
     );
-    let early = signed(json!({"sub": alice.id, "iat": now, "nbf": now + 120, "exp": now + 600}));
+    let early = signed(
+        json!({"sub": alice.id, "dev": dev, "iat": now, "nbf": now + 120, "exp": now + 600}),
+    );
     let (st, body) = s.get("/api/me", &early).await;
     assert_eq!(st, 401, "{body}");
-    let ready = signed(json!({"sub": alice.id, "iat": now, "nbf": now - 1, "exp": now + 600}));
+    let ready =
+        signed(json!({"sub": alice.id, "dev": dev, "iat": now, "nbf": now - 1, "exp": now + 600}));
     let (st, body) = s.get("/api/me", &ready).await;
     assert_eq!(st, 200, "{body}");
     s.stop().await;
