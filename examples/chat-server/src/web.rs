@@ -4,7 +4,8 @@ use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::routing::get;
 
-/// `/` and `/index.html`, `/app.js`, `/style.css`.
+/// `/` and `/index.html`, the page's scripts (`/app.js` and the files it
+/// is split into) and `/style.css`.
 pub fn routes() -> Router {
     let html = || async {
         page(
@@ -24,6 +25,12 @@ pub fn routes() -> Router {
                 )
             }),
         )
+        .route("/cache.js", get(|| script(include_str!("../static/cache.js"))))
+        .route("/groups.js", get(|| script(include_str!("../static/groups.js"))))
+        .route(
+            "/account.js",
+            get(|| script(include_str!("../static/account.js"))),
+        )
         .route(
             "/style.css",
             get(|| async {
@@ -33,6 +40,10 @@ pub fn routes() -> Router {
                 )
             }),
         )
+}
+
+async fn script(body: &'static str) -> impl axum::response::IntoResponse {
+    page("text/javascript; charset=utf-8", body)
 }
 
 fn page(content_type: &'static str, body: &'static str) -> impl axum::response::IntoResponse {
