@@ -199,6 +199,7 @@ function conversationFor(id) {
       unread: 0,
       lastId: 0n, // newest entry id known (messages and events); only newer ones add to `unread`
       lastOther: 0n, // newest entry id from someone else: what `read` covers
+      seen: 0n, // newest entry id this page received (not just heard of): where group event lines go
       messages: new Map(), // message_id → text message as it is now, so repeats drop out
       notices: [], // group events as timeline lines: {after, seq, event, user_id, by, role}
       pending: [], // our sends and events not yet confirmed by `sent`, in the order made
@@ -238,6 +239,7 @@ function recordOf(c) {
     unread: c.unread,
     lastId: `${c.lastId}`,
     lastOther: `${c.lastOther}`,
+    seen: `${c.seen}`,
     delivered: `${c.delivered}`,
     read: `${c.read}`,
     readSent: `${c.readSent}`,
@@ -280,6 +282,7 @@ function restore({ conversations: records, messages, profiles: people }) {
       unread: r.unread ?? 0,
       lastId: big(r.lastId ?? "0"),
       lastOther: big(r.lastOther ?? "0"),
+      seen: big(r.seen ?? "0"),
       delivered: big(r.delivered ?? "0"),
       read: big(r.read ?? "0"),
       readSent: big(r.readSent ?? "0"),
@@ -425,6 +428,7 @@ const manages = (c) => c.kind === "group" && !c.left && ["owner", "admin"].inclu
 function addEntry(c, m) {
   const id = big(m.message_id);
   c.lastId = maxBig(c.lastId, id);
+  c.seen = maxBig(c.seen, id);
   if (m.sender_id !== me.user_id) c.lastOther = maxBig(c.lastOther, id);
   touch(c);
   if (kindOfEntry(m) !== "text") return applyEvent(c, m);
@@ -440,8 +444,10 @@ function addEntry(c, m) {
  * page are already reflected in their targets, so they are not applied again.
  */
 function addFromHistory(c, m, asOf) {
-  c.lastId = maxBig(c.lastId, big(m.message_id));
-  if (m.sender_id !== me.user_id) c.lastOther = maxBig(c.lastOther, big(m.message_id));
+  const id = big(m.message_id);
+  c.lastId = maxBig(c.lastId, id);
+  c.seen = maxBig(c.seen, id);
+  if (m.sender_id !== me.user_id) c.lastOther = maxBig(c.lastOther, id);
   if (kindOfEntry(m) !== "text") return;
   const held = c.messages.get(m.message_id);
   if (held && big(held._v) > asOf) return;
@@ -582,8 +588,10 @@ function connect() {
     if (ws !== socket) return;
     ws = null;
     setConnection("offline");
-    // This device was logged out (here or from another device): its token no longer works.
-    if (event.code === CLOSE_DEVICE_LOGGED_OUT) return signOut("This device was logged out. Log in again.");
+    // This device was logged out (from another device, or here): its token no longer works.
+    if (event.code === CLOSE_DEVICE_LOGGED_OUT) {
+      return signOut(loggingOut ? undefined : "This device was logged out. Log in again.");
+    }
     // Refused before the upgrade: maybe the token is no longer valid. api() signs out on 401.
     if (!opened) {
       try {
@@ -1242,6 +1250,8 @@ const SESSION_KEY = "chat.session";
 const OPEN_KEY = "chat.open";
 const NOTICE_KEY = "chat.notice";
 let signingOut = false;
+/** This page asked to log its own device out (the 4001 close that follows is no surprise). */
+let loggingOut = false;
 
 /** A name for this device in the devices list: the browser and the system it runs on. */
 function deviceName() {
@@ -1294,6 +1304,7 @@ async function signOut(notice) {
 
 /** "Log out": the server forgets this device (its token stops working), then the page does. */
 async function logOutHere() {
+  loggingOut = true;
   try {
     await api("POST", "/api/logout");
   } catch (e) {

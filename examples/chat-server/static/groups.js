@@ -400,7 +400,7 @@ function onGroupEvent(f) {
  * entry as the first time and is dropped here.
  */
 function addNotice(c, f) {
-  const n = { after: `${c.lastId}`, event: f.event, user_id: f.user_id ?? null, by: f.by, role: f.role ?? null };
+  const n = { after: `${c.seen}`, event: f.event, user_id: f.user_id ?? null, by: f.by, role: f.role ?? null };
   const same = (o) => o.after === n.after && o.event === n.event && o.user_id === n.user_id && o.by === n.by && o.role === n.role;
   if (c.notices.some(same)) return;
   n.seq = 1 + c.notices.filter((o) => o.after === n.after).length;
