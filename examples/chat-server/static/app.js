@@ -216,6 +216,7 @@ function conversationFor(id) {
       history: null, // groups: "since_join" | "all"
       membersFresh: false, // the members were fetched since this page loaded
       left: false, // this user is no longer a member of the group
+      joinedAt: 0, // when this page last saw this user join (or create) the group
       invites: [], // invite codes this user made here: {code, max_uses, expires_at}
       text: "", // what was typed in the composer and not sent, kept while another chat is open
     };
@@ -308,6 +309,8 @@ function titleOf(c) {
 }
 
 async function refreshConversations() {
+  // Groups joined while the list is on its way are not in it, and are not "left".
+  const asked = Date.now();
   const { conversations: list } = await api("GET", "/api/conversations");
   const listed = new Set();
   for (const s of list) {
@@ -329,7 +332,7 @@ async function refreshConversations() {
   // A group this device still holds but the server no longer lists: left or removed meanwhile
   // (a removed member is told once, live; one that was away learns it here).
   for (const c of conversations.values()) {
-    if (c.kind === "group" && !listed.has(c.id) && !c.left) {
+    if (c.kind === "group" && !listed.has(c.id) && !c.left && !(c.joinedAt > asked)) {
       c.left = true;
       touch(c);
     }
@@ -886,6 +889,15 @@ function reviseSend(p) {
   $("composer-input").focus();
 }
 
+/** Keeps what is typed (a reload or another chat does not lose it) and tells others. */
+function onComposerInput() {
+  const c = conversations.get(openId);
+  if (!c) return;
+  c.text = $("composer-input").value;
+  touch(c);
+  sendTyping();
+}
+
 function sendTyping() {
   const c = conversations.get(openId);
   if (!c || c.draft || !$("composer-input").value) return;
@@ -1364,6 +1376,7 @@ async function onGroupSubmit(event) {
     const { conversation_id } = await api("POST", "/api/groups", { name, members });
     const c = conversationFor(conversation_id);
     c.name = name;
+    c.joinedAt = Date.now();
     c.historyLoaded = true; // nothing was said in it yet
     touch(c);
     $("group-form").reset();
@@ -1382,6 +1395,7 @@ function onComposerSubmit(event) {
   if (!body || !c || c.left) return;
   input.value = "";
   c.text = "";
+  touch(c);
   if (composer.mode === "edit") {
     const target = c.messages.get(composer.messageId);
     if (target && !target.deleted && body !== target.body) sendEvent(c, "edit", target.message_id, body);
@@ -1418,7 +1432,7 @@ function main() {
   $("direct-form").addEventListener("submit", onDirectSubmit);
   $("group-form").addEventListener("submit", onGroupSubmit);
   $("composer").addEventListener("submit", onComposerSubmit);
-  $("composer-input").addEventListener("input", sendTyping);
+  $("composer-input").addEventListener("input", onComposerInput);
   $("composer-input").addEventListener("keydown", onComposerKey);
   $("composer-bar-cancel").addEventListener("click", () => {
     if (composer.mode === "edit") $("composer-input").value = "";

@@ -338,6 +338,7 @@ async function acceptPendingInvite() {
 function rejoined(c) {
   if (c.left) c.historyLoaded = false;
   c.left = false;
+  c.joinedAt = Date.now();
   c.membersFresh = false;
   touch(c);
 }
@@ -365,7 +366,7 @@ function onGroupEvent(f) {
   switch (f.event) {
     case "added":
       if (c.members && !c.members.includes(f.user_id)) c.members = [...c.members, f.user_id];
-      if (aboutMe && known) rejoined(c);
+      if (aboutMe) rejoined(c);
       if (f.user_id !== me.user_id) watchPresence([f.user_id]);
       break;
     case "removed":

@@ -392,6 +392,7 @@ test("groups, invites, two devices, message events, blocking and the local copy"
   // the server's code, and keeps its text.
   await a.locator("#direct-username").fill(carol);
   await a.locator("#direct-form button").click();
+  await a.locator("#chat-title", { hasText: carol }).waitFor();
   await send(a, "hi carol");
   await openChat(c, alice);
   await c.locator("#block-btn", { hasText: "Block" }).click();
