@@ -692,6 +692,8 @@ function flushAcks() {
 function onMessage(m) {
   // Ack even repeats: the server sends a message again at every connect until it is acked.
   queueAck(m);
+  // A late entry of a group this page just left does not bring the group back.
+  if (forgotten.has(m.conversation_id)) return;
   const known = conversations.has(m.conversation_id);
   const c = conversationFor(m.conversation_id);
   c.draft = false;

@@ -214,7 +214,8 @@ function forgetConversation(c) {
   render();
 }
 
-/** Groups left here: their own `left` event, arriving after, does not bring them back. */
+/** Groups left here: their own `left` event, or a message sent just before, arriving after,
+ *  does not bring them back. */
 const forgotten = new Set();
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +353,9 @@ function onGroupEvent(f) {
   const aboutMe = f.user_id === me.user_id;
   // A group this page dropped after leaving it: its own `left` (or a late `removed`) is old news.
   if ((f.event === "left" || f.event === "removed") && aboutMe && !conversations.has(f.conversation_id)) return;
-  forgotten.delete(f.conversation_id);
+  // Added again (from another device, or by an owner or admin): it is back.
+  if (f.event === "added" && aboutMe) forgotten.delete(f.conversation_id);
+  if (forgotten.has(f.conversation_id)) return;
   const known = conversations.has(f.conversation_id);
   const c = conversationFor(f.conversation_id);
   addNotice(c, f);
