@@ -103,6 +103,11 @@ struct ModelMessage {
     pending: BTreeSet<usize>,
 }
 
+/// How long a step waits for a live frame the model expects before calling
+/// it missing: far above any healthy delivery, bounded so a lost message
+/// fails the test instead of hanging it.
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Client {
     session: Session,
     out: Outbound,
@@ -483,8 +488,25 @@ where
         let ctx = self.ctx();
         for (u, client) in self.clients.iter_mut().enumerate() {
             let Some(client) = client else { continue };
+            let want = expected.get(&u).cloned().unwrap_or_default();
             let mut got = Vec::new();
-            while let Some(Some(frame)) = try_next(&mut client.out) {
+            loop {
+                let frame = match try_next(&mut client.out) {
+                    Some(Some(frame)) => frame,
+                    Some(None) => break,
+                    // Nothing queued. A frame the model still waits for
+                    // may be behind a store read on a loaded machine (a
+                    // member's chain starts from the head it reads):
+                    // wait for it, boundedly. Extras show up at a later
+                    // step, so an early stop here loses no check.
+                    None if got.len() < want.len() => {
+                        match tokio::time::timeout(LIVE_WAIT, client.out.recv()).await {
+                            Ok(Some(frame)) => frame,
+                            _ => break,
+                        }
+                    }
+                    None => break,
+                };
                 let v: Value = serde_json::from_slice(&frame).expect("JSON frame");
                 if v["type"] != "message" {
                     continue;
@@ -507,7 +529,6 @@ where
                 client.last_live.insert(conv, id);
                 got.push(id);
             }
-            let want = expected.get(&u).cloned().unwrap_or_default();
             assert_eq!(got, want, "{ctx}: live messages to user {u}");
         }
     }

@@ -32,6 +32,7 @@ impl Server {
             listen: "127.0.0.1:0".parse().unwrap(),
             insecure_fast_hashing: true,
             jwt_secret: Some("chat-load test secret".into()),
+            store: "memory".into(),
             ..Config::default()
         };
         let bound = runtime

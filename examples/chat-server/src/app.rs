@@ -197,6 +197,7 @@ mod tests {
         let config = Config {
             heartbeat_ms: 5000,
             node_lease_ms: Some(5000),
+            store: "memory".into(),
             ..Config::default()
         };
         let err = build_app(&config, "ws://x/ws".into()).await.err().unwrap();

@@ -14,7 +14,7 @@ mod cluster_harness;
 
 use chat_cluster_redis::testing;
 use cluster_harness::{
-    Node, User, Ws, discovery, live_until, load_of, login, presence_is, shared_store, signup,
+    Node, User, Ws, discovery, group, live_until, load_of, login, presence_is, shared_store, signup,
 };
 use serde_json::Value;
 use serde_json::json;
@@ -37,6 +37,8 @@ async fn logins_spread_presence_crosses_nodes_and_a_killed_node_is_forgotten() {
         signup(&nodes[1], "bob").await,
         signup(&nodes[2], "carol").await,
     );
+    // Presence is for users who share a conversation.
+    group(&nodes[0], &alice, &[&bob, &carol]).await;
 
     // Discovery picks the least loaded node: once a user's connection shows
     // in its node's load, the next login goes to an empty node.
@@ -131,6 +133,8 @@ async fn messages_typing_and_receipts_cross_nodes_and_a_killed_nodes_user_misses
         signup(&nodes[2], "carol").await,
     ];
     let (alice, bob) = (&users[0], &users[1]);
+    // Presence is for users who share a conversation.
+    group(&nodes[0], alice, &[bob, &users[2]]).await;
     let mut placed = spread(&nodes, &discovery, &users).await.into_iter();
     let (a_node, mut a) = placed.next().unwrap();
     let (b_node, mut b) = placed.next().unwrap();

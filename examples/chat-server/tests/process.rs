@@ -3,10 +3,17 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-#[test]
-fn the_binary_starts_serves_and_stops_on_sigterm() {
+/// One run of the binary with no `--store`, in `dir`, until SIGTERM: its
+/// readiness line, and what `work` did against its base URL.
+fn run_default_store<T>(dir: &std::path::Path, work: impl FnOnce(&str) -> T) -> (String, T) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(["--listen", "127.0.0.1:0", "--retention", "until_delivered"])
+        .args([
+            "--insecure-fast-hashing",
+            "--jwt-secret",
+            "a process test secret, long enough",
+        ])
+        .current_dir(dir)
         .env_remove("CHAT_STORE")
         .env_remove("CHAT_CLUSTER")
         .env("RUST_LOG", "info")
@@ -22,25 +29,13 @@ fn the_binary_starts_serves_and_stops_on_sigterm() {
         .map(|l| l.expect("a log line"))
         .find(|l| l.contains("chat-server ready on"))
         .expect("a readiness line");
-    assert!(
-        ready.contains("(store memory, retention until_delivered)"),
-        "{ready}"
-    );
     let url = ready
         .split("ready on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .expect("an address in the readiness line")
         .to_owned();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let status = rt.block_on(async {
-        reqwest::get(format!("{url}/healthz"))
-            .await
-            .expect("healthz answers")
-            .status()
-    });
-    assert_eq!(status, 200);
-
+    let done = work(&url);
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -53,6 +48,53 @@ fn the_binary_starts_serves_and_stops_on_sigterm() {
         rest.iter().any(|l| l.contains("chat-server stopped")),
         "{rest:?}"
     );
+    (ready, done)
+}
+
+/// The binary with no flags but its address: it serves /healthz, keeps its
+/// data in a SQLite file under ./chat-data/ (so a newcomer's account
+/// survives a restart with nothing to install), and stops cleanly on SIGTERM.
+#[test]
+fn the_binary_keeps_its_data_across_a_restart_by_default_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let credentials = serde_json::json!({"username": "newcomer", "password": "a fine password"});
+    let (ready, status) = run_default_store(dir.path(), |url| {
+        rt.block_on(async {
+            let health = reqwest::get(format!("{url}/healthz"))
+                .await
+                .expect("healthz answers");
+            assert_eq!(health.status(), 200);
+            reqwest::Client::new()
+                .post(format!("{url}/api/signup"))
+                .json(&credentials)
+                .send()
+                .await
+                .expect("signup answers")
+                .status()
+        })
+    });
+    assert_eq!(status, 201);
+    assert!(
+        ready.contains("(store sqlite://chat-data/chat.db, retention until_delivered)"),
+        "{ready}"
+    );
+    assert!(
+        dir.path().join("chat-data/chat.db").is_file(),
+        "the database file is there"
+    );
+    let (_, status) = run_default_store(dir.path(), |url| {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{url}/api/login"))
+                .json(&credentials)
+                .send()
+                .await
+                .expect("login answers")
+                .status()
+        })
+    });
+    assert_eq!(status, 200, "the account survived the restart");
 }
 
 #[test]

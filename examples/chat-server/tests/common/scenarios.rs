@@ -204,19 +204,26 @@ pub async fn groups_and_membership(s: &TestServer) {
         )
         .await;
     assert_error(st, &body, 403, "not_member");
-    // ...but may join itself; a member may add someone.
-    let (st, _) = s
+    // A group is invite-only by default: carol cannot add herself, and a
+    // plain member cannot add others; the owner adds both.
+    let (st, body) = s
         .post(
             &members_path,
             Some(&carol.token),
             json!({"user_id": carol.id}),
         )
         .await;
-    assert_eq!(st, 204);
-    let (st, _) = s
+    assert_error(st, &body, 403, "forbidden");
+    let (st, body) = s
         .post(&members_path, Some(&bob.token), json!({"user_id": dave.id}))
         .await;
-    assert_eq!(st, 204);
+    assert_error(st, &body, 403, "forbidden");
+    for u in [&carol, &dave] {
+        let (st, _) = s
+            .post(&members_path, Some(&alice.token), json!({"user_id": u.id}))
+            .await;
+        assert_eq!(st, 204);
+    }
     let (_, body) = s.get(&members_path, &carol.token).await;
     assert_eq!(body["members"].as_array().unwrap().len(), 4);
 
@@ -327,7 +334,7 @@ pub async fn direct_messages_receipts_and_dedup(s: &TestServer) {
     assert_eq!(
         msg["message"],
         json!({"message_id": id, "conversation_id": conv, "sender_id": alice.id,
-               "body": "hello bob", "ts": sent["ts"]})
+               "body": "hello bob", "ts": sent["ts"], "kind": "text"})
     );
 
     // Bob answers by conversation_id: the same conversation from both sides.
@@ -723,10 +730,10 @@ pub async fn leaving_a_group_stops_delivery(s: &TestServer) {
     a.send(json!({"type": "send", "id": "1", "conversation_id": group, "body": "before carol"}))
         .await;
     a.until("sent").await;
-    // Joining does not push earlier messages.
+    // Joining does not push earlier messages (the owner adds her).
     let members = format!("/api/groups/{group}/members");
     let (st, _) = s
-        .post(&members, Some(&carol.token), json!({"user_id": carol.id}))
+        .post(&members, Some(&alice.token), json!({"user_id": carol.id}))
         .await;
     assert_eq!(st, 204);
     let (mut c, synced) = s.ws(&carol).await;
@@ -749,6 +756,12 @@ pub async fn leaving_a_group_stops_delivery(s: &TestServer) {
     a.send(json!({"type": "send", "id": "3", "conversation_id": group, "body": "after carol"}))
         .await;
     a.until("sent").await;
+    // Her own `left` event is the last she hears of the group.
     let before_pong = c.roundtrip("c").await;
-    assert!(before_pong.is_empty(), "{before_pong:?}");
+    assert!(
+        before_pong
+            .iter()
+            .all(|f| f["type"] == "group_event" && f["event"] == "left"),
+        "{before_pong:?}"
+    );
 }
