@@ -25,8 +25,14 @@ pub fn routes() -> Router {
                 )
             }),
         )
-        .route("/cache.js", get(|| script(include_str!("../static/cache.js"))))
-        .route("/groups.js", get(|| script(include_str!("../static/groups.js"))))
+        .route(
+            "/cache.js",
+            get(|| script(include_str!("../static/cache.js"))),
+        )
+        .route(
+            "/groups.js",
+            get(|| script(include_str!("../static/groups.js"))),
+        )
         .route(
             "/account.js",
             get(|| script(include_str!("../static/account.js"))),
