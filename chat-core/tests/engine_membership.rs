@@ -28,7 +28,8 @@ fn fast_limits() -> Limits {
         heartbeat_every: Duration::from_millis(50),
         heartbeat_ttl: Duration::from_millis(150),
         id_lease: Duration::from_millis(300),
-        frames_per_second: None,
+        user_budget: None,
+        addr_budget: None,
         ..Limits::default()
     }
 }

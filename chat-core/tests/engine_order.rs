@@ -185,7 +185,8 @@ async fn nodes(n: u16, retention: Retention, lose: Option<usize>) -> Vec<Engine>
                 .presence(presence.clone())
                 .bus(bus)
                 .limits(Limits {
-                    frames_per_second: None,
+                    user_budget: None,
+                    addr_budget: None,
                     reorder_wait: Duration::from_millis(50),
                     ..Limits::default()
                 })

@@ -17,7 +17,8 @@ async fn small_queues() -> Engine {
     engine_with(|b| {
         b.limits(Limits {
             outbound_queue_bytes: 16 * 1024,
-            frames_per_second: None,
+            user_budget: None,
+            addr_budget: None,
             receipt_every: Duration::from_millis(50),
             ..Limits::default()
         })

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::actions::accounts::PasswordHashing;
+use super::budget::{BudgetRate, Budgets, TypingGate};
+use super::hashing::PasswordHashing;
+use super::throttle::{LoginThrottle, LoginThrottleConfig};
 use super::{Engine, Inner, background, caches, local, membership, registry, retention};
 use crate::auth::Authenticator;
 use crate::cluster::{Bus, Discovery, NodeLease, PresenceStore};
@@ -34,11 +36,21 @@ pub struct Limits {
     pub history_default: usize,
     /// Largest history page. Default 200.
     pub history_max: usize,
-    /// Sends and typing frames per second one session may make on average
-    /// (`None`: no limit). Default 50.
-    pub frames_per_second: Option<u32>,
-    /// Burst allowance above that rate. Default 100.
-    pub frame_burst: u32,
+    /// The write budget of each user: every frame of every session and
+    /// every HTTP write of the user on this node draws from it (see
+    /// [`super::cost`]). `None`: no budget. Default 10/s, burst 60.
+    pub user_budget: Option<BudgetRate>,
+    /// The write budget of each client address (an IPv6 /64), all its users
+    /// together. `None`: no budget. Default 50/s, burst 200.
+    pub addr_budget: Option<BudgetRate>,
+    /// Failed-login throttling per username and per address.
+    pub login_throttle: LoginThrottleConfig,
+    /// Threads that hash passwords (each holds argon2's 19 MiB). 0: one per
+    /// CPU core (the default).
+    pub hash_threads: usize,
+    /// Logins and sign-ups that may wait for a hashing thread; past it they
+    /// get [`crate::Error::Unavailable`] at once. Default 64.
+    pub hash_queue: usize,
     /// Most users one presence_subscribe may name. Default 1000.
     pub max_presence_watch: usize,
     /// Most members of a group. Default 100,000.
@@ -90,8 +102,11 @@ impl Default for Limits {
             sync_page: 256,
             history_default: 50,
             history_max: 200,
-            frames_per_second: Some(50),
-            frame_burst: 100,
+            user_budget: BudgetRate::new(10.0, 60.0),
+            addr_budget: BudgetRate::new(50.0, 200.0),
+            login_throttle: LoginThrottleConfig::default(),
+            hash_threads: 0,
+            hash_queue: 64,
             max_presence_watch: 1000,
             max_group_members: 100_000,
             heartbeat_every: Duration::from_secs(5),
@@ -125,7 +140,7 @@ pub struct EngineBuilder {
     discovery: Option<Arc<dyn Discovery>>,
     notifier: Option<Arc<dyn Notifier>>,
     auth: Option<Arc<dyn Authenticator>>,
-    passwords: Option<PasswordHashing>,
+    insecure_fast_hashing: bool,
 }
 
 impl EngineBuilder {
@@ -233,7 +248,7 @@ impl EngineBuilder {
 
     /// Argon2id with the smallest cost: for tests only, never in production.
     pub fn insecure_fast_password_hashing(mut self) -> Self {
-        self.passwords = Some(PasswordHashing::insecure_fast());
+        self.insecure_fast_hashing = true;
         self
     }
 
@@ -294,7 +309,18 @@ impl EngineBuilder {
             auth: self
                 .auth
                 .unwrap_or_else(|| Arc::new(MemoryAuthenticator::default())),
-            passwords: self.passwords.unwrap_or_default(),
+            passwords: PasswordHashing::start(
+                if self.insecure_fast_hashing {
+                    PasswordHashing::insecure_fast_params()
+                } else {
+                    PasswordHashing::recommended_params()
+                },
+                self.limits.hash_threads,
+                self.limits.hash_queue,
+            ),
+            budgets: Budgets::new(self.limits.user_budget, self.limits.addr_budget),
+            typing_gate: TypingGate::default(),
+            login_throttle: LoginThrottle::new(self.limits.login_throttle.clone()),
             registry: registry::Registry::default(),
             watchers: registry::Watchers::default(),
             local: local::Local::default(),

@@ -55,24 +55,28 @@
 mod actions;
 mod append;
 mod background;
+mod bounds;
+mod budget;
 mod builder;
 mod caches;
 mod chain;
+mod client;
 mod deliver;
 mod envelope;
 mod frames;
 mod gate;
+mod hashing;
 mod local;
 mod membership;
 mod push_later;
 mod queue;
-mod rate;
 mod ready;
 mod receipts;
 mod registry;
 mod retention;
 mod session;
 mod sync;
+mod throttle;
 
 use std::sync::{Arc, Weak};
 
@@ -80,11 +84,14 @@ pub use actions::Sent;
 pub use actions::accounts::{LoginOk, SignupOk};
 pub use actions::devices::DeviceInfo;
 pub use actions::groups::{GroupInfo, NewGroup};
+pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
+pub use client::ClientInfo;
 pub use local::LocalStats;
 pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
+pub use throttle::LoginThrottleConfig;
 
 use crate::auth::{Authenticator, Identity};
 use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
@@ -117,7 +124,10 @@ pub(crate) struct Inner {
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) notifier: Option<Arc<dyn Notifier>>,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) passwords: actions::accounts::PasswordHashing,
+    pub(crate) passwords: hashing::PasswordHashing,
+    pub(crate) budgets: budget::Budgets,
+    pub(crate) typing_gate: budget::TypingGate,
+    pub(crate) login_throttle: throttle::LoginThrottle,
     pub(crate) registry: registry::Registry,
     pub(crate) watchers: registry::Watchers,
     pub(crate) local: local::Local,
@@ -180,10 +190,16 @@ impl Engine {
         self.inner.local.stats()
     }
 
+    /// Open sessions of `user` on this node.
+    pub fn user_connection_count(&self, user: &crate::model::UserId) -> usize {
+        self.inner.registry.for_each(user, |_| {})
+    }
+
     /// Whom a bearer token belongs to: the token must verify, its device
     /// must still exist (a removed device's tokens stop working at once) and
-    /// so must its account. Answered from a cache after the first time, so
-    /// this costs no store round trip per request.
+    /// so must its account (a token signed by a leaked secret for an
+    /// invented id is refused too). Answered from a cache after the first
+    /// time, so this costs no store round trip per request.
     pub async fn authenticate(&self, token: &str) -> Result<Identity> {
         let identity = self.inner.auth.verify(token).await?;
         self.inner.check_device(&identity).await?;

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::budget::{cost, frame_cost};
 use super::envelope::SessionRef;
 use super::registry::{CloseReason, SessionShared};
-use super::{Engine, Inner, rate::TokenBucket};
+use super::{ClientInfo, Engine, Inner, bounds};
 use crate::auth::Identity;
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
@@ -27,7 +28,7 @@ use crate::protocol::{ClientFrame, ServerFrame, decode_client};
 pub struct Session {
     inner: Arc<Inner>,
     shared: Arc<SessionShared>,
-    limiter: Option<TokenBucket>,
+    client: ClientInfo,
     watching: HashSet<UserId>,
     closed: bool,
 }
@@ -54,8 +55,20 @@ impl Outbound {
 impl Engine {
     /// Opens a session for an authenticated device: registers it for live
     /// delivery (held until [`Session::start`]'s sync has run), marks the
-    /// user online and the device seen.
+    /// user online and the device seen. The same as
+    /// [`Engine::connect_with`] with no client address.
     pub async fn connect(&self, identity: &Identity) -> Result<(Session, Outbound)> {
+        self.connect_with(identity, ClientInfo::default()).await
+    }
+
+    /// [`Engine::connect`] for a connection the transport describes: its
+    /// frames are charged to the client address's budget too, and its
+    /// `history` answers fit its largest frame.
+    pub async fn connect_with(
+        &self,
+        identity: &Identity,
+        client: ClientInfo,
+    ) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
         let user = &identity.user_id;
         if inner.membership.is_lost() {
@@ -114,14 +127,10 @@ impl Engine {
                 inner.membership.mark_dirty();
             }
         }
-        let limiter = inner
-            .limits
-            .frames_per_second
-            .map(|rate| TokenBucket::new(rate, inner.limits.frame_burst));
         let session = Session {
             inner: inner.clone(),
             shared: shared.clone(),
-            limiter,
+            client,
             watching: HashSet::new(),
             closed: false,
         };
@@ -152,15 +161,27 @@ impl Session {
         match decode_client(text) {
             Ok(frame) => self.handle(frame).await,
             Err(bad) => {
-                self.reply(ServerFrame::bad_frame(&bad)).await;
+                // A bad frame costs what a light one does: its answer is work too.
+                let answer = match self.charge(cost::LIGHT) {
+                    Ok(()) => ServerFrame::bad_frame(&bad),
+                    Err(e) => ServerFrame::error_from(bad.reply_to.clone(), &e),
+                };
+                self.reply(answer).await;
             }
         }
     }
 
-    /// Handles one decoded client frame; answers (and errors) go to [`Outbound`].
+    /// Handles one decoded client frame; answers (and errors) go to
+    /// [`Outbound`]. Every frame is first charged to the user's and the
+    /// client address's write budgets: past either, it is answered
+    /// `rate_limited` and not handled.
     pub async fn handle(&mut self, frame: ClientFrame) {
         let reply_to = frame.request_id().map(str::to_owned);
-        if let Err(e) = self.dispatch(frame).await {
+        let result = match self.charge(frame_cost(&frame)) {
+            Ok(()) => self.dispatch(frame).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             self.reply(ServerFrame::error_from(reply_to, &e)).await;
         }
     }
@@ -177,7 +198,6 @@ impl Session {
         let shared = &self.shared.clone();
         match frame {
             ClientFrame::Send(send) => {
-                self.check_rate()?;
                 let reply_to = send.id.clone();
                 let sent = inner.send(shared, self.me(), send).await?;
                 self.reply(sent.frame(reply_to)).await;
@@ -208,14 +228,10 @@ impl Session {
                         limit.map(|l| l as usize),
                     )
                     .await?;
-                self.reply(ServerFrame::History {
-                    reply_to: id,
-                    messages,
-                })
-                .await;
+                let frame = bounds::fitted_history(id, messages, self.client.max_frame_bytes)?;
+                self.reply(frame).await;
             }
             ClientFrame::Typing { conversation_id } => {
-                self.check_rate()?;
                 inner.typing(&shared.user, &conversation_id).await?;
             }
             ClientFrame::PresenceSubscribe { user_ids, .. } => {
@@ -230,7 +246,6 @@ impl Session {
     }
 
     async fn event(&mut self, kind: MessageKind, frame: crate::protocol::EventFrame) -> Result<()> {
-        self.check_rate()?;
         let reply_to = frame.id.clone();
         let sent = self
             .inner
@@ -240,11 +255,16 @@ impl Session {
         Ok(())
     }
 
-    fn check_rate(&mut self) -> Result<()> {
-        match self.limiter.as_mut().map(TokenBucket::try_take) {
-            Some(false) => Err(Error::RateLimited),
-            _ => Ok(()),
-        }
+    /// Charges `cost` to this user's and this client address's budgets.
+    fn charge(&self, cost: f64) -> Result<()> {
+        self.inner
+            .budgets
+            .charge(
+                Some(&self.shared.user),
+                self.client.addr.map(super::AddrKey::of),
+                cost,
+            )
+            .map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     async fn reply(&self, frame: ServerFrame) {

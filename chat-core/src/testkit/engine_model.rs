@@ -140,7 +140,8 @@ where
         .retention(retention)
         .insecure_fast_password_hashing()
         .limits(Limits {
-            frames_per_second: None,
+            user_budget: None,
+            addr_budget: None,
             ..Limits::default()
         })
         .build()
@@ -151,7 +152,7 @@ where
     let mut devices = Vec::new();
     for i in 0..USERS {
         let ok = engine
-            .signup(&format!("model-{tag:x}-{i}"), "model-password", None)
+            .signup(&format!("model-{tag:x}-{i}"), "model password", None)
             .await
             .expect("signup");
         users.push(ok.user_id.clone());

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use chat_core::engine::Engine;
 use tokio::net::TcpListener;
 
 use crate::auth::JwtAuthenticator;
 use crate::config::{Config, retention_name};
 use crate::error::ServerError;
+use crate::net::{NetConfig, Timeouts};
 use crate::push::{WebhookNotifier, WebhookOptions};
-use crate::{api, stores, web};
+use crate::{api, net, stores, web};
 
 /// Builds the engine that `config` describes and the router that serves it
 /// (API, `/ws`, web page). `public_url` is the `chat_url` this node hands out.
@@ -23,6 +23,7 @@ pub async fn build_app(
     config: &Config,
     public_url: String,
 ) -> Result<(Router, Engine), ServerError> {
+    config.validate()?;
     let ttl = Duration::from_secs(config.token_ttl_secs);
     let auth = match &config.jwt_secret {
         Some(secret) => JwtAuthenticator::new(secret.as_bytes(), ttl),
@@ -55,9 +56,14 @@ pub async fn build_app(
             "/ws",
             chat_transport_ws::ws_route(engine.clone(), config.ws()),
         )
-        .merge(api::routes(engine.clone(), config.max_frame_bytes))
+        .merge(api::routes(
+            engine.clone(),
+            config.max_frame_bytes,
+            config.protection.body_timeout(),
+        ))
         .merge(web::routes())
-        .fallback(|| async { api::ApiError::not_found("no such page") });
+        .fallback(|| async { api::ApiError::not_found("no such page") })
+        .layer(axum::middleware::map_response(web::security_headers));
     Ok((router, engine))
 }
 
@@ -68,11 +74,13 @@ pub struct Bound {
     engine: Engine,
     addr: SocketAddr,
     banner: String,
+    net: NetConfig,
 }
 
 impl Bound {
     /// Binds `config.listen` and builds the app.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        config.validate()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (router, engine) = build_app(config, config.public_url_for(addr)).await?;
@@ -89,12 +97,27 @@ impl Bound {
                 config.cluster_prefix
             );
         }
+        let p = &config.protection;
+        let net = NetConfig {
+            timeouts: Timeouts {
+                header: p.header_timeout(),
+                idle: p.idle_timeout(),
+                write: p.write_timeout(),
+            },
+            max_connections: match p.max_connections {
+                0 => net::auto_max_connections(),
+                n => n,
+            },
+            max_per_addr: (p.max_connections_per_addr > 0).then_some(p.max_connections_per_addr),
+        };
+        banner += &format!(", at most {} connections", net.max_connections);
         Ok(Self {
             listener,
             router,
             engine,
             addr,
             banner,
+            net,
         })
     }
 
@@ -116,14 +139,6 @@ impl Bound {
     ) -> Result<(), ServerError> {
         tracing::info!("{}", self.banner);
         let engine = self.engine.clone();
-        // Chat frames are small and latency-bound: without TCP_NODELAY,
-        // Nagle's algorithm meets the peer's delayed ACK and holds a frame
-        // for up to 40 ms (the load generator measured exactly that).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
         // Serving ends at the caller's shutdown, or when another node took
         // this node's id: then it must stop, not serve on without minting.
         let lost = engine.clone();
@@ -133,9 +148,7 @@ impl Bound {
                 () = lost.id_lost() => {},
             }
         };
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await?;
+        net::serve(self.listener, self.router, self.net, stop).await;
         engine.shutdown().await;
         // Upgraded connections are not awaited by axum: give their close
         // frames a moment to reach the clients.

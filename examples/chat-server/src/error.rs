@@ -4,7 +4,26 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The store URL is not one the server knows (or this build leaves out).
+    /// `--jwt-secret` is too short to keep tokens from being forged.
+    #[error(
+        "--jwt-secret (CHAT_JWT_SECRET) has {bytes} bytes; at least {min} are needed \
+         (for example: openssl rand -base64 48)"
+    )]
+    WeakJwtSecret {
+        /// Its length in bytes.
+        bytes: usize,
+        /// The shortest allowed.
+        min: usize,
+    },
+    /// `--cluster` without `--jwt-secret`: a token from one node would not
+    /// verify on another.
+    #[error(
+        "--cluster needs --jwt-secret (CHAT_JWT_SECRET): every node must share one secret, \
+         or a login on one node fails on the others"
+    )]
+    ClusterWithoutJwtSecret,
+    /// The store URL is not one the server knows, or this build leaves
+    /// out (shown without its password).
     #[error(
         "unknown store {0:?}: expected memory, sqlite://PATH, postgres://… or \
          cassandra://HOST:PORT/KEYSPACE (each as far as this build includes it)"
@@ -14,7 +33,7 @@ pub enum ServerError {
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] chat_store_sqlite::SqliteError),
-    /// `--cluster` names something other than `redis://…`.
+    /// `--cluster` names something other than `redis://…` (shown without its password).
     #[error("unknown cluster {0:?}: expected redis://…")]
     UnknownCluster(String),
     /// The cluster's Redis could not be used (bad URL, unreachable).

@@ -22,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+mod net;
 pub mod push;
 pub mod stores;
 pub mod web;

@@ -13,7 +13,7 @@ use chat_store_postgres::{PostgresConfig, PostgresStore};
 #[cfg(feature = "sqlite")]
 use chat_store_sqlite::{SqliteConfig, SqliteStore};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::error::ServerError;
 
 /// The store a server without `--store` uses: a SQLite file under
@@ -59,7 +59,7 @@ pub async fn with_store(
             let config = CassandraConfig::from_url(url)?;
             Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
         }
-        _ => Err(ServerError::UnknownStore(url.to_owned())),
+        _ => Err(ServerError::UnknownStore(redact_url(url))),
     }
 }
 
@@ -91,13 +91,7 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 
 /// The store as the readiness line names it (no password in logs).
 pub fn store_label(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.to_owned(),
-    }
+    redact_url(url)
 }
 
 /// Gives `builder` this node's id and the cluster parts (id lease, bus,
@@ -116,7 +110,7 @@ pub async fn with_cluster(
         return Ok(builder.worker_id(config.node_id.unwrap_or(0)));
     };
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
-        return Err(ServerError::UnknownCluster(url.to_owned()));
+        return Err(ServerError::UnknownCluster(redact_url(url)));
     }
     let options = RedisOptions::with_prefix(config.cluster_prefix.clone());
     let cluster = RedisCluster::connect(url, options)

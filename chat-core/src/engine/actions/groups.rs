@@ -71,22 +71,10 @@ impl GroupLocks {
     }
 }
 
+/// A group name as stored: trimmed, not empty, no controls, bidi controls
+/// or separators (see [`crate::names::check_display_text`]).
 pub(crate) fn check_group_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("group name is empty"));
-    }
-    if name.chars().count() > MAX_GROUP_NAME_CHARS {
-        return Err(Error::invalid(format!(
-            "group name is longer than {MAX_GROUP_NAME_CHARS} characters"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "group name may not contain control characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::names::check_display_text(name, "group name", MAX_GROUP_NAME_CHARS).map(str::to_owned)
 }
 
 fn new_group_id() -> ConversationId {

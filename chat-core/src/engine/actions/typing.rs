@@ -1,6 +1,7 @@
 //! `typing`: the other members connected anywhere see that the user types.
 
 use super::super::Inner;
+use super::super::budget::TYPING_GATED_ABOVE;
 use super::super::queue::SlotKey;
 use crate::error::Result;
 use crate::model::{ConversationId, UserId};
@@ -13,6 +14,15 @@ impl Inner {
             self.direct_partner(c, user)?;
         }
         self.require_member(c, user).await?;
+        // Typing is a hint: in a big group what the gate holds back is
+        // dropped (one typing frame is a frame per online member).
+        if !c.is_direct() {
+            let version = self.caches.head(c).map_or(0, |h| h.version);
+            let members = self.members_at(c, version).await?;
+            if members.len() > TYPING_GATED_ABOVE + 1 && !self.typing_gate.pass(c) {
+                return Ok(());
+            }
+        }
         let frame = ServerFrame::Typing {
             conversation_id: c.clone(),
             user_id: user.clone(),

@@ -38,7 +38,7 @@ impl Server {
             // ./chat-data/, which every test (and every run) would share.
             store: "memory".into(),
             insecure_fast_hashing: true,
-            jwt_secret: Some("chat-cli test secret".into()),
+            jwt_secret: Some("the chat-cli test secret, 32+ bytes".into()),
             ..Config::default()
         };
         let bound = runtime
@@ -136,7 +136,7 @@ impl Drop for Server {
 
 /// The password [`Server::signup`] gives `user`.
 pub fn password(user: &str) -> String {
-    format!("pw-{user}")
+    format!("password-{user}")
 }
 
 /// Runs a command to its end, with `input` on its stdin (then closed), and

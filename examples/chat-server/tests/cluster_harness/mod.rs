@@ -33,7 +33,7 @@ pub const HEARTBEAT_MS: u64 = 250;
 /// killed node's id is free again after it.
 pub const LEASE_MS: u64 = 5_000;
 
-const SECRET: &str = "cluster test secret";
+const SECRET: &str = "the cluster test secret, 32+ bytes";
 
 /// One chat-server process, SIGKILLed on drop.
 pub struct Node {
@@ -90,6 +90,15 @@ impl Node {
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
             .args(["--node-lease-ms", &LEASE_MS.to_string()])
             .args(["--jwt-secret", SECRET, "--insecure-fast-hashing"])
+            // Functional tests send as fast as they can from one address:
+            // no write budgets or connection caps (tests/*_limits.rs test those).
+            .args(["--user-rate", "0", "--addr-rate", "0"])
+            .args([
+                "--max-connections-per-addr",
+                "0",
+                "--max-sockets-per-user",
+                "0",
+            ])
             .env_remove("CHAT_STORE")
             .env_remove("CHAT_PUBLIC_URL")
             .env_remove("CHAT_NODE_ID")
@@ -221,7 +230,7 @@ pub async fn signup(node: &Node, name: &str) -> User {
         &node.http,
         "/api/signup",
         None,
-        json!({"username": name, "password": format!("pw-{name}")}),
+        json!({"username": name, "password": format!("password-{name}")}),
     )
     .await;
     assert_eq!(status, 201, "signup {name}: {body}");
@@ -238,7 +247,7 @@ pub async fn login(node: &Node, user: &User) -> (String, String) {
         &node.http,
         "/api/login",
         None,
-        json!({"username": user.name, "password": format!("pw-{}", user.name)}),
+        json!({"username": user.name, "password": format!("password-{}", user.name)}),
     )
     .await;
     assert_eq!(status, 200, "login {}: {body}", user.name);

@@ -1,5 +1,8 @@
 //! [`Config`]: the command line and environment of the server, as the
-//! contract's "Running it" names them.
+//! contract's "Running it" names them, and [`Protection`]: its abuse limits.
+
+mod protection;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,8 +10,15 @@ use std::time::Duration;
 use chat_core::Retention;
 use clap::Parser;
 
+pub use protection::Protection;
+pub use secrets::{MIN_JWT_SECRET_BYTES, redact_url};
+
 /// How the server runs. Every flag can also come from the environment.
-#[derive(Clone, Debug, Parser)]
+///
+/// Flags that may carry a secret (`--store`, `--cluster`, `--push-webhook`,
+/// `--jwt-secret`) never show their environment value in `--help`, and
+/// `Debug` prints them redacted.
+#[derive(Clone, Parser)]
 #[command(name = "chat-server", version, about = "The example chat server")]
 pub struct Config {
     /// Address of the HTTP API, the WebSocket and the web page.
@@ -17,7 +27,12 @@ pub struct Config {
     /// `sqlite://PATH` (the default, `./chat-data/chat.db`, survives
     /// restarts with nothing to install), `memory` (nothing survives a
     /// restart: for tests), `postgres://…` or `cassandra://HOST:PORT/KEYSPACE`.
-    #[arg(long, env = "CHAT_STORE", default_value = crate::stores::DEFAULT_STORE)]
+    #[arg(
+        long,
+        env = "CHAT_STORE",
+        default_value = crate::stores::DEFAULT_STORE,
+        hide_env_values = true
+    )]
     pub store: String,
     /// `forever` or `until_delivered`.
     #[arg(long, env = "CHAT_RETENTION", default_value = "forever")]
@@ -27,7 +42,7 @@ pub struct Config {
     #[arg(long, env = "CHAT_DEVICE_TTL_DAYS", default_value_t = 30)]
     pub device_ttl_days: u64,
     /// `redis://…`: join other nodes through Redis. Without it, one node.
-    #[arg(long, env = "CHAT_CLUSTER")]
+    #[arg(long, env = "CHAT_CLUSTER", hide_env_values = true)]
     pub cluster: Option<String>,
     /// Key prefix of this deployment in the `--cluster` Redis: nodes with
     /// the same prefix form one service.
@@ -53,9 +68,10 @@ pub struct Config {
     #[arg(long, env = "CHAT_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// POST a notification here for each recipient with no open connection.
-    #[arg(long, env = "CHAT_PUSH_WEBHOOK")]
+    #[arg(long, env = "CHAT_PUSH_WEBHOOK", hide_env_values = true)]
     pub push_webhook: Option<String>,
-    /// HS256 secret of the tokens; without it, a random one per start.
+    /// HS256 secret of the tokens, at least 32 bytes; without it, a random
+    /// one per start (refused with `--cluster`: every node must share it).
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// How long a token stays valid, in seconds (default 7 days).
@@ -71,6 +87,9 @@ pub struct Config {
     /// Cheapest argon2 settings: for tests only, never in production.
     #[arg(long, env = "CHAT_INSECURE_FAST_HASHING", hide = true)]
     pub insecure_fast_hashing: bool,
+    /// Timeouts, connection caps, budgets, hashing and login throttling.
+    #[command(flatten)]
+    pub protection: Protection,
 }
 
 impl Default for Config {
@@ -93,6 +112,7 @@ impl Default for Config {
             max_frame_bytes: 64 * 1024,
             ping_interval_secs: 20,
             insecure_fast_hashing: false,
+            protection: Protection::default(),
         }
     }
 }
@@ -106,6 +126,8 @@ impl Config {
             max_write_buffer_bytes: 4 * self.max_frame_bytes,
             ping_every: every,
             pong_timeout: every,
+            max_sockets_per_user: nonzero(self.protection.max_sockets_per_user),
+            origins: chat_transport_ws::OriginPolicy::from_list(&self.protection.allowed_origins),
             ..Default::default()
         }
     }
@@ -114,9 +136,15 @@ impl Config {
     /// (every `heartbeat_ms`, alive for three of them) and id lease.
     pub fn limits(&self) -> chat_core::engine::Limits {
         let every = Duration::from_millis(self.heartbeat_ms.max(1));
+        let p = &self.protection;
         chat_core::engine::Limits {
             heartbeat_every: every,
             heartbeat_ttl: every * 3,
+            user_budget: p.user_budget(),
+            addr_budget: p.addr_budget(),
+            login_throttle: p.login_throttle(),
+            hash_threads: p.hash_threads,
+            hash_queue: p.hash_queue,
             id_lease: self.node_lease_ms.map_or(every * 3, Duration::from_millis),
             device_ttl: Duration::from_secs(self.device_ttl_days.max(1) * 24 * 3600),
             ..Default::default()
@@ -129,6 +157,40 @@ impl Config {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("ws://{bound}/ws"))
+    }
+}
+
+/// `None` for 0 (no cap).
+fn nonzero(n: usize) -> Option<usize> {
+    (n > 0).then_some(n)
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written out by hand so that no secret reaches a log through `{:?}`.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("store", &redact_url(&self.store))
+            .field("retention", &self.retention)
+            .field("cluster", &self.cluster.as_deref().map(redact_url))
+            .field("cluster_prefix", &self.cluster_prefix)
+            .field("node_id", &self.node_id)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("public_url", &self.public_url)
+            .field(
+                "push_webhook",
+                &self.push_webhook.as_deref().map(redact_url),
+            )
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("ping_interval_secs", &self.ping_interval_secs)
+            .field("insecure_fast_hashing", &self.insecure_fast_hashing)
+            .field("protection", &self.protection)
+            .finish()
     }
 }
 
