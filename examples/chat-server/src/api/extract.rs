@@ -73,11 +73,9 @@ impl FromRequestParts<AppState> for Device {
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
         let identity = state.engine.authenticate(token).await?;
         if !matches!(parts.method, Method::GET | Method::HEAD) {
-            state.engine.charge_write(
-                Some(&identity.user_id),
-                client_addr(parts),
-                cost::WRITE,
-            )?;
+            state
+                .engine
+                .charge_write(Some(&identity.user_id), client_addr(parts), cost::WRITE)?;
         }
         Ok(Device(identity))
     }
