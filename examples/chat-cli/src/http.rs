@@ -1,10 +1,15 @@
 //! The HTTP API client: one method per call of the contract, errors turned
 //! into [`CliError::Api`] with the server's code and message.
 
-use chat_core::{ConversationSummary, Message, Profile};
+use std::collections::BTreeMap;
+
+use chat_core::{
+    ConversationSummary, GroupSettings, HistoryVisibility, JoinPolicy, Message, Millis, Profile,
+    Role,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{CliError, Result};
@@ -21,11 +26,58 @@ pub(crate) struct Api {
 pub(crate) struct LoggedIn {
     /// The user.
     pub(crate) user_id: String,
+    /// The device this login is (servers before devices do not say).
+    #[serde(default)]
+    pub(crate) device_id: Option<String>,
     /// Its bearer token.
     pub(crate) token: String,
     /// The WebSocket URL for this user.
     #[serde(default)]
     pub(crate) chat_url: Option<String>,
+}
+
+/// A group as `GET /api/groups/{id}/members` (and `PATCH /api/groups/{id}`) answer it.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct Group {
+    /// Its conversation id.
+    pub(crate) conversation_id: String,
+    /// Its name.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// The members' user ids.
+    pub(crate) members: Vec<String>,
+    /// Owners and admins; a member missing here is a plain member.
+    #[serde(default)]
+    pub(crate) roles: BTreeMap<String, Role>,
+    /// Who may join.
+    #[serde(default)]
+    pub(crate) join: JoinPolicy,
+    /// What history new members see.
+    #[serde(default)]
+    pub(crate) history: HistoryVisibility,
+}
+
+impl Group {
+    /// A member's role.
+    pub(crate) fn role_of(&self, user_id: &str) -> Role {
+        self.roles.get(user_id).copied().unwrap_or_default()
+    }
+}
+
+/// One of the user's devices, as `GET /api/devices` lists it.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct Device {
+    /// Its id.
+    pub(crate) device_id: String,
+    /// The name given at login.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// When it was last connected, if ever.
+    #[serde(default)]
+    pub(crate) last_seen: Option<Millis>,
+    /// Whether it is the device of the token used.
+    #[serde(default)]
+    pub(crate) current: bool,
 }
 
 /// The contract's error body.
@@ -56,18 +108,78 @@ impl Api {
         &self.base
     }
 
-    /// `POST /api/signup`.
-    pub(crate) async fn signup(&self, username: &str, password: &str) -> Result<LoggedIn> {
-        let body = json!({ "username": username, "password": password });
+    /// `POST /api/signup`: a new account, and a device named `device`.
+    pub(crate) async fn signup(
+        &self,
+        username: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<LoggedIn> {
+        let body = json!({ "username": username, "password": password, "device": device });
         self.json(self.request(Method::POST, &["api", "signup"]).json(&body))
             .await
     }
 
-    /// `POST /api/login`.
-    pub(crate) async fn login(&self, username: &str, password: &str) -> Result<LoggedIn> {
-        let body = json!({ "username": username, "password": password });
+    /// `POST /api/login`: a new device named `device`.
+    pub(crate) async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<LoggedIn> {
+        let body = json!({ "username": username, "password": password, "device": device });
         self.json(self.request(Method::POST, &["api", "login"]).json(&body))
             .await
+    }
+
+    /// `GET /api/devices`.
+    pub(crate) async fn devices(&self) -> Result<Vec<Device>> {
+        #[derive(Deserialize)]
+        struct List {
+            devices: Vec<Device>,
+        }
+        let list: List = self
+            .json(self.request(Method::GET, &["api", "devices"]))
+            .await?;
+        Ok(list.devices)
+    }
+
+    /// `DELETE /api/devices/{device_id}`: logs that device out.
+    pub(crate) async fn remove_device(&self, device_id: &str) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &["api", "devices", device_id]))
+            .await
+    }
+
+    /// `POST /api/logout`: logs the token's own device out.
+    pub(crate) async fn logout(&self) -> Result<()> {
+        self.empty(self.request(Method::POST, &["api", "logout"]))
+            .await
+    }
+
+    /// `POST /api/blocks`.
+    pub(crate) async fn block(&self, user_id: &str) -> Result<()> {
+        let req = self
+            .request(Method::POST, &["api", "blocks"])
+            .json(&json!({ "user_id": user_id }));
+        self.empty(req).await
+    }
+
+    /// `DELETE /api/blocks/{user_id}`.
+    pub(crate) async fn unblock(&self, user_id: &str) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &["api", "blocks", user_id]))
+            .await
+    }
+
+    /// `GET /api/blocks`: the users this user blocked.
+    pub(crate) async fn blocked(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct List {
+            blocked: Vec<String>,
+        }
+        let list: List = self
+            .json(self.request(Method::GET, &["api", "blocks"]))
+            .await?;
+        Ok(list.blocked)
     }
 
     /// `GET /api/me`.
@@ -104,16 +216,86 @@ impl Api {
     }
 
     /// `POST /api/groups` → the new group's conversation id.
-    pub(crate) async fn create_group(&self, name: &str, members: &[String]) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Created {
-            conversation_id: String,
+    pub(crate) async fn create_group(
+        &self,
+        name: &str,
+        members: &[String],
+        join: Option<JoinPolicy>,
+        history: Option<HistoryVisibility>,
+    ) -> Result<String> {
+        let mut body = json!({ "name": name, "members": members });
+        if let Some(join) = join {
+            body["join"] = json!(join);
         }
-        let body = json!({ "name": name, "members": members });
+        if let Some(history) = history {
+            body["history"] = json!(history);
+        }
         let created: Created = self
             .json(self.request(Method::POST, &["api", "groups"]).json(&body))
             .await?;
         Ok(created.conversation_id)
+    }
+
+    /// `PATCH /api/groups/{id}` → the group with its new settings.
+    pub(crate) async fn update_group(
+        &self,
+        group: &str,
+        settings: &GroupSettings,
+    ) -> Result<Group> {
+        let req = self
+            .request(Method::PATCH, &["api", "groups", group])
+            .json(settings);
+        self.json(req).await
+    }
+
+    /// `PUT /api/groups/{id}/members/{user_id}/role`.
+    pub(crate) async fn set_role(&self, group: &str, user_id: &str, role: Role) -> Result<()> {
+        let req = self
+            .request(
+                Method::PUT,
+                &["api", "groups", group, "members", user_id, "role"],
+            )
+            .json(&json!({ "role": role }));
+        self.empty(req).await
+    }
+
+    /// `POST /api/groups/{id}/invites` → the invite code.
+    pub(crate) async fn create_invite(
+        &self,
+        group: &str,
+        max_uses: Option<u32>,
+        expires_in_secs: Option<u64>,
+    ) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Invite {
+            code: String,
+        }
+        let mut body = json!({});
+        if let Some(n) = max_uses {
+            body["max_uses"] = json!(n);
+        }
+        if let Some(secs) = expires_in_secs {
+            body["expires_in_secs"] = json!(secs);
+        }
+        let req = self
+            .request(Method::POST, &["api", "groups", group, "invites"])
+            .json(&body);
+        let invite: Invite = self.json(req).await?;
+        Ok(invite.code)
+    }
+
+    /// `DELETE /api/groups/{id}/invites/{code}`.
+    pub(crate) async fn revoke_invite(&self, group: &str, code: &str) -> Result<()> {
+        let req = self.request(Method::DELETE, &["api", "groups", group, "invites", code]);
+        self.empty(req).await
+    }
+
+    /// `POST /api/invites/{code}` → the group joined.
+    pub(crate) async fn accept_invite(&self, code: &str) -> Result<String> {
+        let joined: Created = self
+            .json(self.request(Method::POST, &["api", "invites", code]))
+            .await?;
+        Ok(joined.conversation_id)
     }
 
     /// `POST /api/groups/{id}/members`.
@@ -133,16 +315,11 @@ impl Api {
         self.empty(req).await
     }
 
-    /// `GET /api/groups/{id}/members`.
-    pub(crate) async fn members(&self, group: &str) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Members {
-            members: Vec<String>,
-        }
-        let page: Members = self
-            .json(self.request(Method::GET, &["api", "groups", group, "members"]))
-            .await?;
-        Ok(page.members)
+    /// `GET /api/groups/{id}/members`: the members with their roles, and
+    /// the group's settings.
+    pub(crate) async fn group(&self, group: &str) -> Result<Group> {
+        self.json(self.request(Method::GET, &["api", "groups", group, "members"]))
+            .await
     }
 
     /// `GET /api/conversations`, most recent first.
@@ -207,6 +384,12 @@ impl Api {
     async fn empty(&self, req: RequestBuilder) -> Result<()> {
         checked(req.send().await?).await.map(drop)
     }
+}
+
+/// `{"conversation_id"}`: what creating a group and accepting an invite answer.
+#[derive(Deserialize)]
+struct Created {
+    conversation_id: String,
 }
 
 /// Parses a server base URL; only http and https are served.

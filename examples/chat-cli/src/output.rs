@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chat_core::{Message, Millis};
+use chat_core::{ConversationId, GroupEvent, GroupEventKind, Message, MessageKind, Millis, Role};
 use serde::Serialize;
 
 use crate::http::Api;
@@ -29,20 +29,92 @@ impl Printer {
         self.json
     }
 
-    /// One message: `ts conversation sender: body`, or its JSON object.
+    /// One message or event: `ts conversation id sender: body`, or its JSON
+    /// object. A message shows what happened to it (edited, deleted,
+    /// reactions) and which message it answers; an event says what it did.
     pub(crate) async fn message(&mut self, api: &Api, message: &Message) {
         if self.json {
             println!("{}", to_json(message));
-        } else {
-            let sender = self.username(api, message.sender_id.as_str()).await;
-            println!(
-                "{} {} {}: {}",
-                format_ts(message.ts),
-                message.conversation_id,
-                sender,
-                message.body
-            );
+            return;
         }
+        let sender = self.username(api, message.sender_id.as_str()).await;
+        let target = message
+            .ref_id
+            .map_or_else(|| "?".to_owned(), |id| id.to_string());
+        let text = match message.kind {
+            MessageKind::Text => format!("{sender}: {}", self.text_of(api, message).await),
+            MessageKind::Edit => format!("{sender} edited {target}: {}", message.body),
+            MessageKind::Delete => format!("{sender} deleted {target}"),
+            MessageKind::Reaction if message.body.is_empty() => {
+                format!("{sender} took back their reaction to {target}")
+            }
+            MessageKind::Reaction => format!("{sender} reacted {} to {target}", message.body),
+            // Group events reach clients as `group_event` frames (see `group_event`).
+            MessageKind::GroupEvent => format!("{sender} changed the group"),
+        };
+        println!(
+            "{} {} {} {text}",
+            format_ts(message.ts),
+            message.conversation_id,
+            message.message_id
+        );
+    }
+
+    /// A message's text with its reply, edit, delete and reaction marks.
+    async fn text_of(&mut self, api: &Api, message: &Message) -> String {
+        let mut text = String::new();
+        if let Some(answered) = message.in_reply_to {
+            text.push_str(&format!("(reply to {answered}) "));
+        }
+        if message.deleted {
+            text.push_str("[deleted]");
+        } else {
+            text.push_str(&message.body);
+        }
+        if message.edited {
+            text.push_str(" (edited)");
+        }
+        for (emoji, users) in message.reactions.by_emoji() {
+            let mut names = Vec::with_capacity(users.len());
+            for user in users {
+                names.push(self.username(api, user.as_str()).await);
+            }
+            text.push_str(&format!(" [{emoji} {}]", names.join(", ")));
+        }
+        text
+    }
+
+    /// A membership or settings change of a group, as a line of text
+    /// (`conversation * alice added bob`); JSON output lists messages only.
+    pub(crate) async fn group_event(
+        &mut self,
+        api: &Api,
+        conversation: &ConversationId,
+        event: &GroupEvent,
+    ) {
+        if self.json {
+            return;
+        }
+        let by = self.username(api, event.by.as_str()).await;
+        let user = match &event.user_id {
+            Some(user) => self.username(api, user.as_str()).await,
+            None => String::new(),
+        };
+        let text = match event.event {
+            GroupEventKind::Added if event.user_id.as_ref() == Some(&event.by) => {
+                format!("{user} joined")
+            }
+            GroupEventKind::Added => format!("{by} added {user}"),
+            GroupEventKind::Removed => format!("{by} removed {user}"),
+            GroupEventKind::Left => format!("{user} left"),
+            GroupEventKind::Role => match event.role.unwrap_or_default() {
+                Role::Owner => format!("{user} is now the owner"),
+                Role::Admin => format!("{by} made {user} an admin"),
+                Role::Member => format!("{by} made {user} a member"),
+            },
+            GroupEventKind::Settings => format!("{by} changed the group's settings"),
+        };
+        println!("{conversation} * {text}");
     }
 
     /// A value's JSON line (for `--json`).

@@ -3,19 +3,22 @@
 //! they arrive. Status goes to stderr so that stdout holds only messages.
 
 use chat_core::protocol::{SendTarget, ServerFrame};
-use chat_core::{ConversationId, Message, UserId};
+use chat_core::{ConversationId, UserId};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::commands::Context;
+use crate::commands::events::{entry_of, message_id_of};
 use crate::commands::messages::{Inbox, print_oldest_first};
 use crate::error::{CliError, Result};
-use crate::ws::Chat;
+use crate::ws::{Chat, Outgoing};
 
 /// How many messages `/history` shows.
 const HISTORY_PAGE: u32 = 20;
 
 const HELP: &str = "/to USER: chat with a user; /group ID: chat in a group; \
-/history: recent messages here; /quit: leave. Other lines are sent.";
+/history: recent messages here; /reply ID TEXT, /edit ID TEXT, /delete ID, \
+/react ID [EMOJI]: about a message here (no emoji: take yours back); /quit: leave. \
+Other lines are sent.";
 
 /// Runs the REPL until `/quit` or the end of input.
 pub(crate) async fn run(ctx: &Context) -> Result<()> {
@@ -86,6 +89,15 @@ impl Repl<'_> {
             ServerFrame::Message { message } => {
                 self.inbox.show(self.ctx, chat, &message).await?;
             }
+            ServerFrame::GroupEvent {
+                conversation_id,
+                event,
+            } => {
+                self.inbox
+                    .printer()
+                    .group_event(&self.ctx.api, &conversation_id, &event)
+                    .await;
+            }
             ServerFrame::Error { code, message, .. } => eprintln!("server: {message} ({code})"),
             _ => {}
         }
@@ -104,6 +116,35 @@ impl Repl<'_> {
             "/to" => self.to(needs(rest, "/to USER")?).await?,
             "/group" => self.group(needs(rest, "/group ID")?).await?,
             "/history" => self.history().await?,
+            "/reply" => {
+                let (id, text) = id_and_text(rest, "/reply ID TEXT")?;
+                let target = self.here()?.target.clone();
+                let outgoing = Outgoing::Message {
+                    target,
+                    body: text.to_owned(),
+                    in_reply_to: Some(id),
+                };
+                self.store(chat, outgoing).await?;
+            }
+            "/edit" => {
+                let (id, text) = id_and_text(rest, "/edit ID TEXT")?;
+                let target = (self.here()?.conversation.clone(), id);
+                let body = text.to_owned();
+                self.store(chat, Outgoing::Edit { target, body }).await?;
+            }
+            "/delete" => {
+                let id = message_id_of(needs(rest, "/delete ID")?)?;
+                let target = (self.here()?.conversation.clone(), id);
+                self.store(chat, Outgoing::Delete { target }).await?;
+            }
+            "/react" => {
+                let (id, emoji) = match needs(rest, "/react ID [EMOJI]")?.split_once(' ') {
+                    Some((id, emoji)) => (message_id_of(id)?, emoji.trim().to_owned()),
+                    None => (message_id_of(rest)?, String::new()),
+                };
+                let target = (self.here()?.conversation.clone(), id);
+                self.store(chat, Outgoing::React { target, emoji }).await?;
+            }
             _ if command.starts_with('/') => {
                 return Err(CliError::Usage(format!("unknown command {command}; /help")));
             }
@@ -126,8 +167,11 @@ impl Repl<'_> {
     /// Asking for the members checks, before any line is typed, that the
     /// group exists and that this user is in it.
     async fn group(&mut self, id: &str) -> Result<()> {
-        let members = self.ctx.api.members(id).await?;
-        eprintln!("now chatting in group {id} ({} members)", members.len());
+        let group = self.ctx.api.group(id).await?;
+        eprintln!(
+            "now chatting in group {id} ({} members)",
+            group.members.len()
+        );
         let conversation = ConversationId::from(id);
         self.here = Some(Here {
             target: SendTarget::Conversation(conversation.clone()),
@@ -147,19 +191,24 @@ impl Repl<'_> {
         Ok(())
     }
 
-    /// Sends a line and shows it as a message line once stored; the server's
-    /// copy of it to this connection is then a repeat and is not shown again.
+    /// Sends a line as a message of the current conversation.
     async fn send(&mut self, chat: &mut Chat, body: &str) -> Result<()> {
         let target = self.here()?.target.clone();
-        let sent = chat.send_message(target, body.to_owned()).await?;
-        let message = Message::text(
-            sent.message_id,
-            sent.conversation_id,
-            self.me.clone(),
-            body,
-            sent.ts,
-        );
-        self.inbox.show(self.ctx, chat, &message).await?;
+        let outgoing = Outgoing::Message {
+            target,
+            body: body.to_owned(),
+            in_reply_to: None,
+        };
+        self.store(chat, outgoing).await
+    }
+
+    /// Stores a message or event and shows it as a line once stored; the
+    /// server's copy of it to this connection is then a repeat and is not
+    /// shown again.
+    async fn store(&mut self, chat: &mut Chat, outgoing: Outgoing) -> Result<()> {
+        let sent = chat.store(outgoing.clone()).await?;
+        let entry = entry_of(&self.me, sent, &outgoing);
+        self.inbox.show(self.ctx, chat, &entry).await?;
         Ok(())
     }
 
@@ -167,6 +216,14 @@ impl Repl<'_> {
         self.here
             .as_ref()
             .ok_or_else(|| CliError::Usage("no conversation yet: /to USER or /group ID".into()))
+    }
+}
+
+/// `ID TEXT`: a message id and the rest of the line.
+fn id_and_text<'a>(arg: &'a str, usage: &str) -> Result<(chat_core::MessageId, &'a str)> {
+    match arg.split_once(char::is_whitespace) {
+        Some((id, text)) if !text.trim().is_empty() => Ok((message_id_of(id)?, text.trim())),
+        _ => Err(CliError::Usage(format!("usage: {usage}"))),
     }
 }
 

@@ -13,6 +13,9 @@ pub(crate) struct Session {
     pub(crate) server: String,
     /// The logged-in user.
     pub(crate) user_id: String,
+    /// The device this login is (absent in sessions saved before devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) device_id: Option<String>,
     /// The bearer token.
     pub(crate) token: String,
     /// The WebSocket URL the server chose for this user.
@@ -54,6 +57,18 @@ pub(crate) fn load(path: &Path) -> Result<Option<Session>> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// Deletes the session file (its token was logged out); a missing one is no error.
+pub(crate) fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CliError::Session {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Saves the session, readable by its owner only (it holds a token).
@@ -102,11 +117,27 @@ mod tests {
         let session = Session {
             server: "http://127.0.0.1:1".into(),
             user_id: "u1".into(),
+            device_id: Some("d1".into()),
             token: "t".into(),
             chat_url: "ws://127.0.0.1:1/ws".into(),
         };
         save(&path, &session).unwrap();
         assert_eq!(load(&path).unwrap(), Some(session));
+    }
+
+    #[test]
+    fn a_session_saved_before_devices_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.json");
+        std::fs::write(
+            &path,
+            r#"{"server":"http://h","user_id":"u1","token":"t","chat_url":"ws://h/ws"}"#,
+        )
+        .unwrap();
+        assert_eq!(load(&path).unwrap().unwrap().device_id, None);
+        remove(&path).unwrap();
+        assert_eq!(load(&path).unwrap(), None);
+        remove(&path).unwrap();
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use chat_core::protocol::{
-    ClientFrame, FrameErrorKind, SendFrame, SendTarget, ServerFrame, decode_server,
+    ClientFrame, EventFrame, FrameErrorKind, SendFrame, SendTarget, ServerFrame, decode_server,
 };
 use chat_core::{ConversationId, Message, MessageId, Millis};
 use futures::{SinkExt, StreamExt};
@@ -42,6 +42,70 @@ pub(crate) struct Sent {
     pub(crate) conversation_id: ConversationId,
     /// When the server accepted it.
     pub(crate) ts: Millis,
+}
+
+/// What the server stores for this user: a message (maybe a reply), or an
+/// event about a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    /// A message, maybe answering another of its conversation.
+    Message {
+        /// Where it goes.
+        target: SendTarget,
+        /// The text.
+        body: String,
+        /// The message it answers.
+        in_reply_to: Option<MessageId>,
+    },
+    /// The sender's new text for its message.
+    Edit {
+        /// The message.
+        target: (ConversationId, MessageId),
+        /// The new text.
+        body: String,
+    },
+    /// The message is deleted.
+    Delete {
+        /// The message.
+        target: (ConversationId, MessageId),
+    },
+    /// This user's reaction to the message ("" takes it back).
+    React {
+        /// The message.
+        target: (ConversationId, MessageId),
+        /// The emoji.
+        emoji: String,
+    },
+}
+
+impl Outgoing {
+    /// The frame that asks for it, with request id `id` and retry key `client_msg_id`.
+    fn frame(&self, id: String, client_msg_id: String) -> ClientFrame {
+        let event =
+            |(conversation_id, message_id): &(ConversationId, MessageId), body: &str| EventFrame {
+                id: Some(id.clone()),
+                conversation_id: conversation_id.clone(),
+                message_id: *message_id,
+                body: body.to_owned(),
+                client_msg_id: Some(client_msg_id.clone()),
+            };
+        match self {
+            Self::Message {
+                target,
+                body,
+                in_reply_to,
+            } => ClientFrame::Send(SendFrame {
+                id: Some(id.clone()),
+                target: target.clone(),
+                body: body.clone(),
+                client_msg_id: Some(client_msg_id.clone()),
+                in_reply_to: *in_reply_to,
+            }),
+            Self::Edit { target, body } => ClientFrame::Edit(event(target, body)),
+            Self::Delete { target } => ClientFrame::Delete(event(target, "")),
+            Self::React { target, emoji } => ClientFrame::React(event(target, emoji)),
+        }
+    }
 }
 
 impl Chat {
@@ -93,10 +157,21 @@ impl Chat {
         }
     }
 
-    /// Sends `body` and waits until it is stored. An `unavailable` answer
-    /// means nothing was stored, so the same `client_msg_id` is sent again
-    /// (the server stores a repeat only once) after a growing pause.
+    /// Sends `body` and waits until it is stored (see [`Chat::store`]).
     pub(crate) async fn send_message(&mut self, target: SendTarget, body: String) -> Result<Sent> {
+        self.store(Outgoing::Message {
+            target,
+            body,
+            in_reply_to: None,
+        })
+        .await
+    }
+
+    /// Sends a message or event and waits until it is stored. An
+    /// `unavailable` answer means nothing was stored, so the same
+    /// `client_msg_id` is sent again (the server stores a repeat only once)
+    /// after a growing pause. Any other error is the server's code and message.
+    pub(crate) async fn store(&mut self, outgoing: Outgoing) -> Result<Sent> {
         let client_msg_id = format!(
             "{:016x}{:016x}",
             rand::random::<u64>(),
@@ -104,13 +179,8 @@ impl Chat {
         );
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=SEND_ATTEMPTS {
-            let frame = ClientFrame::Send(SendFrame {
-                id: Some(self.request_id()),
-                target: target.clone(),
-                body: body.clone(),
-                client_msg_id: Some(client_msg_id.clone()),
-                in_reply_to: None,
-            });
+            let frame = outgoing.frame(self.request_id(), client_msg_id.clone());
+            let kind = frame.type_name();
             match self.request(frame).await? {
                 ServerFrame::Sent {
                     message_id,
@@ -133,7 +203,7 @@ impl Chat {
                 ServerFrame::Error { code, message, .. } => {
                     return Err(CliError::Chat { code, message });
                 }
-                other => return Err(unexpected("send", &other)),
+                other => return Err(unexpected(kind, &other)),
             }
         }
         unreachable!("the last attempt returns whatever it is answered")

@@ -170,3 +170,37 @@ async fn frames_that_arrive_before_an_answer_are_kept_in_order() {
     server.await.unwrap();
     assert!(matches!(chat.next_frame().await, Err(CliError::Closed)));
 }
+
+#[test]
+fn events_go_out_as_the_contracts_frames() {
+    let target = (ConversationId::from("g1"), MessageId(7));
+    let text = |o: Outgoing| o.frame("r1".into(), "k1".into()).encode_text();
+    assert_eq!(
+        text(Outgoing::Edit {
+            target: target.clone(),
+            body: "new".into()
+        }),
+        r#"{"type":"edit","id":"r1","conversation_id":"g1","message_id":"7","body":"new","client_msg_id":"k1"}"#
+    );
+    assert_eq!(
+        text(Outgoing::Delete {
+            target: target.clone()
+        }),
+        r#"{"type":"delete","id":"r1","conversation_id":"g1","message_id":"7","client_msg_id":"k1"}"#
+    );
+    assert_eq!(
+        text(Outgoing::React {
+            target,
+            emoji: "👍".into()
+        }),
+        r#"{"type":"react","id":"r1","conversation_id":"g1","message_id":"7","emoji":"👍","client_msg_id":"k1"}"#
+    );
+    assert_eq!(
+        text(Outgoing::Message {
+            target: SendTarget::Conversation("g1".into()),
+            body: "re".into(),
+            in_reply_to: Some(MessageId(7)),
+        }),
+        r#"{"type":"send","id":"r1","conversation_id":"g1","body":"re","client_msg_id":"k1","in_reply_to":"7"}"#
+    );
+}

@@ -42,7 +42,8 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// `/` and `/index.html`, `/app.js`, `/style.css`.
+/// `/` and `/index.html`, the page's scripts (`/app.js` and the files it
+/// is split into) and `/style.css`.
 pub fn routes() -> Router {
     let html = || async {
         page(
@@ -63,6 +64,18 @@ pub fn routes() -> Router {
             }),
         )
         .route(
+            "/cache.js",
+            get(|| script(include_str!("../static/cache.js"))),
+        )
+        .route(
+            "/groups.js",
+            get(|| script(include_str!("../static/groups.js"))),
+        )
+        .route(
+            "/account.js",
+            get(|| script(include_str!("../static/account.js"))),
+        )
+        .route(
             "/style.css",
             get(|| async {
                 page(
@@ -71,6 +84,10 @@ pub fn routes() -> Router {
                 )
             }),
         )
+}
+
+async fn script(body: &'static str) -> impl axum::response::IntoResponse {
+    page("text/javascript; charset=utf-8", body)
 }
 
 fn page(content_type: &'static str, body: &'static str) -> impl axum::response::IntoResponse {

@@ -13,14 +13,14 @@ use crate::session::{self, Session};
 /// `signup USER PASS`.
 pub(super) async fn signup(global: &Global, path: &Path, c: &Credentials) -> Result<()> {
     let api = Api::new(server(global), None)?;
-    let done = api.signup(&c.username, &c.password).await?;
+    let done = api.signup(&c.username, &c.password, &c.device).await?;
     save(global, path, &api, done)
 }
 
 /// `login USER PASS`.
 pub(super) async fn login(global: &Global, path: &Path, c: &Credentials) -> Result<()> {
     let api = Api::new(server(global), None)?;
-    let done = api.login(&c.username, &c.password).await?;
+    let done = api.login(&c.username, &c.password, &c.device).await?;
     save(global, path, &api, done)
 }
 
@@ -40,6 +40,7 @@ fn save(global: &Global, path: &Path, api: &Api, done: LoggedIn) -> Result<()> {
     let session = Session {
         server: api.base().as_str().trim_end_matches('/').to_owned(),
         user_id: done.user_id,
+        device_id: done.device_id,
         token: done.token,
         chat_url,
     };

@@ -10,7 +10,7 @@ use super::Context;
 use crate::args::{HistoryArgs, ListenArgs, SendArgs};
 use crate::error::{CliError, Result};
 use crate::output::Printer;
-use crate::ws::Chat;
+use crate::ws::{Chat, Sent};
 
 /// `send (--to USER | --conversation ID) TEXT`: prints the stored message's id.
 pub(super) async fn send(ctx: &Context, args: SendArgs) -> Result<()> {
@@ -23,7 +23,12 @@ pub(super) async fn send(ctx: &Context, args: SendArgs) -> Result<()> {
     let mut chat = ctx.connect().await?;
     let sent = chat.send_message(target, args.text).await;
     chat.close().await;
-    let sent = sent?;
+    print_sent(ctx, &sent?);
+    Ok(())
+}
+
+/// Prints a stored entry's id (or, with `--json`, its id, conversation and time).
+pub(crate) fn print_sent(ctx: &Context, sent: &Sent) {
     if ctx.json {
         println!(
             "{}",
@@ -36,12 +41,12 @@ pub(super) async fn send(ctx: &Context, args: SendArgs) -> Result<()> {
     } else {
         println!("{}", sent.message_id);
     }
-    Ok(())
 }
 
-/// `listen [--count N]`: prints each message once and acks it, until Ctrl-C
-/// or N messages. Messages not delivered before come first (the server's
-/// sync after connect).
+/// `listen [--count N]`: prints each message (and each edit, delete or
+/// reaction) once and acks it, until Ctrl-C or N of them. Those not
+/// delivered before come first (the server's sync after connect). Group
+/// events print as lines of text too, but do not count.
 pub(super) async fn listen(ctx: &Context, args: &ListenArgs) -> Result<()> {
     let mut chat = ctx.connect().await?;
     let mut inbox = Inbox::new(ctx.printer());
@@ -71,6 +76,15 @@ async fn receive(
             ServerFrame::Message { message } => {
                 // A repeat of a message already shown does not count.
                 shown += u64::from(inbox.show(ctx, chat, &message).await?);
+            }
+            ServerFrame::GroupEvent {
+                conversation_id,
+                event,
+            } => {
+                inbox
+                    .printer()
+                    .group_event(&ctx.api, &conversation_id, &event)
+                    .await;
             }
             ServerFrame::Error { code, message, .. } => {
                 return Err(CliError::Chat { code, message });

@@ -2,10 +2,13 @@
 //! token, which user, where the chat connection goes.
 
 mod account;
+mod blocks;
+mod devices;
+pub(crate) mod events;
 mod groups;
 pub(crate) mod messages;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use reqwest::Url;
 
@@ -23,21 +26,26 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 pub(crate) async fn run(cli: Cli) -> Result<()> {
     let Cli { global, command } = cli;
     let session_path = global.session.clone().unwrap_or_else(session::default_path);
+    // Every command but signup and login works as the logged-in user.
+    let ctx = || Context::new(&global, &session_path);
     match command {
         Command::Signup(c) => account::signup(&global, &session_path, &c).await,
         Command::Login(c) => account::login(&global, &session_path, &c).await,
-        Command::Send(args) => messages::send(&Context::new(&global, &session_path)?, args).await,
-        Command::Listen(args) => {
-            messages::listen(&Context::new(&global, &session_path)?, &args).await
-        }
-        Command::History(args) => {
-            messages::history(&Context::new(&global, &session_path)?, &args).await
-        }
-        Command::Groups(cmd) => groups::run(&Context::new(&global, &session_path)?, cmd).await,
-        Command::Conversations => {
-            groups::conversations(&Context::new(&global, &session_path)?).await
-        }
-        Command::Interactive => crate::repl::run(&Context::new(&global, &session_path)?).await,
+        Command::Send(args) => messages::send(&ctx()?, args).await,
+        Command::Reply(args) => events::reply(&ctx()?, args).await,
+        Command::Edit(args) => events::edit(&ctx()?, args).await,
+        Command::Delete(target) => events::delete(&ctx()?, &target).await,
+        Command::React(args) => events::react(&ctx()?, args).await,
+        Command::Listen(args) => messages::listen(&ctx()?, &args).await,
+        Command::History(args) => messages::history(&ctx()?, &args).await,
+        Command::Groups(cmd) => groups::run(&ctx()?, cmd).await,
+        Command::Conversations => groups::conversations(&ctx()?).await,
+        Command::Block { user } => blocks::block(&ctx()?, &user, true).await,
+        Command::Unblock { user } => blocks::block(&ctx()?, &user, false).await,
+        Command::Blocked => blocks::list(&ctx()?).await,
+        Command::Devices => devices::list(&ctx()?).await,
+        Command::Logout { device } => devices::logout(&ctx()?, device.as_deref()).await,
+        Command::Interactive => crate::repl::run(&ctx()?).await,
     }
 }
 
@@ -49,6 +57,10 @@ pub(crate) struct Context {
     token: String,
     /// The logged-in user, when the session says (else asked with `/api/me`).
     user_id: Option<String>,
+    /// The session's device, when the token came from the session file and it says.
+    device_id: Option<String>,
+    /// The session file the token came from (`None` with `--token`/`CHAT_TOKEN`).
+    session_file: Option<PathBuf>,
     /// Where the chat connection goes.
     chat_url: String,
     /// Text or JSON lines.
@@ -62,9 +74,15 @@ impl Context {
         let saved = session::load(session_path)?;
         let server = server_of(global, saved.as_ref());
         let saved = saved.filter(|s| same_server(&s.server, &server));
-        let (token, user_id, chat_url) = match (&global.token, saved) {
-            (Some(token), _) => (token.clone(), None, None),
-            (None, Some(s)) => (s.token, Some(s.user_id), Some(s.chat_url)),
+        let (token, user_id, chat_url, device_id, session_file) = match (&global.token, saved) {
+            (Some(token), _) => (token.clone(), None, None, None, None),
+            (None, Some(s)) => (
+                s.token,
+                Some(s.user_id),
+                Some(s.chat_url),
+                s.device_id,
+                Some(session_path.to_owned()),
+            ),
             (None, None) => return Err(CliError::NotLoggedIn),
         };
         let api = Api::new(&server, Some(token.clone()))?;
@@ -76,6 +94,8 @@ impl Context {
             api,
             token,
             user_id,
+            device_id,
+            session_file,
             chat_url,
             json: global.json,
         })

@@ -34,9 +34,11 @@ impl Server {
             .unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            // Named, not the default: the default is a SQLite file under
+            // ./chat-data/, which every test (and every run) would share.
+            store: "memory".into(),
             insecure_fast_hashing: true,
             jwt_secret: Some("the chat-cli test secret, 32+ bytes".into()),
-            store: "memory".into(),
             ..Config::default()
         };
         let bound = runtime
@@ -102,12 +104,22 @@ impl Server {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    /// Signs `user` up (password `pw-USER`) and returns its user id.
+    /// Signs `user` up (with [`password`]) and returns its user id.
     pub fn signup(&self, user: &str) -> String {
-        let password = format!("password-{user}");
-        self.ok(user, &["signup", user, &password])
+        self.ok(user, &["signup", user, &password(user)])
             .trim()
             .to_owned()
+    }
+
+    /// Logs `user` in again as another device named `device`, its session
+    /// saved under the name `session` (see [`Server::session`]).
+    pub fn login_as_device(&self, session: &str, user: &str, device: &str) -> String {
+        self.ok(
+            session,
+            &["login", user, &password(user), "--device", device],
+        )
+        .trim()
+        .to_owned()
     }
 }
 
@@ -120,6 +132,11 @@ impl Drop for Server {
             runtime.shutdown_timeout(Duration::from_secs(5));
         }
     }
+}
+
+/// The password [`Server::signup`] gives `user`.
+pub fn password(user: &str) -> String {
+    format!("password-{user}")
 }
 
 /// Runs a command to its end, with `input` on its stdin (then closed), and
