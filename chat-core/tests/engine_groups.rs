@@ -552,3 +552,50 @@ async fn a_send_racing_a_removal_is_delivered_before_it_or_not_at_all() {
         assert_eq!(v.next().await["type"], "synced", "round {round}");
     }
 }
+
+#[tokio::test]
+async fn a_group_event_is_acked_by_its_message_id_and_then_not_sent_again() {
+    let e = engine().await;
+    let owner = signup(&e, "owner").await;
+    let a = signup(&e, "a").await;
+    let g = group(&e, &owner, "g", &[]).await;
+    let mut ca = Client::connect(&e, &a).await;
+    e.add_member(&owner, &g, &a).await.unwrap();
+    let added = ca.expect("group_event").await;
+    let id = added["message_id"].as_str().expect("an id").to_owned();
+    assert!(added["ts"].as_i64().is_some(), "{added}");
+    ca.close().await;
+    // Not acked: the next connect sends it again.
+    let mut ca = Client::connect_raw(&e, &a).await;
+    let again = ca.expect("group_event").await;
+    assert_eq!(again["message_id"].as_str(), Some(id.as_str()));
+    ca.expect("synced").await;
+    ca.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":id}))
+        .await;
+    ca.send(json!({"type":"ping","id":"p"})).await;
+    assert_eq!(ca.expect("pong").await["reply_to"], "p");
+    ca.close().await;
+    // Acked: nothing left to send.
+    let ca = Client::connect(&e, &a).await;
+    ca.close().await;
+}
+
+#[tokio::test]
+async fn a_removed_member_is_told_once_and_not_at_every_connect() {
+    let e = engine().await;
+    let owner = signup(&e, "owner").await;
+    let a = signup(&e, "a").await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&a)).await;
+    let mut ca = Client::connect(&e, &a).await;
+    e.remove_member(&owner, &g, &a).await.unwrap();
+    let removed = ca.expect("group_event").await;
+    assert_eq!(removed["event"], "removed");
+    // Nothing to ack: it is no member any more, and the event is not sent again.
+    let id = removed["message_id"].as_str().expect("an id").to_owned();
+    ca.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":id}))
+        .await;
+    assert_eq!(ca.expect("error").await["code"], "not_member");
+    ca.close().await;
+    let ca = Client::connect(&e, &a).await;
+    ca.close().await;
+}

@@ -41,6 +41,8 @@ pub(crate) fn entry_frame(entry: &Message) -> (Bytes, Option<StoredEvent>) {
     {
         let frame = ServerFrame::GroupEvent {
             conversation_id: entry.conversation_id.clone(),
+            message_id: entry.message_id,
+            ts: entry.ts,
             event: stored.event.clone(),
         }
         .encode();

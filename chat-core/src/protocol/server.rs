@@ -79,6 +79,11 @@ pub enum ServerFrame {
     GroupEvent {
         /// The group.
         conversation_id: ConversationId,
+        /// The event's entry in the group's log: acked like a message id,
+        /// so a device that has it is not sent it again.
+        message_id: MessageId,
+        /// When it happened (ms since the epoch).
+        ts: Millis,
         /// What happened, its fields beside `type`.
         #[serde(flatten)]
         event: GroupEvent,
@@ -201,7 +206,7 @@ impl ServerFrame {
             } => conversation_id.as_str().len() + user_id.as_str().len(),
             Self::GroupEvent {
                 conversation_id, ..
-            } => conversation_id.as_str().len() + 160,
+            } => conversation_id.as_str().len() + 200,
             Self::Error {
                 reply_to,
                 code,

@@ -91,12 +91,13 @@ impl Repl<'_> {
             }
             ServerFrame::GroupEvent {
                 conversation_id,
+                message_id,
                 event,
+                ..
             } => {
                 self.inbox
-                    .printer()
-                    .group_event(&self.ctx.api, &conversation_id, &event)
-                    .await;
+                    .event(self.ctx, chat, &conversation_id, message_id, &event)
+                    .await?;
             }
             ServerFrame::Error { code, message, .. } => eprintln!("server: {message} ({code})"),
             _ => {}

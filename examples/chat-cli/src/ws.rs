@@ -212,9 +212,20 @@ impl Chat {
     /// Tells the server that `message` (and everything before it in its
     /// conversation) has reached this user.
     pub(crate) async fn ack(&mut self, message: &Message) -> Result<()> {
+        self.ack_entry(&message.conversation_id, message.message_id)
+            .await
+    }
+
+    /// Acks the entry `message_id` of `conversation_id` (a message or a
+    /// group event) and everything before it there.
+    pub(crate) async fn ack_entry(
+        &mut self,
+        conversation_id: &ConversationId,
+        message_id: MessageId,
+    ) -> Result<()> {
         self.write(&ClientFrame::Ack {
-            conversation_id: message.conversation_id.clone(),
-            message_id: message.message_id,
+            conversation_id: conversation_id.clone(),
+            message_id,
         })
         .await
     }

@@ -351,6 +351,9 @@ let membersTimer = null;
 
 function onGroupEvent(f) {
   const aboutMe = f.user_id === me.user_id;
+  // Acked like a message, so the server does not send it again at the next connect; not the
+  // event that ends this user's membership (there is nothing left to ack in that group).
+  if (f.message_id && !((f.event === "left" || f.event === "removed") && aboutMe)) queueAck(f);
   // A group this page dropped after leaving it: its own `left` (or a late `removed`) is old news.
   if ((f.event === "left" || f.event === "removed") && aboutMe && !conversations.has(f.conversation_id)) return;
   // Added again (from another device, or by an owner or admin): it is back.
@@ -398,10 +401,9 @@ function onGroupEvent(f) {
 }
 
 /**
- * A timeline line for a group event, placed after the newest entry known when it came.
- * `group_event` frames carry no message id, so they cannot be acked one by one: the server sends
- * one that is its group's newest entry again at each connect. Such a repeat comes after the same
- * entry as the first time and is dropped here.
+ * A timeline line for a group event, placed after the newest entry known when it came. An event
+ * that came again (one whose ack had not reached the server) comes after the same entry as the
+ * first time and is dropped here.
  */
 function addNotice(c, f) {
   const n = { after: `${c.seen}`, event: f.event, user_id: f.user_id ?? null, by: f.by, role: f.role ?? null };

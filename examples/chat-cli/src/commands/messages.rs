@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use chat_core::model::{GroupEvent, GroupEventKind};
 use chat_core::protocol::{SendTarget, ServerFrame};
 use chat_core::{ConversationId, Message, MessageId, UserId};
 use serde_json::json;
@@ -79,12 +80,13 @@ async fn receive(
             }
             ServerFrame::GroupEvent {
                 conversation_id,
+                message_id,
                 event,
+                ..
             } => {
                 inbox
-                    .printer()
-                    .group_event(&ctx.api, &conversation_id, &event)
-                    .await;
+                    .event(ctx, chat, &conversation_id, message_id, &event)
+                    .await?;
             }
             ServerFrame::Error { code, message, .. } => {
                 return Err(CliError::Chat { code, message });
@@ -124,6 +126,34 @@ impl Inbox {
         self.printer.message(&ctx.api, message).await;
         chat.ack(message).await?;
         Ok(true)
+    }
+
+    /// Prints and acks a group event unless it was seen. The event that
+    /// ends this user's membership is not acked: the group is no longer
+    /// its to ack in (and the server does not send it again).
+    pub(crate) async fn event(
+        &mut self,
+        ctx: &Context,
+        chat: &mut Chat,
+        conversation_id: &ConversationId,
+        message_id: MessageId,
+        event: &GroupEvent,
+    ) -> Result<()> {
+        if !self.seen.insert(message_id) {
+            return Ok(());
+        }
+        self.printer
+            .group_event(&ctx.api, conversation_id, event)
+            .await;
+        let ends_mine = matches!(event.event, GroupEventKind::Left | GroupEventKind::Removed)
+            && event
+                .user_id
+                .as_ref()
+                .is_none_or(|u| ctx.user_id().is_none_or(|me| me == u.as_str()));
+        if !ends_mine {
+            chat.ack_entry(conversation_id, message_id).await?;
+        }
+        Ok(())
     }
 
     /// The printer, for other output in the same mode.
