@@ -185,6 +185,17 @@ impl SessionShared {
         }
     }
 
+    /// The next queued frame if there is one now, without waiting; `None`
+    /// when the queue is empty or the session closed.
+    pub(crate) fn try_frame(&self) -> Option<Bytes> {
+        if self.is_closed() {
+            return None;
+        }
+        let frame = self.queue.lock().pop()?;
+        self.drained.notify_waiters();
+        Some(frame)
+    }
+
     /// Resolves once the session is closed.
     pub(crate) async fn closed(&self) {
         loop {

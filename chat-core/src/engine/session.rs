@@ -46,6 +46,14 @@ impl Outbound {
         self.shared.next_frame().await
     }
 
+    /// The next frame if one is queued now, without waiting: a transport
+    /// that got one frame from [`Outbound::recv`] takes the others already
+    /// waiting and writes them with one flush (`None`: none waiting, or the
+    /// session is closed).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.shared.try_frame()
+    }
+
     /// Why the engine closed the session, if it did.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.shared.close_reason()
