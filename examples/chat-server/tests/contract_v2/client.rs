@@ -122,8 +122,15 @@ impl Env {
             .await
             .unwrap_or_else(|e| panic!("{} {method} {path}: {e}", self.label));
         let status = res.status().as_u16();
+        let json = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
         let text = res.text().await.expect("an HTTP body");
-        let body = if text.is_empty() {
+        // Errors are always JSON; so is every API answer with a body (the
+        // web page's files are not).
+        let body = if text.is_empty() || (!json && status < 400) {
             Value::Null
         } else {
             serde_json::from_str(&text)

@@ -29,7 +29,7 @@ mod cluster_harness;
 #[path = "../common/mod.rs"]
 mod common;
 
-// mod authz;
+mod authz;
 mod client;
 mod scenarios;
 mod target;
@@ -64,4 +64,22 @@ targets! {
     postgres => Store::Postgres,
     cassandra => Store::Cassandra,
     cluster => Store::Cluster,
+}
+
+/// The authorization matrix on the in-memory store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_on_memory() {
+    authz::run(Store::Memory).await;
+}
+
+/// The authorization matrix on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_on_postgres() {
+    authz::run(Store::Postgres).await;
+}
+
+/// docs/security.md prints the matrix these tests check.
+#[test]
+fn authorization_matrix_is_the_one_in_security_md() {
+    authz::check_docs();
 }

@@ -45,7 +45,8 @@ fn skip<T>(what: &str, why: &str) -> Option<T> {
 }
 
 /// The configuration of an in-process node: fast hashing, a fixed secret,
-/// no budgets or connection caps.
+/// no budgets or connection caps, and room for bursts of sign-ups (the
+/// scenarios make their users at once).
 pub fn open_config(store: String, retention: Retention) -> Config {
     Config {
         store,
@@ -55,6 +56,7 @@ pub fn open_config(store: String, retention: Retention) -> Config {
             addr_rate: 0.0,
             max_connections_per_addr: 0,
             max_sockets_per_user: 0,
+            hash_queue: 10_000,
             ..Protection::default()
         },
         ..TestServer::config()
