@@ -145,8 +145,8 @@ func runFanout(args []string) error {
 	drain := fs.Duration("drain", 5*time.Second, "longest wait after the last publish for deliveries still on their way")
 	bodyBytes := fs.Int("body-bytes", 100, "length of each published payload, JSON included")
 	saturate := fs.Bool("saturate", false, "after the fixed rate, climb to the highest rate the server sustains")
-	satStart := fs.Float64("sat-start", 200, "first rate of the saturation ladder (doubled until a step fails, then bisected)")
-	satDuration := fs.Duration("sat-duration", 5*time.Second, "measured time of each saturation step")
+	satStart := fs.Float64("sat-start", 50, "first rate of the saturation ladder (doubled until a step fails, then bisected)")
+	satDuration := fs.Duration("sat-duration", 10*time.Second, "measured time of each saturation step")
 	satBisect := fs.Int("sat-bisect", 3, "bisections between the last sustained and the first failed rate")
 	satMaxSteps := fs.Int("sat-max-steps", 12, "most saturation steps")
 	maxP99 := fs.Duration("sat-max-p99", 500*time.Millisecond, "a step is sustained only if its p99 delivery latency is at most this")
@@ -428,8 +428,10 @@ func (f *fanout) step(rate float64, warmup, duration time.Duration) (*stepResult
 		r.Why = fmt.Sprintf("%d subscribers dropped", r.Dropped)
 	case r.Missing > r.Expected/1000:
 		r.Why = fmt.Sprintf("%d of %d deliveries missing after %.1f s of drain", r.Missing, r.Expected, r.DrainS)
-	case r.DeliveriesPerS < 0.98*rate*float64(live):
-		r.Why = fmt.Sprintf("%.0f deliveries/s in the window, below 98%% of %.0f", r.DeliveriesPerS, rate*float64(live))
+	case r.DeliveriesPerS < 0.95*rate*float64(live):
+		// 95 %, not 100: arrivals are counted by arrival time, and a window
+		// edge that falls in a write burst moves a few percent either way.
+		r.Why = fmt.Sprintf("%.0f deliveries/s in the window, below 95%% of %.0f", r.DeliveriesPerS, rate*float64(live))
 	case r.Latency.P99 > float64(f.maxP99)/1e6:
 		r.Why = fmt.Sprintf("p99 %.0f ms above %s", r.Latency.P99, f.maxP99)
 	case r.PublishErrors > 0:
