@@ -88,9 +88,12 @@ type stepResult struct {
 	Expected  int64 `json:"expected_deliveries"`
 	Delivered int64 `json:"delivered"`
 	Missing   int64 `json:"missing"`
+	// DeliveredPerS is Delivered over the window's length: the pace of the
+	// measured messages' deliveries.
+	DeliveredPerS float64 `json:"delivered_per_s"`
 	// DeliveriesPerS counts arrivals during the measured window (whatever
 	// their due time): the deliveries the server made while its CPU was
-	// being counted.
+	// being counted, the denominator of the CPU figures.
 	DeliveriesPerS float64     `json:"deliveries_per_s"`
 	Latency        Percentiles `json:"latency_ms"`
 	PublishLag     Percentiles `json:"publish_lag_ms"`
@@ -411,6 +414,7 @@ func (f *fanout) step(rate float64, warmup, duration time.Duration) (*stepResult
 	secs := duration.Seconds()
 	inWindow := e[1].arrivals - e[0].arrivals
 	r.DeliveriesPerS = float64(inWindow) / secs
+	r.DeliveredPerS = float64(r.Delivered) / secs
 	r.ServerCPUS = e[1].cpu.server - e[0].cpu.server
 	r.ServerCores = r.ServerCPUS / secs
 	client := e[1].cpu.client - e[0].cpu.client
@@ -443,11 +447,11 @@ func (f *fanout) step(rate float64, warmup, duration time.Duration) (*stepResult
 	return r, nil
 }
 
-// quiesce waits (at most 30 s) until no publication has arrived for half a
+// quiesce waits (at most 60 s) until no publication has arrived for a
 // second, so that a step that fell behind does not leave its backlog to the
 // next one.
 func (f *fanout) quiesce() {
-	limit := now() + int64(30*time.Second)
+	limit := now() + int64(60*time.Second)
 	last := f.arrivals()
 	quietSince := now()
 	for now() < limit {
@@ -455,7 +459,7 @@ func (f *fanout) quiesce() {
 		n := f.arrivals()
 		if n != last {
 			last, quietSince = n, now()
-		} else if now()-quietSince >= int64(500*time.Millisecond) {
+		} else if now()-quietSince >= int64(time.Second) {
 			return
 		}
 	}
@@ -474,7 +478,7 @@ func (f *fanout) ladder(start float64, warmup, duration time.Duration, bisect, m
 		}
 		logStep(f.peer, "saturation step", r)
 		steps = append(steps, r)
-		if r.Sustained && (best == nil || r.DeliveriesPerS > best.DeliveriesPerS) {
+		if r.Sustained && (best == nil || r.Rate > best.Rate) {
 			best = r
 		}
 		return r.Sustained, nil
