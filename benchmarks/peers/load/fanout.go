@@ -110,14 +110,13 @@ type stepResult struct {
 	Why            string      `json:"why_not_sustained,omitempty"`
 }
 
+// fanoutReport is one run: the step, and how long connecting took.
 type fanoutReport struct {
-	Peer        string        `json:"peer"`
-	Subscribers int           `json:"subscribers"`
-	BodyBytes   int           `json:"body_bytes"`
-	SetupS      float64       `json:"setup_s"`
-	Fixed       *stepResult   `json:"fixed"`
-	Saturation  *stepResult   `json:"saturation,omitempty"`
-	Ladder      []*stepResult `json:"ladder,omitempty"`
+	Peer      string  `json:"peer"`
+	BodyBytes int     `json:"body_bytes"`
+	SetupS    float64 `json:"setup_s"`
+	MaxP99Ms  float64 `json:"max_p99_ms"`
+	*stepResult
 }
 
 type fanout struct {
@@ -142,17 +141,12 @@ func runFanout(args []string) error {
 	c.register(fs)
 	n := fs.Int("subscribers", 1000, "subscribers on the shared channel")
 	channel := fs.String("channel", "room:fanout", "the shared channel (room)")
-	rate := fs.Float64("rate", 45, "messages per second of the fixed-rate phase")
-	duration := fs.Duration("duration", 20*time.Second, "measured time of the fixed-rate phase")
-	warmup := fs.Duration("warmup", 2*time.Second, "publishing before measuring starts, each step")
+	rate := fs.Float64("rate", 45, "messages per second")
+	duration := fs.Duration("duration", 20*time.Second, "measured time")
+	warmup := fs.Duration("warmup", 2*time.Second, "publishing before measuring starts")
 	drain := fs.Duration("drain", 5*time.Second, "longest wait after the last publish for deliveries still on their way")
 	bodyBytes := fs.Int("body-bytes", 100, "length of each published payload, JSON included")
-	saturate := fs.Bool("saturate", false, "after the fixed rate, climb to the highest rate the server sustains")
-	satStart := fs.Float64("sat-start", 50, "first rate of the saturation ladder (doubled until a step fails, then bisected)")
-	satDuration := fs.Duration("sat-duration", 10*time.Second, "measured time of each saturation step")
-	satBisect := fs.Int("sat-bisect", 3, "bisections between the last sustained and the first failed rate")
-	satMaxSteps := fs.Int("sat-max-steps", 12, "most saturation steps")
-	maxP99 := fs.Duration("sat-max-p99", 500*time.Millisecond, "a step is sustained only if its p99 delivery latency is at most this")
+	maxP99 := fs.Duration("max-p99", 500*time.Millisecond, "the rate counts as sustained only if p99 delivery latency is at most this")
 	fs.Parse(args)
 	proto, srcs, err := c.resolve()
 	if err != nil {
@@ -161,31 +155,27 @@ func runFanout(args []string) error {
 	if *n < 1 || *n > maxConnsPerProcess-1 {
 		return fmt.Errorf("--subscribers must be from 1 to %d", maxConnsPerProcess-1)
 	}
-	if !(*rate > 0 && *rate <= 100_000) || !(*satStart > 0 && *satStart <= 100_000) {
-		return fmt.Errorf("rates must be above 0 and at most 100000 msgs/s")
+	if !(*rate > 0 && *rate <= 100_000) {
+		return fmt.Errorf("--rate must be above 0 and at most 100000 msgs/s")
 	}
-	for _, d := range []*time.Duration{duration, warmup, drain, satDuration} {
+	for _, d := range []*time.Duration{duration, warmup, drain} {
 		if *d < 0 || *d > 10*time.Minute {
 			return fmt.Errorf("durations must be from 0 to 10m")
 		}
 	}
-	if *duration == 0 || *satDuration == 0 {
-		return fmt.Errorf("measured durations must be above 0")
+	if *duration == 0 {
+		return fmt.Errorf("--duration must be above 0")
 	}
 	if *bodyBytes < 40 || *bodyBytes > 64<<10 {
 		return fmt.Errorf("--body-bytes must be from 40 to 65536")
 	}
-	if *satBisect < 0 || *satBisect > 8 || *satMaxSteps < 1 || *satMaxSteps > 30 {
-		return fmt.Errorf("--sat-bisect must be 0..8 and --sat-max-steps 1..30")
-	}
-	f := &fanout{proto: proto, server: c.server, pid: c.pid, channel: *channel,
+	f := &fanout{proto: proto, server: c.server, pid: c.pid, channel: *channel, srcs: srcs,
 		drainMax: *drain, maxP99: *maxP99, peer: c.peer}
-	f.srcs = srcs
 	// The padding makes each payload bodyBytes long, like chat-load's
 	// --body-bytes (`{"due_ns":` + 19 digits + `,"pad":"` ... `"}`).
 	f.body = []byte(strings.Repeat("x", *bodyBytes-len(`{"due_ns":1234567890123456789,"pad":""}`)))
 
-	rep := fanoutReport{Peer: c.peer, Subscribers: *n, BodyBytes: *bodyBytes}
+	rep := fanoutReport{Peer: c.peer, BodyBytes: *bodyBytes, MaxP99Ms: float64(*maxP99) / 1e6}
 	start := time.Now()
 	if err := f.connect(*n); err != nil {
 		f.closeAll()
@@ -193,27 +183,18 @@ func runFanout(args []string) error {
 	}
 	rep.SetupS = time.Since(start).Seconds()
 	logf("%s fanout: %d subscribers and a publisher connected in %.1f s", c.peer, *n, rep.SetupS)
-
-	rep.Fixed, err = f.step(*rate, *warmup, *duration)
+	rep.stepResult, err = f.step(*rate, *warmup, *duration)
+	f.closeAll()
 	if err != nil {
-		f.closeAll()
 		return err
 	}
-	logStep(c.peer, "fixed", rep.Fixed)
-	if *saturate {
-		rep.Ladder, rep.Saturation, err = f.ladder(*satStart, *warmup/2, *satDuration, *satBisect, *satMaxSteps)
-		if err != nil {
-			f.closeAll()
-			return err
-		}
-	}
-	f.closeAll()
+	logStep(c.peer, rep.stepResult)
 	return printJSON(rep)
 }
 
-func logStep(peer, what string, r *stepResult) {
-	logf("%s %s %.0f msgs/s: %.0f deliveries/s, p50 %.2f p99 %.2f ms, server %.2f µs/delivery (%.2f cores), client %.2f cores, others %.2f, missing %d, dropped %d, sustained %v %s",
-		peer, what, r.Rate, r.DeliveriesPerS, r.Latency.P50, r.Latency.P99, r.ServerUsPerDel, r.ServerCores, r.ClientCores, r.OtherCores, r.Missing, r.Dropped, r.Sustained, r.Why)
+func logStep(peer string, r *stepResult) {
+	logf("%s %.0f msgs/s: %.0f deliveries/s, p50 %.2f p99 %.2f ms, server %.2f µs/delivery (%.2f cores), client %.2f cores, others %.2f, missing %d, dropped %d, sustained %v %s",
+		peer, r.Rate, r.DeliveriesPerS, r.Latency.P50, r.Latency.P99, r.ServerUsPerDel, r.ServerCores, r.ClientCores, r.OtherCores, r.Missing, r.Dropped, r.Sustained, r.Why)
 }
 
 // connect opens the subscribers (each subscribed to the shared channel) and
@@ -443,77 +424,5 @@ func (f *fanout) step(rate float64, warmup, duration time.Duration) (*stepResult
 	default:
 		r.Sustained = true
 	}
-	f.quiesce()
 	return r, nil
-}
-
-// quiesce waits (at most 60 s) until no publication has arrived for a
-// second, so that a step that fell behind does not leave its backlog to the
-// next one.
-func (f *fanout) quiesce() {
-	limit := now() + int64(60*time.Second)
-	last := f.arrivals()
-	quietSince := now()
-	for now() < limit {
-		time.Sleep(100 * time.Millisecond)
-		n := f.arrivals()
-		if n != last {
-			last, quietSince = n, now()
-		} else if now()-quietSince >= int64(time.Second) {
-			return
-		}
-	}
-}
-
-// ladder doubles the rate from start until a step is not sustained, then
-// bisects between the last sustained and the first failed rate; the best
-// sustained step is the saturation figure.
-func (f *fanout) ladder(start float64, warmup, duration time.Duration, bisect, maxSteps int) ([]*stepResult, *stepResult, error) {
-	var steps []*stepResult
-	var best *stepResult
-	run := func(rate float64) (bool, error) {
-		r, err := f.step(rate, warmup, duration)
-		if err != nil {
-			return false, err
-		}
-		logStep(f.peer, "saturation step", r)
-		steps = append(steps, r)
-		if r.Sustained && (best == nil || r.Rate > best.Rate) {
-			best = r
-		}
-		return r.Sustained, nil
-	}
-	lo, hi := 0.0, 0.0
-	rate := start
-	for len(steps) < maxSteps {
-		ok, err := run(rate)
-		if err != nil {
-			return steps, best, err
-		}
-		if !ok {
-			hi = rate
-			break
-		}
-		lo = rate
-		rate *= 2
-		if rate > 100_000 {
-			break
-		}
-	}
-	for i := 0; i < bisect && hi > 0 && len(steps) < maxSteps; i++ {
-		mid := math.Round((lo + hi) / 2)
-		if mid <= lo || mid >= hi {
-			break
-		}
-		ok, err := run(mid)
-		if err != nil {
-			return steps, best, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return steps, best, nil
 }

@@ -3,7 +3,7 @@
 // object per run:
 //
 //	peerload idle   --peer P --server ADDR --pid PID --connections 10000 ...
-//	peerload fanout --peer P --server ADDR --pid PID --subscribers 1000 --rate 45 --saturate ...
+//	peerload fanout --peer P --server ADDR --pid PID --subscribers 1000 --rate 45 ...
 //
 // idle holds N connections open, each subscribed to a channel of its own, and
 // reads the server's RSS before and after: memory per idle connection.
@@ -13,8 +13,9 @@
 // latency counts from that due time, so a stalled publisher or server shows
 // as latency, not as fewer messages). The server's CPU time (utime+stime
 // from /proc/PID/stat) over the measured window, divided by the deliveries
-// received in that window, gives server CPU per delivery. With --saturate it
-// then climbs a ladder of rates to the highest one the server sustains.
+// received in that window, gives server CPU per delivery. The run also says
+// whether the server sustained the rate (see step); the saturation ladder
+// (../ladder.sh) calls it once per rate, each time on a fresh server.
 package main
 
 import (
