@@ -21,7 +21,9 @@ use crate::pubsub::{self, Subscriptions};
 ///
 /// - Topics are channels: `{prefix}:user:{id}` and `{prefix}:presence:{id}`.
 ///   A node subscribes only to the topics of its own sessions, so Redis
-///   sends each node only what it wants.
+///   sends each node only what it wants. It also holds `{prefix}:node:{id}`,
+///   on which nothing is published: a sign that it runs, which survives a
+///   FLUSHALL (see [`crate::RedisNodeIds`]).
 /// - Publishes go through the shared command connection (a pipeline for
 ///   several topics, one round trip); subscriptions live on a dedicated
 ///   pub/sub connection per node. Each message carries the origin node id,
@@ -75,6 +77,10 @@ impl RedisBus {
         }
         let keys = Keys::new(&options.prefix);
         let (subs, stream) = Subscriptions::connect(client, &options).await?;
+        // The beacon: while this node runs, its channel has a subscriber,
+        // which tells a node that starts after Redis lost its data that
+        // nodes are running (see RedisNodeIds).
+        subs.subscribe(keys.beacon(&node)).await?;
         let subs = Arc::new(subs);
         let driver = tokio::spawn(pubsub::drive(
             subs.clone(),

@@ -85,6 +85,35 @@ impl Keys {
     pub(crate) fn node_load(&self) -> String {
         format!("{}:node_load", self.prefix)
     }
+
+    /// String: the marker that this Redis holds the deployment's state
+    /// (gone after a restart without persistence or a FLUSHALL).
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    /// String with a ttl: the deployment is settling after a loss of its
+    /// state; offline answers are unsure and new claims wait.
+    pub(crate) fn settling(&self) -> String {
+        format!("{}:settling", self.prefix)
+    }
+
+    /// String with a ttl: the claim on worker id `id` (token|holder).
+    pub(crate) fn claim(&self, id: u16) -> String {
+        format!("{}:claim:{id}", self.prefix)
+    }
+
+    /// The channel each node's bus subscribes while it runs: a sign of
+    /// running nodes that a FLUSHALL does not erase (subscriptions are not
+    /// data). Nothing is published on it.
+    pub(crate) fn beacon(&self, node: &NodeId) -> String {
+        format!("{}:node:{node}", self.prefix)
+    }
+
+    /// The pattern of every node's beacon channel.
+    pub(crate) fn beacons(&self) -> String {
+        format!("{}:node:*", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@
 //! - [`RedisPresence`]: the [`PresenceStore`](chat_core::cluster::PresenceStore):
 //!   connection counts per user and node, node heartbeats with expiry, and
 //!   a reap that is exact when nodes race (Lua scripts).
+//! - [`RedisNodeIds`]: the [`NodeIds`](chat_core::cluster::NodeIds): each
+//!   node's claim on its worker id, a key with a ttl that the engine renews
+//!   at every heartbeat ([`RedisLease`]), so no two live nodes mint ids with
+//!   one worker id.
 //! - [`RedisDiscovery`]: the [`Discovery`](chat_core::cluster::Discovery):
 //!   live nodes with their load and public URL; `pick` chooses the least
 //!   loaded live node, ties broken by rendezvous hashing (see
@@ -22,13 +26,17 @@
 //! # async fn run() -> chat_core::Result<()> {
 //! use std::sync::Arc;
 //! use chat_cluster_redis::{RedisCluster, RedisOptions};
+//! use chat_core::cluster::NodeIds;
 //! use chat_core::engine::Engine;
 //! use chat_core::model::NodeId;
 //!
-//! let node = NodeId::from("node-1");
 //! let cluster = RedisCluster::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+//! // Any free worker id (or Some(n) for that one, refused while another node holds it),
+//! // held for 15 s at a time; the engine renews it.
+//! let lease = cluster.node_ids().claim(None, "ws://10.0.0.1:8080/ws", 15_000).await?;
+//! let node = NodeId::from(format!("node-{}", lease.worker_id()));
 //! let engine = Engine::builder()
-//!     .worker_id(1)
+//!     .lease(lease.into())
 //!     .node_name(node.clone())
 //!     .public_url("ws://10.0.0.1:8080/ws")
 //!     .bus(Arc::new(cluster.bus(node).await?))
@@ -49,6 +57,7 @@ mod conn;
 mod discovery;
 mod frame;
 mod keys;
+mod lease;
 mod options;
 mod presence;
 mod pubsub;
@@ -56,6 +65,7 @@ pub mod testing;
 
 pub use bus::RedisBus;
 pub use discovery::RedisDiscovery;
+pub use lease::{RedisLease, RedisNodeIds};
 pub use options::RedisOptions;
 pub use presence::RedisPresence;
 
@@ -124,5 +134,10 @@ impl RedisCluster {
     /// Service discovery.
     pub fn discovery(&self) -> RedisDiscovery {
         RedisDiscovery::with_connection(self.commands.clone(), self.options.clone())
+    }
+
+    /// Worker id claims.
+    pub fn node_ids(&self) -> RedisNodeIds {
+        RedisNodeIds::with_connection(self.commands.clone(), self.options.clone())
     }
 }

@@ -50,4 +50,14 @@ impl RedisOptions {
             ..Self::default()
         }
     }
+
+    /// How long the deployment settles after Redis lost its data, for a
+    /// heartbeat or lease `ttl` (ms): long enough for every running node to
+    /// notice and re-register, by its next heartbeat or lease renewal
+    /// (within `ttl`) or when its pub/sub connection comes back (within
+    /// about two `reconnect_max`: one backoff wait and one failed try).
+    pub fn settle_ms(&self, ttl: i64) -> i64 {
+        let reconnect = i64::try_from(self.reconnect_max.as_millis()).unwrap_or(i64::MAX);
+        ttl.saturating_add(reconnect.saturating_mul(2))
+    }
 }

@@ -20,7 +20,18 @@ use crate::options::RedisOptions;
 /// - `p:pn:{node}`: set of the users with connections on the node;
 /// - `p:seen:{user}`: when the user last went offline;
 /// - `p:beats`: sorted set node → the time its heartbeat expires, and
-///   `p:beat_at`: hash node → the time of its last heartbeat.
+///   `p:beat_at`: hash node → the time of its last heartbeat;
+/// - `p:epoch`: the marker that this Redis holds the deployment's state, and
+///   `p:settling` (with a ttl): presence is being rebuilt after a loss.
+///
+/// Redis is a cache of who is connected where, which the nodes rebuild:
+/// run without persistence, a restart (or a FLUSHALL) empties it. The first
+/// heartbeat that finds the marker gone puts it back and sets `p:settling`
+/// for [`RedisOptions::settle_ms`] of the heartbeat ttl; while the marker is
+/// missing or `p:settling` lives, offline answers are not
+/// [`certain`](PresenceEntry::certain). Every node re-registers its
+/// sessions with [`restore`](PresenceStore::restore) well within that time
+/// (the engine does when its bus reconnects or its id lease had vanished).
 ///
 /// `connect`, `disconnect` and `reap` are Lua scripts, so their answers
 /// (went online, went offline, the users a reap took offline) are exact
@@ -46,7 +57,13 @@ struct Scripts {
     connect: Script,
     disconnect: Script,
     reap: Script,
+    heartbeat: Script,
+    restore: Script,
 }
+
+/// Users per restore script: each call is short, so Redis keeps serving
+/// others between them.
+const RESTORE_CHUNK: usize = 500;
 
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
@@ -54,6 +71,8 @@ fn scripts() -> &'static Scripts {
         connect: Script::new(include_str!("scripts/connect.lua")),
         disconnect: Script::new(include_str!("scripts/disconnect.lua")),
         reap: Script::new(include_str!("scripts/reap.lua")),
+        heartbeat: Script::new(include_str!("scripts/heartbeat.lua")),
+        restore: Script::new(include_str!("scripts/restore.lua")),
     })
 }
 
@@ -87,7 +106,12 @@ impl std::fmt::Debug for RedisPresence {
     }
 }
 
-fn entry(user: &UserId, nodes: HashMap<String, i64>, seen: Option<Millis>) -> PresenceEntry {
+fn entry(
+    user: &UserId,
+    nodes: HashMap<String, i64>,
+    seen: Option<Millis>,
+    certain: bool,
+) -> PresenceEntry {
     if nodes.is_empty() {
         return PresenceEntry {
             presence: Presence {
@@ -96,6 +120,7 @@ fn entry(user: &UserId, nodes: HashMap<String, i64>, seen: Option<Millis>) -> Pr
                 last_seen: seen,
             },
             nodes: Vec::new(),
+            certain,
         };
     }
     let mut nodes: Vec<NodeId> = nodes.into_keys().map(NodeId::from).collect();
@@ -107,7 +132,12 @@ fn entry(user: &UserId, nodes: HashMap<String, i64>, seen: Option<Millis>) -> Pr
             last_seen: None,
         },
         nodes,
+        certain: true,
     }
+}
+
+fn bad_reply(e: redis::ParsingError) -> chat_core::Error {
+    crate::conn::unavailable("presence reply", e.into())
 }
 
 #[async_trait]
@@ -151,26 +181,33 @@ impl PresenceStore for RedisPresence {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        pipe.atomic()
+            .exists(self.keys.epoch())
+            .exists(self.keys.settling());
         for user in users {
             pipe.hgetall(self.keys.user_nodes(user))
                 .get(self.keys.last_seen(user));
         }
         let mut con = self.commands.clone();
-        let answers: Vec<(HashMap<String, i64>, Option<Millis>)> = {
-            let flat: Vec<redis::Value> =
-                within("presence", self.limit(), pipe.query_async(&mut con)).await?;
-            let mut out = Vec::with_capacity(users.len());
-            let mut it = flat.into_iter();
-            while let (Some(nodes), Some(seen)) = (it.next(), it.next()) {
-                let nodes = redis::from_redis_value(nodes)
-                    .map_err(|e| crate::conn::unavailable("presence reply", e.into()))?;
-                let seen = redis::from_redis_value(seen)
-                    .map_err(|e| crate::conn::unavailable("presence reply", e.into()))?;
-                out.push((nodes, seen));
-            }
-            out
+        let flat: Vec<redis::Value> =
+            within("presence", self.limit(), pipe.query_async(&mut con)).await?;
+        let mut it = flat.into_iter();
+        let (Some(epoch), Some(settling)) = (it.next(), it.next()) else {
+            return Err(chat_core::Error::unavailable_msg(
+                "redis: presence reply is too short",
+            ));
         };
+        let epoch: bool = redis::from_redis_value(epoch).map_err(bad_reply)?;
+        let settling: bool = redis::from_redis_value(settling).map_err(bad_reply)?;
+        let certain = epoch && !settling;
+        let mut answers: Vec<(HashMap<String, i64>, Option<Millis>)> =
+            Vec::with_capacity(users.len());
+        while let (Some(nodes), Some(seen)) = (it.next(), it.next()) {
+            answers.push((
+                redis::from_redis_value(nodes).map_err(bad_reply)?,
+                redis::from_redis_value(seen).map_err(bad_reply)?,
+            ));
+        }
         if answers.len() != users.len() {
             return Err(chat_core::Error::unavailable_msg(
                 "redis: presence reply has the wrong length",
@@ -179,24 +216,104 @@ impl PresenceStore for RedisPresence {
         Ok(users
             .iter()
             .zip(answers)
-            .map(|(user, (nodes, seen))| entry(user, nodes, seen))
+            .map(|(user, (nodes, seen))| entry(user, nodes, seen, certain))
             .collect())
     }
 
     async fn heartbeat(&self, node: &NodeId, now: Millis, ttl: Millis) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zadd(self.keys.beats(), node.as_str(), now.saturating_add(ttl))
-            .ignore()
-            .hset(self.keys.beat_at(), node.as_str(), now)
-            .ignore();
+        let mut call = self.scripts.heartbeat.prepare_invoke();
+        call.key(self.keys.beats())
+            .key(self.keys.beat_at())
+            .key(self.keys.epoch())
+            .key(self.keys.settling())
+            .arg(node.as_str())
+            .arg(now)
+            .arg(now.saturating_add(ttl))
+            .arg(self.options.settle_ms(ttl));
         let mut con = self.commands.clone();
-        within(
+        let lost: i64 = within(
             "presence heartbeat",
             self.limit(),
-            pipe.query_async::<()>(&mut con),
+            call.invoke_async(&mut con),
         )
-        .await
+        .await?;
+        if lost == 1 {
+            tracing::warn!(
+                prefix = self.keys.prefix(),
+                settle_ms = self.options.settle_ms(ttl),
+                "redis had lost the deployment's presence (restart or flush); \
+                 it settles while the nodes re-register"
+            );
+        }
+        Ok(())
+    }
+
+    async fn restore(
+        &self,
+        node: &NodeId,
+        connections: &[(UserId, u32)],
+        now: Millis,
+    ) -> Result<Vec<Presence>> {
+        let mut con = self.commands.clone();
+        let held: Vec<String> = within(
+            "presence restore",
+            self.limit(),
+            redis::cmd("SMEMBERS")
+                .arg(self.keys.node_users(node))
+                .query_async(&mut con),
+        )
+        .await?;
+        let listed: std::collections::HashSet<&str> =
+            connections.iter().map(|(u, _)| u.as_str()).collect();
+        let stale: Vec<String> = held
+            .into_iter()
+            .filter(|u| !listed.contains(u.as_str()))
+            .collect();
+        let counted: Vec<&(UserId, u32)> = connections.iter().filter(|(_, c)| *c > 0).collect();
+        let mut changes = Vec::new();
+        let (mut counted, mut stale) = (counted.as_slice(), stale.as_slice());
+        while !counted.is_empty() || !stale.is_empty() {
+            let (these, rest) = counted.split_at(counted.len().min(RESTORE_CHUNK));
+            counted = rest;
+            let room = RESTORE_CHUNK - these.len();
+            let (gone, rest) = stale.split_at(stale.len().min(room));
+            stale = rest;
+            let mut call = self.scripts.restore.prepare_invoke();
+            call.key(self.keys.node_users(node))
+                .arg(self.keys.prefix())
+                .arg(node.as_str())
+                .arg(now)
+                .arg(these.len());
+            for (user, count) in these {
+                call.arg(user.as_str()).arg(*count);
+            }
+            for user in gone {
+                call.arg(user.as_str());
+            }
+            let flat: Vec<String> = within(
+                "presence restore",
+                self.limit(),
+                call.invoke_async(&mut con),
+            )
+            .await?;
+            for pair in flat.chunks_exact(2) {
+                let user_id = UserId::from(pair[1].as_str());
+                changes.push(if pair[0] == "on" {
+                    Presence {
+                        user_id,
+                        status: PresenceStatus::Online,
+                        last_seen: None,
+                    }
+                } else {
+                    Presence {
+                        user_id,
+                        status: PresenceStatus::Offline,
+                        last_seen: Some(now),
+                    }
+                });
+            }
+        }
+        Ok(changes)
     }
 
     async fn reap(&self, now: Millis) -> Result<Vec<Presence>> {

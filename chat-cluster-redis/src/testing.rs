@@ -66,6 +66,26 @@ pub async fn fresh_cluster() -> Option<RedisCluster> {
     }
 }
 
+/// Marks the deployment under `prefix` on the Redis at `url` as
+/// established, as if its nodes had run there before: a node that then
+/// starts on a Redis that started moments ago claims its id at once,
+/// instead of waiting the settle time that protects running nodes after
+/// Redis lost its data (see [`crate::RedisNodeIds`]; that wait has a test
+/// of its own). For tests that start their own Redis and then their nodes.
+///
+/// # Panics
+/// When Redis cannot be reached.
+pub fn mark_established(url: &str, prefix: &str) {
+    let mut con = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .unwrap_or_else(|e| panic!("redis at {url}: {e}"));
+    redis::cmd("SET")
+        .arg(crate::keys::Keys::new(prefix).epoch())
+        .arg(chat_core::model::now_millis())
+        .exec(&mut con)
+        .unwrap_or_else(|e| panic!("redis at {url}: {e}"));
+}
+
 /// Panics when services are required, else prints the skip line where
 /// `cargo test` shows it even for a passing test (straight to stderr).
 fn skip_or_fail(why: &str) {
@@ -144,6 +164,23 @@ impl PrivateRedis {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// FLUSHALL: every key of every deployment on it is gone, while its
+    /// clients stay connected and subscribed.
+    ///
+    /// # Panics
+    /// When it does not answer.
+    pub async fn flushall(&self) {
+        let client = redis::Client::open(self.url()).expect("a valid url");
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("private redis-server answers");
+        redis::cmd("FLUSHALL")
+            .query_async::<()>(&mut con)
+            .await
+            .expect("FLUSHALL");
     }
 
     /// Kills it (SIGKILL) and waits for it to end: its data is gone.

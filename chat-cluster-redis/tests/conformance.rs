@@ -51,3 +51,8 @@ mod discovery {
     use super::*;
     chat_core::discovery_conformance!(discovery());
 }
+
+mod node_ids {
+    use super::*;
+    chat_core::node_ids_conformance!(async { Arc::new(cluster().await.node_ids()) });
+}

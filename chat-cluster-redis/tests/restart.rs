@@ -1,9 +1,12 @@
 //! Redis goes away and comes back: calls fail with `Unavailable` meanwhile,
 //! and the bus reconnects by itself and subscribes again to every topic it
-//! holds, including one asked for while Redis was down.
+//! holds, including one asked for while Redis was down. Redis loses its
+//! data (FLUSHALL): presence cannot vouch for offline users until it has
+//! settled, and a running node claims its id back before a node that
+//! starts meanwhile can take it.
 //!
-//! Runs a private `redis-server` on a free port, since stopping the shared
-//! one would break the other tests. It needs CHAT_TEST_REDIS_URL like the
+//! Runs a private `redis-server` on a free port, since stopping or flushing
+//! the shared one would break the other tests. It needs CHAT_TEST_REDIS_URL like the
 //! other tests (that is what says Redis tests are wanted here) and the
 //! `redis-server` binary on PATH.
 
@@ -128,4 +131,126 @@ async fn the_bus_resubscribes_after_a_redis_restart() {
     let mut want = vec![format!("{t1:?}"), format!("{t2:?}"), format!("{t3:?}")];
     want.sort();
     assert_eq!(topics, want, "every held topic is subscribed again, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_flush_presence_is_unsure_and_running_nodes_reclaim_their_ids_first() {
+    use chat_core::cluster::{NodeIds, Renewal};
+    use chat_core::model::{PresenceStatus, now_millis};
+    if testing::test_url().is_none() {
+        return; // test_url printed the skip line (or panicked under CI)
+    }
+    const TTL: i64 = 1_000;
+    let redis = PrivateRedis::start(PrivateRedis::free_port());
+    redis.ready().await;
+    let options = RedisOptions {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(500),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ..RedisOptions::with_prefix(testing::fresh_prefix())
+    };
+    let cluster = RedisCluster::connect(&redis.url(), options).await.unwrap();
+    let ids = cluster.node_ids();
+    let presence = cluster.presence();
+    // A running node: its bus (and beacon), its id, a connected user.
+    let a = ids.claim(None, "ws://a/ws", TTL).await.unwrap();
+    let node_a = NodeId::from(format!("node-{}", a.worker_id()));
+    let _bus_a = cluster.bus(node_a.clone()).await.unwrap();
+    let (u, never) = (UserId::from("u"), UserId::from("never"));
+    presence
+        .heartbeat(&node_a, now_millis(), TTL)
+        .await
+        .unwrap();
+    presence.connect(&u, &node_a, now_millis()).await.unwrap();
+
+    redis.flushall().await;
+    let entry = presence
+        .presence(std::slice::from_ref(&u))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (entry.presence.status, entry.certain),
+        (PresenceStatus::Offline, false),
+        "after the flush presence cannot vouch that u is offline"
+    );
+
+    // Two nodes start now, one asking for a's id: they wait while the
+    // deployment settles, and a claims its id back meanwhile.
+    let taken = tokio::spawn({
+        let ids = ids.clone();
+        let id = a.worker_id();
+        async move {
+            ids.claim(Some(id), "ws://b/ws", TTL)
+                .await
+                .map(|l| l.worker_id())
+        }
+    });
+    let any = tokio::spawn({
+        let ids = ids.clone();
+        async move {
+            ids.claim(None, "ws://c/ws", TTL)
+                .await
+                .map(|l| l.worker_id())
+        }
+    });
+    assert_eq!(a.renew(TTL).await.unwrap(), Renewal::Reclaimed);
+    // And keeps renewing, as the engine does at every heartbeat.
+    let a = std::sync::Arc::new(a);
+    let renewals = tokio::spawn({
+        let a = a.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(TTL as u64 / 4)).await;
+                assert_eq!(a.renew(TTL).await.unwrap(), Renewal::Held);
+            }
+        }
+    });
+    presence
+        .heartbeat(&node_a, now_millis(), TTL)
+        .await
+        .unwrap();
+    let changes = presence
+        .restore(&node_a, &[(u.clone(), 1)], now_millis())
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1, "u comes back online: {changes:?}");
+    assert_eq!(changes[0].status, PresenceStatus::Online);
+    match tokio::time::timeout(HANG_GUARD, taken)
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!("a's id must stay a's, got {other:?}"),
+    }
+    let other = tokio::time::timeout(HANG_GUARD, any)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_ne!(other, a.worker_id(), "a free id, not a's");
+    assert!(!renewals.is_finished(), "a held its id throughout");
+    renewals.abort();
+
+    // Once settled, offline answers are sure again.
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        let entries = presence
+            .presence(&[u.clone(), never.clone()])
+            .await
+            .unwrap();
+        assert_eq!(entries[0].presence.status, PresenceStatus::Online);
+        assert!(entries[0].certain);
+        if entries[1].certain {
+            assert_eq!(entries[1].presence.status, PresenceStatus::Offline);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence never settled after the flush"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

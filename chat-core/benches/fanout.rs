@@ -57,7 +57,8 @@ async fn setup() -> Setup {
     let engine = Engine::builder()
         .store(store.clone())
         .limits(Limits {
-            frames_per_second: None,
+            user_budget: None,
+            addr_budget: None,
             ..Limits::default()
         })
         .build()

@@ -47,9 +47,13 @@ pub enum Error {
         /// The limit in bytes.
         max: usize,
     },
-    /// The caller sends faster than allowed.
-    #[error("rate limited: slow down")]
-    RateLimited,
+    /// The caller sends faster than allowed, or is locked out for a while
+    /// (login throttling).
+    #[error("rate limited: retry in {:.1} s", retry_after.as_secs_f64())]
+    RateLimited {
+        /// How long until the same call could succeed.
+        retry_after: std::time::Duration,
+    },
     /// Missing, wrong or expired credentials.
     #[error("unauthorized: {reason}")]
     Unauthorized {
@@ -113,7 +117,7 @@ impl Error {
             Self::NotMember { .. } => "not_member",
             Self::InvalidInput { .. } => "invalid_input",
             Self::TooLarge { .. } => "too_large",
-            Self::RateLimited => "rate_limited",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Unavailable { .. } => "unavailable",
         }
@@ -130,7 +134,11 @@ mod tests {
             conversation: ConversationId::from("g:1"),
         };
         assert_eq!(e.code(), "not_member");
-        assert_eq!(Error::RateLimited.code(), "rate_limited");
+        let limited = Error::RateLimited {
+            retry_after: std::time::Duration::from_millis(1500),
+        };
+        assert_eq!(limited.code(), "rate_limited");
+        assert_eq!(limited.to_string(), "rate limited: retry in 1.5 s");
         let io = std::io::Error::other("down");
         let e = Error::unavailable("postgres", io);
         assert_eq!(e.code(), "unavailable");

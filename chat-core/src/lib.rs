@@ -9,6 +9,7 @@ pub mod error;
 pub mod id;
 pub mod memory;
 pub mod model;
+pub mod names;
 pub mod protocol;
 pub mod push;
 pub mod store;

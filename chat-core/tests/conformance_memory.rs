@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chat_core::memory::{
-    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryPresence, MemoryStore,
+    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryNodeIds, MemoryPresence, MemoryStore,
 };
 use chat_core::testkit::bus::BusNode;
 
@@ -55,6 +55,11 @@ mod bus {
 mod discovery {
     use super::*;
     chat_core::discovery_conformance!(async { Arc::new(MemoryDiscovery::new()) });
+}
+
+mod node_ids {
+    use super::*;
+    chat_core::node_ids_conformance!(async { Arc::new(MemoryNodeIds::new()) });
 }
 
 mod auth {

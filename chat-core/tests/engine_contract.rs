@@ -16,7 +16,8 @@ async fn tiny_queue_engine() -> Engine {
     engine_with(|b| {
         b.limits(Limits {
             outbound_queue: 4,
-            frames_per_second: None,
+            user_budget: None,
+            addr_budget: None,
             ..Limits::default()
         })
     })
@@ -429,8 +430,7 @@ async fn oversized_and_empty_bodies_are_refused_and_nothing_is_stored() {
 async fn sends_past_the_rate_are_limited() {
     let engine = engine_with(|b| {
         b.limits(Limits {
-            frames_per_second: Some(1),
-            frame_burst: 2,
+            user_budget: chat_core::engine::BudgetRate::new(1.0, 2.0),
             ..Limits::default()
         })
     })
@@ -520,15 +520,32 @@ async fn offline_recipients_are_handed_to_the_notifier() {
 #[tokio::test]
 async fn accounts_signup_login_profile() {
     let engine = engine().await;
-    let alice = engine.signup("alice", "pw-alice").await.unwrap();
-    assert!(matches!(
-        engine.signup("alice", "other").await,
-        Err(chat_core::Error::AlreadyExists { .. })
-    ));
-    assert!(matches!(
-        engine.signup("", "x").await,
-        Err(chat_core::Error::InvalidInput { .. })
-    ));
+    let alice = engine.signup("Alice", "pw-alice").await.unwrap();
+    // One name whatever its case or compatibility form.
+    for taken in ["alice", "ALICE", "ａｌｉｃｅ"] {
+        assert!(
+            matches!(
+                engine.signup(taken, "another password").await,
+                Err(chat_core::Error::AlreadyExists { .. })
+            ),
+            "{taken}"
+        );
+    }
+    for (name, password) in [
+        ("", "long enough"),
+        ("bob", "short"),
+        ("b\u{200B}ob", "long enough"),
+    ] {
+        assert!(
+            matches!(
+                engine.signup(name, password).await,
+                Err(chat_core::Error::InvalidInput { .. })
+            ),
+            "{name:?} {password:?}"
+        );
+    }
+    let login = engine.login("ALICE", "pw-alice").await.unwrap();
+    assert_eq!(login.user_id, alice.user_id);
     let login = engine.login("alice", "pw-alice").await.unwrap();
     assert_eq!(login.user_id, alice.user_id);
     assert!(login.chat_url.starts_with("ws://"));
@@ -545,14 +562,26 @@ async fn accounts_signup_login_profile() {
         Err(chat_core::Error::Unauthorized { .. })
     ));
     assert!(engine.authenticate("forged").await.is_err());
+    // The key is the username; the name as typed is the first display name.
+    let p = engine.profile(&alice.user_id).await.unwrap();
+    assert_eq!(
+        (p.username.as_str(), p.display_name.as_str()),
+        ("alice", "Alice")
+    );
     let p = engine
         .set_display_name(&alice.user_id, "Alice A.")
         .await
         .unwrap();
     assert_eq!(p.display_name, "Alice A.");
+    for bad in ["a\0b", "two\nlines", "x\u{202E}y"] {
+        assert!(
+            engine.set_display_name(&alice.user_id, bad).await.is_err(),
+            "{bad:?}"
+        );
+    }
     assert_eq!(
-        engine.profile(&alice.user_id).await.unwrap().username,
-        "alice"
+        engine.profile_by_username("ALICE").await.unwrap().user_id,
+        alice.user_id
     );
 }
 

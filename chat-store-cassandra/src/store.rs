@@ -264,7 +264,8 @@ mod tests {
     #[tokio::test]
     async fn bad_settings_are_refused_before_connecting() {
         let base = CassandraConfig::new(vec!["127.0.0.1:1".to_owned()], "chat");
-        let cases: [(&str, fn(&mut CassandraConfig)); 4] = [
+        type Spoil = fn(&mut CassandraConfig);
+        let cases: [(&str, Spoil); 4] = [
             ("keyspace", |c| c.keyspace = "no-dashes".to_owned()),
             ("bucket_ms", |c| c.bucket_ms = 0),
             ("pending_ttl", |c| c.pending_ttl = Some(Duration::ZERO)),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::origin::OriginPolicy;
+
 /// Per-connection settings. The defaults are sized for chat: frames of a few
 /// hundred bytes, many idle connections per node, so small buffers.
 #[derive(Clone, Debug)]
@@ -30,6 +32,13 @@ pub struct WsConfig {
     /// peer's close reply (and data in flight) is read and the close frame is
     /// not lost to a TCP reset. Default 2 s.
     pub close_linger: Duration,
+    /// Which browser pages may open a WebSocket (checked before the
+    /// upgrade; a refused one gets 403 `forbidden`). Default: the server's
+    /// own origin only.
+    pub origins: OriginPolicy,
+    /// Most open WebSockets of one user on this node; past it the upgrade
+    /// is refused with 429 `rate_limited`. `None`: no cap. Default 16.
+    pub max_sockets_per_user: Option<usize>,
 }
 
 impl Default for WsConfig {
@@ -43,6 +52,8 @@ impl Default for WsConfig {
             ping_every: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
             close_linger: Duration::from_secs(2),
+            origins: OriginPolicy::SameOrigin,
+            max_sockets_per_user: Some(16),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chat_core::UserId;
-use chat_core::engine::{CloseReason, Engine, Outbound, Session};
+use chat_core::engine::{ClientInfo, CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -36,10 +36,16 @@ struct Shared {
 }
 
 /// Drives one authenticated connection until either side ends it.
-pub(crate) async fn run(socket: WebSocket, engine: Engine, user: UserId, config: WsConfig) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    engine: Engine,
+    user: UserId,
+    client: ClientInfo,
+    config: WsConfig,
+) {
     let (sink, mut stream) = socket.split();
     let sink: Sink = Arc::new(Mutex::new(sink));
-    let (mut session, outbound) = match engine.connect(&user).await {
+    let (mut session, outbound) = match engine.connect_with(&user, client).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");

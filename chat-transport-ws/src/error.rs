@@ -17,6 +17,15 @@ pub enum WsError {
     /// The request is not a WebSocket upgrade.
     #[error("not a WebSocket upgrade: {0}")]
     NotUpgrade(String),
+    /// A browser page of an origin the [`crate::OriginPolicy`] does not allow.
+    #[error("WebSocket connections from origin {0:?} are not allowed")]
+    OriginNotAllowed(String),
+    /// The user holds `max` WebSockets on this node already.
+    #[error("too many open WebSockets for this user (at most {max}); close one first")]
+    TooManySockets {
+        /// The cap.
+        max: usize,
+    },
 }
 
 impl WsError {
@@ -25,6 +34,8 @@ impl WsError {
         match self {
             Self::MissingToken => StatusCode::UNAUTHORIZED,
             Self::NotUpgrade(_) => StatusCode::BAD_REQUEST,
+            Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::TooManySockets { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Engine(e) => status_of(e),
         }
     }
@@ -34,6 +45,8 @@ impl WsError {
         match self {
             Self::MissingToken => "unauthorized",
             Self::NotUpgrade(_) => "bad_request",
+            Self::OriginNotAllowed(_) => "forbidden",
+            Self::TooManySockets { .. } => "rate_limited",
             Self::Engine(e) => e.code(),
         }
     }
@@ -48,7 +61,7 @@ pub fn status_of(error: &chat_core::Error) -> StatusCode {
         E::NotMember { .. } => StatusCode::FORBIDDEN,
         E::InvalidInput { .. } => StatusCode::BAD_REQUEST,
         E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         E::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
         E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         // A kind added to chat-core later: a server-side failure until mapped.

@@ -4,6 +4,7 @@
 mod config;
 mod connection;
 mod error;
+mod origin;
 mod route;
 
 pub use config::WsConfig;
@@ -11,4 +12,5 @@ pub use connection::{
     CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, SLOW_CONSUMER_REASON,
 };
 pub use error::{WsError, error_body, status_of};
+pub use origin::OriginPolicy;
 pub use route::ws_route;

@@ -1,16 +1,18 @@
 //! The `GET /ws` handler: authenticate before the upgrade, then hand the
 //! socket to [`crate::connection`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::ConnectInfo;
+use axum::extract::rejection::{ExtensionRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use chat_core::engine::Engine;
+use chat_core::engine::{ClientInfo, Engine};
 use serde::Deserialize;
 
 use crate::config::WsConfig;
@@ -27,8 +29,10 @@ struct TokenQuery {
 /// engine [`Session`](chat_core::engine::Session). Mount it where clients
 /// expect the chat, e.g. `Router::new().route("/ws", ws_route(engine, config))`.
 ///
-/// A bad or missing token is answered with 401 and the contract's JSON error
-/// body before any upgrade; a request that is no WebSocket upgrade with 400.
+/// Before any upgrade: a page of an origin the [`WsConfig::origins`] policy
+/// refuses gets 403, a bad or missing token 401, a user at its
+/// [`WsConfig::max_sockets_per_user`] 429, a request that is no WebSocket
+/// upgrade 400, each with the contract's JSON error body.
 pub fn ws_route<S>(engine: Engine, config: WsConfig) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -36,13 +40,17 @@ where
     let shared = Arc::new((engine, config));
     get(
         move |headers: HeaderMap,
+              peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
               query: Result<Query<TokenQuery>, QueryRejection>,
               upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
             let shared = shared.clone();
             async move {
                 let (engine, config) = &*shared;
                 let query_token = query.ok().and_then(|Query(q)| q.token);
-                accept(engine, config, &headers, query_token, upgrade)
+                // The peer is known when the server was started with
+                // `into_make_service_with_connect_info` (or puts it there).
+                let peer = peer.ok().map(|ConnectInfo(addr)| addr);
+                accept(engine, config, &headers, peer, query_token, upgrade)
                     .await
                     .unwrap_or_else(IntoResponse::into_response)
             }
@@ -54,18 +62,38 @@ async fn accept(
     engine: &Engine,
     config: &WsConfig,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
     query_token: Option<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, WsError> {
+    let origin = headers
+        .get(ORIGIN)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    if !config.origins.allows(origin, host) {
+        return Err(WsError::OriginNotAllowed(
+            origin.unwrap_or_default().to_owned(),
+        ));
+    }
     let token = bearer_token(headers)
         .map(str::to_owned)
         .or(query_token)
         .filter(|t| !t.is_empty())
         .ok_or(WsError::MissingToken)?;
     let user = engine.authenticate(&token).await?;
+    if let Some(max) = config.max_sockets_per_user
+        && engine.user_connection_count(&user) >= max
+    {
+        return Err(WsError::TooManySockets { max });
+    }
     let upgrade = upgrade.map_err(|e| WsError::NotUpgrade(e.body_text()))?;
     let engine = engine.clone();
     let config = config.clone();
+    // A frame must fit the write buffer whole, or the connection fails.
+    let max_frame = config
+        .max_write_buffer_bytes
+        .saturating_sub(FRAME_HEADER_ROOM);
+    let client = ClientInfo::new(peer.map(|p| p.ip()), Some(max_frame));
     let response = upgrade
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(config.write_buffer_bytes)
@@ -73,9 +101,12 @@ async fn accept(
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| connection::run(socket, engine, user, config));
+        .on_upgrade(move |socket| connection::run(socket, engine, user, client, config));
     Ok(response)
 }
+
+/// Bytes of a WebSocket frame's header (at most 14) and some room to spare.
+const FRAME_HEADER_ROOM: usize = 64;
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {

@@ -1,11 +1,14 @@
 //! What crosses between chat server nodes: the [`Bus`] that carries frames to
 //! users connected elsewhere, [`PresenceStore`] (who is online, on which
 //! node, with heartbeat expiry) and [`Discovery`] (live nodes, their load,
-//! which node a user should use).
+//! which node a user should use), and [`NodeIds`] / [`NodeLease`] (each
+//! node's exclusive claim on its worker id).
 
 mod choice;
+mod lease;
 
 pub use choice::{choose_node, rendezvous_weight};
+pub use lease::{NodeIds, NodeLease, Renewal};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -72,6 +75,12 @@ pub struct PresenceEntry {
     pub presence: Presence,
     /// Nodes holding at least one of its connections.
     pub nodes: Vec<NodeId>,
+    /// Whether an offline answer can be trusted. False while the store is
+    /// refilling after it lost its data (see [`PresenceStore`]): the user
+    /// may be connected to a node that has not re-registered yet. The
+    /// engine then publishes to the user anyway and holds its push back
+    /// until presence is sure. Always true for an online answer.
+    pub certain: bool,
 }
 
 /// Who is online, on which node. A user is online while any node holds a
@@ -82,6 +91,16 @@ pub struct PresenceEntry {
 /// heartbeat never expires (a single node needs no heartbeats). A
 /// `disconnect` for a connection that is not counted (say, reaped) changes
 /// nothing.
+///
+/// A store that can lose its data (Redis run without persistence) is a
+/// cache that the nodes rebuild: each node knows its own connections and
+/// writes them back with [`restore`](PresenceStore::restore). Until every
+/// node has done so, an offline answer may be wrong, so such a store keeps
+/// a marker that it holds the deployment's data: while the marker is
+/// missing, and for a settle time after a [`heartbeat`](PresenceStore::heartbeat)
+/// puts it back, `presence` answers offline users with
+/// [`PresenceEntry::certain`] false. A store that never loses data is
+/// always certain.
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
     /// One more connection of `user` on `node`. Returns true when the user
@@ -96,7 +115,26 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>>;
 
     /// `node` is alive at `now`; its connections count until `now + ttl`.
+    /// When the store finds it had lost its data, it marks itself as
+    /// settling (offline answers uncertain) for at least `ttl`.
     async fn heartbeat(&self, node: &NodeId, now: Millis, ttl: Millis) -> Result<()>;
+
+    /// Makes `node`'s connections exactly `connections` (user, open
+    /// connections there): counts are set, not added, and users the store
+    /// holds on `node` that are not listed are counted out. Returns the
+    /// users whose presence changed because of it (online, or offline with
+    /// last_seen `now`), each once even when several nodes restore at once.
+    /// Calling it again with the same list changes nothing.
+    ///
+    /// The caller must keep its own connects and disconnects on `node` out
+    /// of the way while this runs, so that the list is still true when
+    /// written.
+    async fn restore(
+        &self,
+        node: &NodeId,
+        connections: &[(UserId, u32)],
+        now: Millis,
+    ) -> Result<Vec<Presence>>;
 
     /// Forgets the connections of nodes whose heartbeat expired before `now`
     /// and returns the users that went offline because of it, with a

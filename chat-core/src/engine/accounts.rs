@@ -1,16 +1,14 @@
 //! Sign-up, login and profiles: the engine calls behind the HTTP API.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::net::IpAddr;
+
+use unicode_normalization::UnicodeNormalization;
 
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Account, Profile, UserId, now_millis};
+use crate::names;
 
-/// Longest username, in characters.
-pub(crate) const MAX_USERNAME_CHARS: usize = 64;
-/// Longest password, in bytes (argon2 takes any length; this bounds the work).
-pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 /// Longest display name, in characters.
 pub(crate) const MAX_DISPLAY_NAME_CHARS: usize = 100;
 
@@ -34,67 +32,6 @@ pub struct LoginOk {
     pub chat_url: String,
 }
 
-/// Argon2id parameters.
-#[derive(Clone, Debug)]
-pub(crate) struct PasswordHashing {
-    params: Params,
-}
-
-impl Default for PasswordHashing {
-    /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
-    fn default() -> Self {
-        Self {
-            params: Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"),
-        }
-    }
-}
-
-impl PasswordHashing {
-    pub(crate) fn insecure_fast() -> Self {
-        Self {
-            params: Params::new(8, 1, 1, None).expect("valid argon2 params"),
-        }
-    }
-
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
-    /// Hashes on a blocking thread: argon2 is deliberately slow.
-    async fn hash(&self, password: String) -> Result<String> {
-        let argon = self.argon2();
-        tokio::task::spawn_blocking(move || {
-            let salt =
-                SaltString::from_b64(&random_salt()).map_err(|e| Error::invalid(e.to_string()))?;
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| Error::invalid(format!("cannot hash password: {e}")))
-        })
-        .await
-        .map_err(|e| Error::unavailable("password hashing task", e))?
-    }
-
-    /// Verifies on a blocking thread. A hash that does not parse never matches.
-    async fn verify(&self, password: String, hash: String) -> Result<bool> {
-        let argon = self.argon2();
-        tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| Error::unavailable("password hashing task", e))
-    }
-}
-
-fn random_salt() -> String {
-    use rand::Rng;
-    let bytes: [u8; 16] = rand::rng().random();
-    // SaltString wants unpadded standard base64 without '+' issues: hex is a safe subset.
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A fresh user id: `u` and 24 hex digits (never a ':', which direct ids use).
 fn new_user_id() -> UserId {
     use rand::Rng;
@@ -107,65 +44,32 @@ fn new_user_id() -> UserId {
     UserId::from(s)
 }
 
-fn check_username(username: &str) -> Result<()> {
-    let chars = username.chars().count();
-    if chars == 0 {
-        return Err(Error::invalid("username is empty"));
-    }
-    if chars > MAX_USERNAME_CHARS {
-        return Err(Error::invalid(format!(
-            "username is longer than {MAX_USERNAME_CHARS} characters"
-        )));
-    }
-    if username
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Error::invalid(
-            "username may not contain spaces or control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_password(password: &str) -> Result<()> {
-    if password.is_empty() {
-        return Err(Error::invalid("password is empty"));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(Error::invalid(format!(
-            "password is longer than {MAX_PASSWORD_BYTES} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// A hash that matches no password, verified when the username is unknown so
-/// that a wrong username takes as long as a wrong password.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=8,t=1,p=1$MDAwMDAwMDAwMDAwMDAwMA$Q0dJOUZTUm9HdnZ3U2ZOWlR0eXVqQQ";
-
 impl Engine {
-    /// Creates an account and returns a token for it.
-    /// [`Error::AlreadyExists`] when the username is taken; [`Error::InvalidInput`] for bad input.
+    /// Creates an account and returns a token for it. The account's
+    /// username is the name's key ([`names::username_key`]: `Alice` is
+    /// stored as `alice`); the name as typed becomes its display name.
+    /// [`Error::AlreadyExists`] when the key is taken; [`Error::InvalidInput`]
+    /// for bad input (see [`names`]); [`Error::Unavailable`] when too many
+    /// passwords are being hashed already.
     pub async fn signup(&self, username: &str, password: &str) -> Result<SignupOk> {
-        check_username(username)?;
-        check_password(password)?;
+        let key = names::username_key(username)?;
+        names::check_new_password(password)?;
         if self
             .inner
             .accounts
-            .account_by_username(username)
+            .account_by_username(&key)
             .await?
             .is_some()
         {
             return Err(Error::already_exists(format!("username {username:?}")));
         }
         let hash = self.inner.passwords.hash(password.to_owned()).await?;
+        let display_name: String = username.nfc().collect();
         let account = Account {
             user_id: new_user_id(),
-            username: username.to_owned(),
+            username: key,
             password_hash: hash,
-            display_name: username.to_owned(),
+            display_name,
             created_at: now_millis(),
         };
         let user_id = account.user_id.clone();
@@ -177,11 +81,36 @@ impl Engine {
 
     /// Checks a username and password; returns a token and the node to chat on.
     /// [`Error::Unauthorized`] for an unknown user or a wrong password alike.
+    /// The same as [`Engine::login_from`] with no client address.
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginOk> {
-        let account = self.inner.accounts.account_by_username(username).await?;
+        self.login_from(username, password, None).await
+    }
+
+    /// [`Engine::login`] from the client address `client`: failed logins
+    /// are throttled per username and per address
+    /// ([`super::LoginThrottleConfig`]), answered [`Error::RateLimited`]
+    /// while locked out. An unknown username costs the same hashing as a
+    /// known one, so the time of the answer tells nothing.
+    pub async fn login_from(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<LoginOk> {
+        let wrong = || Error::unauthorized("wrong username or password");
+        let throttle = &self.inner.login_throttle;
+        // A name that can be no username's is as wrong as an unknown one;
+        // it is throttled under its raw form.
+        let key = names::username_key(username).unwrap_or_else(|_| username.to_owned());
+        throttle.check(&key, client)?;
+        if password.len() > names::MAX_PASSWORD_BYTES {
+            throttle.failed(&key, client);
+            return Err(wrong());
+        }
+        let account = self.account_by_name(username).await?;
         let (hash, user_id) = match &account {
             Some(a) => (a.password_hash.clone(), Some(a.user_id.clone())),
-            None => (DUMMY_HASH.to_owned(), None),
+            None => (self.inner.passwords.dummy().to_owned(), None),
         };
         let ok = self
             .inner
@@ -190,8 +119,12 @@ impl Engine {
             .await?;
         let user_id = match (ok, user_id) {
             (true, Some(id)) => id,
-            _ => return Err(Error::unauthorized("wrong username or password")),
+            _ => {
+                throttle.failed(&key, client);
+                return Err(wrong());
+            }
         };
+        throttle.succeeded(&key);
         let token = self.inner.auth.issue(&user_id).await?;
         let chat_url = self.chat_url_for(&user_id).await;
         Ok(LoginOk {
@@ -199,6 +132,28 @@ impl Engine {
             token,
             chat_url,
         })
+    }
+
+    /// The account a typed username names: by its key, or (for accounts
+    /// stored before usernames were folded) by the name exactly as typed.
+    async fn account_by_name(&self, typed: &str) -> Result<Option<Account>> {
+        if let Ok(key) = names::username_key(typed) {
+            if let Some(account) = self.inner.accounts.account_by_username(&key).await? {
+                return Ok(Some(account));
+            }
+            if key == typed {
+                return Ok(None);
+            }
+        }
+        self.inner.accounts.account_by_username(typed).await
+    }
+
+    /// Password hashes queued or running now, and the threads that run them.
+    pub fn password_hashing_load(&self) -> (usize, usize) {
+        (
+            self.inner.passwords.pending(),
+            self.inner.passwords.threads(),
+        )
     }
 
     /// The WebSocket URL service discovery picks for `user` (this node's own
@@ -224,26 +179,17 @@ impl Engine {
             .ok_or_else(|| Error::not_found(format!("user {user}")))
     }
 
-    /// Changes a user's display name.
+    /// Changes a user's display name (trimmed; no controls, bidi controls
+    /// or separators: see [`names::check_display_text`]).
     pub async fn set_display_name(&self, user: &UserId, display_name: &str) -> Result<Profile> {
-        let name = display_name.trim();
-        if name.is_empty() {
-            return Err(Error::invalid("display_name is empty"));
-        }
-        if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(Error::invalid(format!(
-                "display_name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
-            )));
-        }
+        let name = names::check_display_text(display_name, "display_name", MAX_DISPLAY_NAME_CHARS)?;
         let account = self.inner.accounts.set_display_name(user, name).await?;
         Ok(Profile::from(&account))
     }
 
-    /// A profile by username.
+    /// A profile by username (compared by its key: `ALICE` finds `alice`).
     pub async fn profile_by_username(&self, username: &str) -> Result<Profile> {
-        self.inner
-            .accounts
-            .account_by_username(username)
+        self.account_by_name(username)
             .await?
             .map(|a| Profile::from(&a))
             .ok_or_else(|| Error::not_found(format!("user {username:?}")))
@@ -255,28 +201,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_are_checked() {
-        assert!(check_username("alice_1").is_ok());
-        assert!(check_username("").is_err());
-        assert!(check_username("a b").is_err());
-        assert!(check_username(&"x".repeat(65)).is_err());
-        assert!(check_password("").is_err());
-        assert!(check_password(&"x".repeat(1025)).is_err());
-    }
-
-    #[test]
     fn user_ids_have_no_colon() {
         let id = new_user_id();
         assert_eq!(id.as_str().len(), 25);
         assert!(!id.as_str().contains(':'));
-    }
-
-    #[tokio::test]
-    async fn hash_and_verify() {
-        let p = PasswordHashing::insecure_fast();
-        let h = p.hash("secret".into()).await.unwrap();
-        assert!(p.verify("secret".into(), h.clone()).await.unwrap());
-        assert!(!p.verify("wrong".into(), h).await.unwrap());
-        assert!(!p.verify("x".into(), DUMMY_HASH.into()).await.unwrap());
     }
 }

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Engine, Inner, accounts::PasswordHashing, background, registry, sequencer};
+use super::budget::{BudgetRate, Budgets, TypingGate};
+use super::hashing::PasswordHashing;
+use super::throttle::{LoginThrottle, LoginThrottleConfig};
+use super::{Engine, Inner, background, membership, registry, sequencer};
 use crate::auth::Authenticator;
-use crate::cluster::{Bus, Discovery, PresenceStore};
-use crate::error::Result;
+use crate::cluster::{Bus, Discovery, NodeLease, PresenceStore};
+use crate::error::{Error, Result};
 use crate::id::IdGenerator;
 use crate::memory::{
-    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryPresence, MemoryStore,
+    MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryNodeIds, MemoryPresence, MemoryStore,
 };
-use crate::model::{NodeId, Retention};
+use crate::model::{Millis, NodeId, Retention};
 use crate::push::Notifier;
 use crate::store::{AccountStore, ConversationStore, MessageStore};
 
@@ -31,11 +34,21 @@ pub struct Limits {
     pub history_default: usize,
     /// Largest history page. Default 200.
     pub history_max: usize,
-    /// Sends and typing frames per second one session may make on average
-    /// (`None`: no limit). Default 50.
-    pub frames_per_second: Option<u32>,
-    /// Burst allowance above that rate. Default 100.
-    pub frame_burst: u32,
+    /// The write budget of each user: every frame of every session and
+    /// every HTTP write of the user on this node draws from it (see
+    /// [`super::cost`]). `None`: no budget. Default 10/s, burst 60.
+    pub user_budget: Option<BudgetRate>,
+    /// The write budget of each client address (an IPv6 /64), all its users
+    /// together. `None`: no budget. Default 50/s, burst 200.
+    pub addr_budget: Option<BudgetRate>,
+    /// Failed-login throttling per username and per address.
+    pub login_throttle: LoginThrottleConfig,
+    /// Threads that hash passwords (each holds argon2's 19 MiB). 0: one per
+    /// CPU core (the default).
+    pub hash_threads: usize,
+    /// Logins and sign-ups that may wait for a hashing thread; past it they
+    /// get [`crate::Error::Unavailable`] at once. Default 64.
+    pub hash_queue: usize,
     /// Most users one presence_subscribe may name. Default 1000.
     pub max_presence_watch: usize,
     /// Most members of a group. Default 100,000.
@@ -44,6 +57,13 @@ pub struct Limits {
     pub heartbeat_every: Duration,
     /// How long a heartbeat keeps a node alive. Default 15 s.
     pub heartbeat_ttl: Duration,
+    /// How long one renewal of this node's claim on its worker id lasts
+    /// (see [`crate::cluster::NodeLease`]). It is renewed every
+    /// `heartbeat_every`; the node mints ids until `id_lease -
+    /// heartbeat_every` after its last renewal, and a crashed node's id is
+    /// free again `id_lease` after it. Must be longer than
+    /// `heartbeat_every`. Default 15 s.
+    pub id_lease: Duration,
 }
 
 impl Default for Limits {
@@ -55,12 +75,16 @@ impl Default for Limits {
             sync_page: 256,
             history_default: 50,
             history_max: 200,
-            frames_per_second: Some(50),
-            frame_burst: 100,
+            user_budget: BudgetRate::new(10.0, 60.0),
+            addr_budget: BudgetRate::new(50.0, 200.0),
+            login_throttle: LoginThrottleConfig::default(),
+            hash_threads: 0,
+            hash_queue: 64,
             max_presence_watch: 1000,
             max_group_members: 100_000,
             heartbeat_every: Duration::from_secs(5),
             heartbeat_ttl: Duration::from_secs(15),
+            id_lease: Duration::from_secs(15),
         }
     }
 }
@@ -69,7 +93,8 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct EngineBuilder {
     node: Option<NodeId>,
-    worker: u16,
+    worker: Option<u16>,
+    lease: Option<Arc<dyn NodeLease>>,
     public_url: Option<String>,
     retention: Retention,
     limits: Limits,
@@ -81,14 +106,26 @@ pub struct EngineBuilder {
     discovery: Option<Arc<dyn Discovery>>,
     notifier: Option<Arc<dyn Notifier>>,
     auth: Option<Arc<dyn Authenticator>>,
-    passwords: Option<PasswordHashing>,
+    insecure_fast_hashing: bool,
 }
 
 impl EngineBuilder {
     /// This node's Snowflake worker id (0..1024); also names the node as
-    /// `node-N` unless [`EngineBuilder::node_name`] says otherwise. Default 0.
+    /// `node-N` unless [`EngineBuilder::node_name`] says otherwise. Default
+    /// 0, or the id of the [`EngineBuilder::lease`].
     pub fn worker_id(mut self, worker: u16) -> Self {
-        self.worker = worker;
+        self.worker = Some(worker);
+        self
+    }
+
+    /// This node's claim on its worker id in the deployment (for example
+    /// from the Redis adapter's `NodeIds`): the worker id is the lease's,
+    /// renewed at every heartbeat and released at shutdown. Without one, the
+    /// engine claims its worker id from a private
+    /// [`MemoryNodeIds`](crate::memory::MemoryNodeIds), which nothing else
+    /// shares: right for a single node, where no other node mints ids.
+    pub fn lease(mut self, lease: Arc<dyn NodeLease>) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -177,17 +214,40 @@ impl EngineBuilder {
 
     /// Argon2id with the smallest cost: for tests only, never in production.
     pub fn insecure_fast_password_hashing(mut self) -> Self {
-        self.passwords = Some(PasswordHashing::insecure_fast());
+        self.insecure_fast_hashing = true;
         self
     }
 
     /// Builds the engine and starts its background tasks (bus receiver,
     /// heartbeats, presence reaping). Needs a Tokio runtime.
     pub async fn build(self) -> Result<Engine> {
-        let ids = IdGenerator::new(self.worker)?;
+        if self.limits.id_lease <= self.limits.heartbeat_every {
+            return Err(Error::invalid(format!(
+                "the id lease ({:?}) must be longer than the heartbeat interval ({:?})",
+                self.limits.id_lease, self.limits.heartbeat_every
+            )));
+        }
+        let lease: Arc<dyn NodeLease> = match self.lease {
+            Some(lease) => {
+                if let Some(worker) = self.worker.filter(|w| *w != lease.worker_id()) {
+                    return Err(Error::invalid(format!(
+                        "worker id {worker} differs from the lease's id {}",
+                        lease.worker_id()
+                    )));
+                }
+                lease
+            }
+            None => Arc::new(MemoryNodeIds::new().claim_now(
+                Some(self.worker.unwrap_or(0)),
+                "this process",
+                self.limits.id_lease.as_millis() as Millis,
+            )?),
+        };
+        let worker = lease.worker_id();
+        let ids = IdGenerator::new(worker)?;
         let node = self
             .node
-            .unwrap_or_else(|| NodeId::from(format!("node-{}", self.worker)));
+            .unwrap_or_else(|| NodeId::from(format!("node-{worker}")));
         let store = Arc::new(MemoryStore::default());
         let bus = match self.bus {
             Some(bus) => bus,
@@ -214,10 +274,22 @@ impl EngineBuilder {
             auth: self
                 .auth
                 .unwrap_or_else(|| Arc::new(MemoryAuthenticator::default())),
-            passwords: self.passwords.unwrap_or_default(),
+            passwords: PasswordHashing::start(
+                if self.insecure_fast_hashing {
+                    PasswordHashing::insecure_fast_params()
+                } else {
+                    PasswordHashing::recommended_params()
+                },
+                self.limits.hash_threads,
+                self.limits.hash_queue,
+            ),
+            budgets: Budgets::new(self.limits.user_budget, self.limits.addr_budget),
+            typing_gate: TypingGate::default(),
+            login_throttle: LoginThrottle::new(self.limits.login_throttle.clone()),
             registry: registry::Registry::default(),
             watchers: registry::Watchers::default(),
             sequencer: sequencer::Sequencer::default(),
+            membership: membership::Membership::new(lease),
             tasks: parking_lot::Mutex::new(Vec::new()),
             limits: self.limits,
             node,

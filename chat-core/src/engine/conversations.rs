@@ -31,15 +31,7 @@ impl Engine {
         name: &str,
         members: &[UserId],
     ) -> Result<ConversationId> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(Error::invalid("group name is empty"));
-        }
-        if name.chars().count() > MAX_GROUP_NAME_CHARS {
-            return Err(Error::invalid(format!(
-                "group name is longer than {MAX_GROUP_NAME_CHARS} characters"
-            )));
-        }
+        let name = crate::names::check_display_text(name, "group name", MAX_GROUP_NAME_CHARS)?;
         let mut all: Vec<UserId> = Vec::with_capacity(members.len() + 1);
         all.push(creator.clone());
         for m in members {
@@ -198,8 +190,9 @@ impl Engine {
     async fn require_group(&self, group: &ConversationId) -> Result<Conversation> {
         match self.inner.conversations.conversation(group).await? {
             Some(c) if c.kind == ConversationKind::Group => Ok(c),
-            Some(_) => Err(Error::invalid(format!("{group} is not a group"))),
-            None => Err(Error::not_found(format!("conversation {group}"))),
+            // A direct conversation answers as a missing group does: a 400
+            // here told outsiders which pairs of users have talked.
+            _ => Err(Error::not_found(format!("group {group}"))),
         }
     }
 

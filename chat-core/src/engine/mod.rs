@@ -44,23 +44,32 @@
 
 mod accounts;
 mod background;
+mod bounds;
+mod budget;
 mod builder;
+mod client;
 mod conversations;
 mod fanout;
-mod rate;
+mod hashing;
+mod membership;
+mod push_later;
 mod ready;
 mod registry;
 mod send;
 mod sequencer;
 mod session;
+mod throttle;
 
 use std::sync::Arc;
 
 pub use accounts::{LoginOk, SignupOk};
+pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
+pub use client::ClientInfo;
 pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
 pub use session::{Outbound, Session};
+pub use throttle::LoginThrottleConfig;
 
 use crate::auth::Authenticator;
 use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
@@ -91,10 +100,14 @@ pub(crate) struct Inner {
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) notifier: Option<Arc<dyn Notifier>>,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) passwords: accounts::PasswordHashing,
+    pub(crate) passwords: hashing::PasswordHashing,
+    pub(crate) budgets: budget::Budgets,
+    pub(crate) typing_gate: budget::TypingGate,
+    pub(crate) login_throttle: throttle::LoginThrottle,
     pub(crate) registry: registry::Registry,
     pub(crate) watchers: registry::Watchers,
     pub(crate) sequencer: sequencer::Sequencer,
+    pub(crate) membership: membership::Membership,
     pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -107,6 +120,26 @@ impl Engine {
     /// This node's id.
     pub fn node_id(&self) -> &NodeId {
         &self.inner.node
+    }
+
+    /// The Snowflake worker id in this node's message ids: the one its
+    /// [`NodeLease`](crate::cluster::NodeLease) holds.
+    pub fn worker_id(&self) -> u16 {
+        self.inner.membership.lease().worker_id()
+    }
+
+    /// Completes if another node takes this node's worker id (its lease
+    /// lapsed and was claimed elsewhere: a partition from the cluster store,
+    /// or a long pause). The engine has then stopped minting ids and
+    /// writing presence or discovery under its name; the caller should shut
+    /// it down and start again. Never completes otherwise.
+    pub async fn id_lost(&self) {
+        self.inner.membership.wait_lost().await;
+    }
+
+    /// Whether another node took this node's worker id (see [`Engine::id_lost`]).
+    pub fn is_id_lost(&self) -> bool {
+        self.inner.membership.is_lost()
     }
 
     /// The retention mode.
@@ -124,9 +157,22 @@ impl Engine {
         self.inner.registry.session_count()
     }
 
-    /// The user a bearer token belongs to.
+    /// Open sessions of `user` on this node.
+    pub fn user_connection_count(&self, user: &crate::model::UserId) -> usize {
+        self.inner.registry.for_each(user, |_| {})
+    }
+
+    /// The user a bearer token belongs to. A token that verifies but names
+    /// no account (a user that never existed, or one signed by a leaked
+    /// secret for an invented id) is [`crate::Error::Unauthorized`] too.
     pub async fn authenticate(&self, token: &str) -> Result<crate::model::UserId> {
-        self.inner.auth.verify(token).await
+        let user = self.inner.auth.verify(token).await?;
+        if self.inner.accounts.account(&user).await?.is_none() {
+            return Err(crate::Error::unauthorized(
+                "the token's account does not exist",
+            ));
+        }
+        Ok(user)
     }
 
     /// This node as discovery should list it now.
@@ -136,18 +182,29 @@ impl Engine {
 
     /// Stops background tasks, closes every session, counts them out of
     /// presence (their users turn offline at once unless connected
-    /// elsewhere, rather than when this node's heartbeat expires) and leaves
-    /// discovery. Messages are already stored; clients reconnect and sync.
+    /// elsewhere, rather than when this node's heartbeat expires), leaves
+    /// discovery and releases its worker id. Messages are already stored;
+    /// clients reconnect and sync. A node whose id was taken leaves
+    /// presence, discovery and the id to their new holder.
     pub async fn shutdown(&self) {
         let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
         for task in tasks {
             task.abort();
         }
-        for session in self.inner.registry.close_all(CloseReason::Shutdown) {
-            session::release_presence(&self.inner, &session).await;
+        {
+            let _gate = self.inner.membership.gate.read().await;
+            for session in self.inner.registry.close_all(CloseReason::Shutdown) {
+                session::release_presence(&self.inner, &session).await;
+            }
+        }
+        if self.inner.membership.is_lost() {
+            return;
         }
         if let Err(e) = self.inner.discovery.deregister(&self.inner.node).await {
             tracing::warn!(error = %e, "could not leave discovery at shutdown");
+        }
+        if let Err(e) = self.inner.membership.lease().release().await {
+            tracing::warn!(error = %e, "could not release this node's id at shutdown; it lapses with its lease");
         }
     }
 }

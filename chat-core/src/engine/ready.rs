@@ -24,6 +24,10 @@ pub enum ReadyPart {
     Presence,
     /// Service discovery (in a cluster, the shared node list).
     Discovery,
+    /// This node's claim on its worker id: not ready while the node may not
+    /// mint message ids (it could not renew its lease in time, or another
+    /// node took its id), since every send would answer `unavailable`.
+    NodeId,
 }
 
 impl ReadyPart {
@@ -33,6 +37,7 @@ impl ReadyPart {
             Self::Store => "store",
             Self::Presence => "presence",
             Self::Discovery => "discovery",
+            Self::NodeId => "node id",
         }
     }
 }
@@ -44,7 +49,8 @@ impl fmt::Display for ReadyPart {
 }
 
 /// Why [`Engine::ready`] failed: the first part, in the order store,
-/// presence, discovery, that did not answer in time or answered an error.
+/// presence, discovery, node id, that did not answer in time or answered an
+/// error.
 ///
 /// Its message is `part: reason`, for example `store: cassandra: ping` or
 /// `presence: no answer within 2000 ms`; the part's own error (with the
@@ -91,7 +97,8 @@ impl Engine {
     /// without a cluster this checks the store alone.
     ///
     /// Returns the first part that failed, in the order store, presence,
-    /// discovery.
+    /// discovery, node id (whether this node may mint ids now: no round
+    /// trip, the answer of its last lease renewal).
     pub async fn ready(&self, timeout: Duration) -> Result<(), NotReady> {
         let inner = &self.inner;
         let store = async {
@@ -134,6 +141,10 @@ impl Engine {
         store.map_err(fail(ReadyPart::Store))?;
         presence.map_err(fail(ReadyPart::Presence))?;
         discovery.map_err(fail(ReadyPart::Discovery))?;
+        inner
+            .membership
+            .check_mint()
+            .map_err(fail(ReadyPart::NodeId))?;
         Ok(())
     }
 }
@@ -244,6 +255,14 @@ mod tests {
             Err(down())
         }
         async fn reap(&self, _: Millis) -> Result<Vec<Presence>> {
+            Err(down())
+        }
+        async fn restore(
+            &self,
+            _: &NodeId,
+            _: &[(UserId, u32)],
+            _: Millis,
+        ) -> Result<Vec<Presence>> {
             Err(down())
         }
     }

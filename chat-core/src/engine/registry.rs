@@ -77,6 +77,11 @@ impl SessionShared {
         !self.released.swap(true, Ordering::AcqRel)
     }
 
+    /// Whether it has been counted out of presence.
+    fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
+    }
+
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
         *self.reason.lock()
     }
@@ -230,6 +235,21 @@ impl Registry {
             .iter()
             .flat_map(|shard| shard.read().values().flatten().cloned().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Each user with sessions here that presence still counts, and how
+    /// many: what this node's presence must hold.
+    pub(crate) fn connection_counts(&self) -> Vec<(UserId, u32)> {
+        let mut counts = Vec::new();
+        for shard in &self.shards {
+            for (user, sessions) in shard.read().iter() {
+                let n = sessions.iter().filter(|s| !s.is_released()).count();
+                if n > 0 {
+                    counts.push((user.clone(), u32::try_from(n).unwrap_or(u32::MAX)));
+                }
+            }
+        }
+        counts
     }
 
     pub(crate) fn session_count(&self) -> usize {

@@ -40,7 +40,7 @@ impl Inner {
         let (conversation, members) = self.resolve_target(sender, &frame.target).await?;
         let recipients: Vec<UserId> = members.iter().filter(|m| *m != sender).cloned().collect();
 
-        let (id, mut place) = self.sequencer.enter(&conversation, &self.ids);
+        let (id, mut place) = self.mint(&conversation)?;
         let message = Message {
             message_id: id,
             conversation_id: conversation.clone(),
@@ -89,7 +89,19 @@ impl Inner {
                 self.ensure_direct(sender, to, &id).await?;
                 id
             }
-            SendTarget::Conversation(id) => id.clone(),
+            SendTarget::Conversation(id) => {
+                // `d:<b>:<a>` would otherwise name a second conversation of
+                // the same pair: only the one id `direct` derives is valid.
+                if let Some((a, b)) = id.direct_pair()
+                    && ConversationId::direct(&a, &b) != *id
+                {
+                    return Err(Error::invalid(format!(
+                        "{id} is not a direct conversation id: send with \"to\", or use {}",
+                        ConversationId::direct(&a, &b)
+                    )));
+                }
+                id.clone()
+            }
         };
         let members = self.conversations.members(&conversation).await?;
         if members.contains(sender) {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::budget::{TYPING_GATED_ABOVE, cost, frame_cost};
 use super::registry::{CloseReason, SessionShared};
-use super::{Engine, Inner, rate::TokenBucket};
+use super::{ClientInfo, Engine, Inner, bounds};
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -34,7 +35,7 @@ const READ_RECEIPT_PAGES: usize = 5;
 pub struct Session {
     inner: Arc<Inner>,
     shared: Arc<SessionShared>,
-    limiter: Option<TokenBucket>,
+    client: ClientInfo,
     watching: HashSet<UserId>,
     closed: bool,
 }
@@ -69,9 +70,28 @@ impl Outbound {
 impl Engine {
     /// Opens a session for an authenticated `user`: registers it for live
     /// delivery (held until [`Session::start`]'s sync has run) and marks the
-    /// user online.
+    /// user online. The same as [`Engine::connect_with`] with no client
+    /// address and no frame limit.
     pub async fn connect(&self, user: &UserId) -> Result<(Session, Outbound)> {
+        self.connect_with(user, ClientInfo::default()).await
+    }
+
+    /// [`Engine::connect`] for a connection the transport describes: its
+    /// frames are charged to the client address's budget too, and its
+    /// `history` answers fit its largest frame.
+    pub async fn connect_with(
+        &self,
+        user: &UserId,
+        client: ClientInfo,
+    ) -> Result<(Session, Outbound)> {
         let inner = &self.inner;
+        if inner.membership.is_lost() {
+            return Err(Error::unavailable_msg(
+                "this node is shutting down (its id was taken): reconnect",
+            ));
+        }
+        // Held until presence counted this connection: see Membership::gate.
+        let gate = inner.membership.gate.read().await;
         let (tx, rx) = mpsc::channel(inner.limits.outbound_queue.max(1));
         let shared = Arc::new(SessionShared::new(
             inner.registry.next_session_id(),
@@ -84,11 +104,12 @@ impl Engine {
         {
             tracing::warn!(error = %e, %user, "bus subscribe failed; cross-node delivery waits for sync");
         }
-        match inner
+        let counted = inner
             .presence
             .connect(user, &inner.node, now_millis())
-            .await
-        {
+            .await;
+        drop(gate);
+        match counted {
             Ok(true) => {
                 inner
                     .announce_presence(Presence {
@@ -99,16 +120,15 @@ impl Engine {
                     .await
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, %user, "presence unavailable at connect"),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "presence unavailable at connect; restoring at the next heartbeat");
+                inner.membership.mark_dirty();
+            }
         }
-        let limiter = inner
-            .limits
-            .frames_per_second
-            .map(|rate| TokenBucket::new(rate, inner.limits.frame_burst));
         let session = Session {
             inner: inner.clone(),
             shared: shared.clone(),
-            limiter,
+            client,
             watching: HashSet::new(),
             closed: false,
         };
@@ -134,15 +154,27 @@ impl Session {
         match decode_client(text) {
             Ok(frame) => self.handle(frame).await,
             Err(bad) => {
-                self.reply(ServerFrame::bad_frame(&bad)).await;
+                // A bad frame costs what a light one does: its answer is work too.
+                let answer = match self.charge(cost::LIGHT) {
+                    Ok(()) => ServerFrame::bad_frame(&bad),
+                    Err(e) => ServerFrame::error_from(bad.reply_to.clone(), &e),
+                };
+                self.reply(answer).await;
             }
         }
     }
 
-    /// Handles one decoded client frame; answers (and errors) go to [`Outbound`].
+    /// Handles one decoded client frame; answers (and errors) go to
+    /// [`Outbound`]. Every frame is first charged to the user's and the
+    /// client address's write budgets: past either, it is answered
+    /// `rate_limited` and not handled.
     pub async fn handle(&mut self, frame: ClientFrame) {
         let reply_to = frame.request_id().map(str::to_owned);
-        if let Err(e) = self.dispatch(frame).await {
+        let result = match self.charge(frame_cost(&frame)) {
+            Ok(()) => self.dispatch(frame).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             self.reply(ServerFrame::error_from(reply_to, &e)).await;
         }
     }
@@ -150,7 +182,6 @@ impl Session {
     async fn dispatch(&mut self, frame: ClientFrame) -> Result<()> {
         match frame {
             ClientFrame::Send(send) => {
-                self.check_rate()?;
                 let reply_to = send.id.clone();
                 let sent = self
                     .inner
@@ -190,15 +221,17 @@ impl Session {
                         limit.map(|l| l as usize),
                     )
                     .await?;
-                self.reply(ServerFrame::History {
-                    reply_to: id,
-                    messages,
-                })
-                .await;
+                let frame = bounds::fitted_history(id, messages, self.client.max_frame_bytes)?;
+                self.reply(frame).await;
             }
             ClientFrame::Typing { conversation_id } => {
-                self.check_rate()?;
                 let others = self.others_in(&conversation_id).await?;
+                // Typing is a hint: in a big group what the gate holds back is dropped.
+                if others.len() > TYPING_GATED_ABOVE
+                    && !self.inner.typing_gate.pass(&conversation_id)
+                {
+                    return Ok(());
+                }
                 let frame = ServerFrame::Typing {
                     conversation_id,
                     user_id: self.shared.user.clone(),
@@ -212,11 +245,16 @@ impl Session {
         Ok(())
     }
 
-    fn check_rate(&mut self) -> Result<()> {
-        match self.limiter.as_mut().map(TokenBucket::try_take) {
-            Some(false) => Err(Error::RateLimited),
-            _ => Ok(()),
-        }
+    /// Charges `cost` to this user's and this client address's budgets.
+    fn charge(&self, cost: f64) -> Result<()> {
+        self.inner
+            .budgets
+            .charge(
+                Some(&self.shared.user),
+                self.client.addr.map(super::AddrKey::of),
+                cost,
+            )
+            .map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     async fn reply(&self, frame: ServerFrame) {
@@ -247,6 +285,9 @@ impl Session {
         {
             return Err(Error::NotMember { conversation });
         }
+        let Some(up_to) = self.inner.bounded_by_newest(&conversation, up_to).await? else {
+            return Ok(());
+        };
         let acked = self.inner.messages.ack(&user, &conversation, up_to).await?;
         if acked.is_empty() {
             return Ok(());
@@ -282,6 +323,9 @@ impl Session {
 
     async fn read(&mut self, conversation: ConversationId, up_to: MessageId) -> Result<()> {
         let others = self.others_in(&conversation).await?;
+        let Some(up_to) = self.inner.bounded_by_newest(&conversation, up_to).await? else {
+            return Ok(());
+        };
         let user = &self.shared.user;
         let previous = self.inner.messages.cursors(user, &conversation).await?.read;
         if !self
@@ -412,25 +456,30 @@ impl Drop for Session {
 
 async fn cleanup(inner: Arc<Inner>, shared: Arc<SessionShared>, watching: HashSet<UserId>) {
     shared.close(CloseReason::Disconnected);
-    let user = shared.user.clone();
-    if inner.registry.remove(&user, shared.id)
-        && let Err(e) = inner.bus.unsubscribe(&Topic::User(user.clone())).await
-    {
-        tracing::warn!(error = %e, "bus unsubscribe failed");
-    }
     for u in inner.watchers.unwatch(shared.id, &watching) {
         if let Err(e) = inner.bus.unsubscribe(&Topic::Presence(u)).await {
             tracing::warn!(error = %e, "bus unsubscribe failed");
         }
     }
+    let user = shared.user.clone();
+    // Held from leaving the registry until presence counted this connection
+    // out: see Membership::gate.
+    let gate = inner.membership.gate.read().await;
+    let last_here = inner.registry.remove(&user, shared.id);
     release_presence(&inner, &shared).await;
+    drop(gate);
+    if last_here && let Err(e) = inner.bus.unsubscribe(&Topic::User(user)).await {
+        tracing::warn!(error = %e, "bus unsubscribe failed");
+    }
 }
 
 /// Counts this session's connection out of presence, once (the engine's
 /// shutdown and the session's own cleanup may both try); announces the user
-/// offline when it was its last connection anywhere.
+/// offline when it was its last connection anywhere. The caller holds the
+/// membership gate. A node whose id was taken leaves presence alone: its
+/// name is another node's now.
 pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
-    if !shared.release() {
+    if !shared.release() || inner.membership.is_lost() {
         return;
     }
     let now = now_millis();
@@ -449,7 +498,10 @@ pub(crate) async fn release_presence(inner: &Inner, shared: &SessionShared) {
                 .await
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "presence unavailable at disconnect"),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence unavailable at disconnect; restoring at the next heartbeat");
+            inner.membership.mark_dirty();
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`MemoryBusHub`] and [`MemoryBus`] for a [`Bus`](crate::cluster::Bus)
 //!   shared by several simulated nodes of one process.
 //! - [`MemoryDiscovery`] for [`Discovery`](crate::cluster::Discovery).
+//! - [`MemoryNodeIds`] and [`MemoryLease`] for [`NodeIds`](crate::cluster::NodeIds)
+//!   and [`NodeLease`](crate::cluster::NodeLease).
 //! - [`RecordingNotifier`] and [`NoopNotifier`] for [`Notifier`](crate::push::Notifier)s.
 //! - [`MemoryAuthenticator`] for [`Authenticator`](crate::auth::Authenticator)
 //!   with random opaque tokens.
@@ -20,6 +22,7 @@
 mod auth;
 mod bus;
 mod discovery;
+mod node_ids;
 mod notifier;
 mod presence;
 mod store;
@@ -27,6 +30,7 @@ mod store;
 pub use auth::MemoryAuthenticator;
 pub use bus::{MemoryBus, MemoryBusHub};
 pub use discovery::MemoryDiscovery;
+pub use node_ids::{MemoryLease, MemoryNodeIds};
 pub use notifier::{NoopNotifier, RecordingNotifier};
 pub use presence::MemoryPresence;
 pub use store::MemoryStore;

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use crate::cluster::{PresenceEntry, PresenceStore};
 use crate::error::Result;
-use crate::model::{Millis, NodeId, Presence, PresenceStatus, UserId};
+use crate::model::{Millis, NodeId, Presence, PresenceStatus, UserId, now_millis};
 
 /// A [`PresenceStore`] in memory: counts connections per user and node.
 ///
@@ -20,6 +20,10 @@ use crate::model::{Millis, NodeId, Presence, PresenceStatus, UserId};
 ///
 /// When `reap` takes a user offline, its `last_seen` is the last heartbeat
 /// of the node that held it: the last moment it is known to have been there.
+///
+/// It never loses data by itself; [`MemoryPresence::wipe`] simulates a
+/// store that did, for tests: offline answers are then uncertain until a
+/// heartbeat puts the marker back and one ttl has passed (the settle time).
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
     state: Mutex<PresenceState>,
@@ -27,6 +31,11 @@ pub struct MemoryPresence {
 
 #[derive(Debug, Default)]
 struct PresenceState {
+    /// Set by [`MemoryPresence::wipe`]: the marker that the store holds the
+    /// deployment's data is gone (the default, false, is a fresh store).
+    wiped: bool,
+    /// Offline answers are uncertain until this time (wall clock).
+    settling_until: Millis,
     /// Open connections per user and node; a user is online while it has an entry.
     connections: HashMap<UserId, BTreeMap<NodeId, u32>>,
     /// The users with connections on each node, so `reap` finds them fast.
@@ -76,6 +85,30 @@ impl MemoryPresence {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Forgets everything, as a Redis restarted without persistence would:
+    /// until the nodes heartbeat and restore, offline answers are uncertain.
+    pub fn wipe(&self) {
+        *self.state.lock() = PresenceState {
+            wiped: true,
+            ..PresenceState::default()
+        };
+    }
+}
+
+impl PresenceState {
+    fn certain(&self) -> bool {
+        !self.wiped && now_millis() >= self.settling_until
+    }
+
+    /// A heartbeat after a wipe: the marker is back, and offline
+    /// answers stay uncertain for `settle` more.
+    fn mark_present(&mut self, now: Millis, settle: Millis) {
+        if self.wiped {
+            self.wiped = false;
+            self.settling_until = now.saturating_add(settle);
+        }
+    }
 }
 
 #[async_trait]
@@ -104,6 +137,7 @@ impl PresenceStore for MemoryPresence {
 
     async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>> {
         let state = self.state.lock();
+        let certain = state.certain();
         Ok(users
             .iter()
             .map(|user| match state.connections.get(user) {
@@ -114,6 +148,7 @@ impl PresenceStore for MemoryPresence {
                         last_seen: None,
                     },
                     nodes: nodes.keys().cloned().collect(),
+                    certain: true,
                 },
                 None => PresenceEntry {
                     presence: Presence {
@@ -122,6 +157,7 @@ impl PresenceStore for MemoryPresence {
                         last_seen: state.last_seen.get(user).copied(),
                     },
                     nodes: Vec::new(),
+                    certain,
                 },
             })
             .collect())
@@ -132,8 +168,62 @@ impl PresenceStore for MemoryPresence {
             at: now,
             expires: now.saturating_add(ttl),
         };
-        self.state.lock().heartbeats.insert(node.clone(), beat);
+        let mut state = self.state.lock();
+        state.mark_present(now, ttl);
+        state.heartbeats.insert(node.clone(), beat);
         Ok(())
+    }
+
+    async fn restore(
+        &self,
+        node: &NodeId,
+        connections: &[(UserId, u32)],
+        now: Millis,
+    ) -> Result<Vec<Presence>> {
+        // The marker is the heartbeat's to put back: restoring one node does
+        // not make the others' answers certain.
+        let mut state = self.state.lock();
+        let mut changes = Vec::new();
+        let listed: HashSet<&UserId> = connections.iter().map(|(u, _)| u).collect();
+        let stale: Vec<UserId> = state
+            .users_on
+            .get(node)
+            .map(|users| {
+                users
+                    .iter()
+                    .filter(|u| !listed.contains(u))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for user in stale {
+            if state.drop_connections(&user, node, true) {
+                state.last_seen.insert(user.clone(), now);
+                changes.push(Presence {
+                    user_id: user,
+                    status: PresenceStatus::Offline,
+                    last_seen: Some(now),
+                });
+            }
+        }
+        for (user, count) in connections.iter().filter(|(_, c)| *c > 0) {
+            let nodes = state.connections.entry(user.clone()).or_default();
+            let was_offline = nodes.is_empty();
+            nodes.insert(node.clone(), *count);
+            state
+                .users_on
+                .entry(node.clone())
+                .or_default()
+                .insert(user.clone());
+            if was_offline {
+                changes.push(Presence {
+                    user_id: user.clone(),
+                    status: PresenceStatus::Online,
+                    last_seen: None,
+                });
+            }
+        }
+        Ok(changes)
     }
 
     async fn reap(&self, now: Millis) -> Result<Vec<Presence>> {
@@ -185,5 +275,35 @@ mod tests {
         let gone = presence.reap(200).await.unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].last_seen, Some(105));
+    }
+
+    async fn certain(presence: &MemoryPresence, user: &UserId) -> bool {
+        presence
+            .presence(std::slice::from_ref(user))
+            .await
+            .unwrap()
+            .remove(0)
+            .certain
+    }
+
+    #[tokio::test]
+    async fn after_a_wipe_offline_answers_are_unsure_until_a_heartbeat_and_the_settle_time() {
+        let presence = MemoryPresence::new();
+        let (u, n) = (UserId::from("u"), NodeId::from("n"));
+        assert!(certain(&presence, &u).await, "a fresh store is sure");
+        presence.wipe();
+        assert!(!certain(&presence, &u).await, "a wiped store is not");
+        presence.heartbeat(&n, now_millis(), 100).await.unwrap();
+        assert!(!certain(&presence, &u).await, "nor while it settles");
+        presence.connect(&u, &n, now_millis()).await.unwrap();
+        let entry = presence
+            .presence(std::slice::from_ref(&u))
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(entry.certain, "an online answer is always sure");
+        presence.disconnect(&u, &n, now_millis()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert!(certain(&presence, &u).await, "sure again once settled");
     }
 }

@@ -54,8 +54,10 @@ fn protocol_server_frames_encode_as_the_contract() {
         ),
         (ServerFrame::Pong { reply_to: Some("p".into()) }, r#"{"type":"pong","reply_to":"p"}"#.into()),
         (
-            ServerFrame::error_from(None, &crate::Error::RateLimited),
-            r#"{"type":"error","code":"rate_limited","message":"rate limited: slow down"}"#.into(),
+            ServerFrame::error_from(None, &crate::Error::RateLimited {
+                    retry_after: std::time::Duration::from_secs(1),
+                }),
+            r#"{"type":"error","code":"rate_limited","message":"rate limited: retry in 1.0 s"}"#.into(),
         ),
     ];
     for (frame, want) in cases {

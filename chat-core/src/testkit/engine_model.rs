@@ -126,7 +126,8 @@ where
         .retention(retention)
         .insecure_fast_password_hashing()
         .limits(Limits {
-            frames_per_second: None,
+            user_budget: None,
+            addr_budget: None,
             ..Limits::default()
         })
         .build()
@@ -136,7 +137,7 @@ where
     let mut users = Vec::new();
     for i in 0..USERS {
         let ok = engine
-            .signup(&format!("model-{tag:x}-{i}"), "pw")
+            .signup(&format!("model-{tag:x}-{i}"), "model password")
             .await
             .expect("signup");
         users.push(ok.user_id);

@@ -103,6 +103,7 @@ macro_rules! presence_conformance {
             dyn_ref presence_counts_connections_across_nodes,
             dyn_ref presence_answers_in_order,
             dyn_ref presence_heartbeat_expiry_and_reap,
+            dyn_ref presence_restore_sets_a_nodes_connections,
         );
     };
 }
@@ -118,6 +119,21 @@ macro_rules! discovery_conformance {
             dyn_ref discovery_register_and_refresh,
             dyn_ref discovery_expiry_and_deregister,
             dyn_ref discovery_pick_least_loaded_live_node,
+        );
+    };
+}
+
+/// One test per [`NodeIds`](crate::cluster::NodeIds) conformance function
+/// ([`lease`](crate::testkit::lease)). The argument works as in
+/// [`message_store_conformance!`](crate::message_store_conformance); each
+/// instance it gives must be its own, with no id claimed.
+#[macro_export]
+macro_rules! node_ids_conformance {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_tests!($factory; dyn $crate::cluster::NodeIds; lease;
+            arc node_ids_concurrent_claims_are_distinct,
+            dyn_ref node_ids_a_held_id_is_refused_until_released,
+            dyn_ref node_ids_a_lapsed_claim_is_free_and_renewal_says_so,
         );
     };
 }

@@ -30,6 +30,9 @@
 //! - [`bus`] for [`Bus`](crate::cluster::Bus), [`bus_conformance!`](crate::bus_conformance).
 //! - [`discovery`] for [`Discovery`](crate::cluster::Discovery),
 //!   [`discovery_conformance!`](crate::discovery_conformance).
+//! - [`lease`] for [`NodeIds`](crate::cluster::NodeIds) and
+//!   [`NodeLease`](crate::cluster::NodeLease),
+//!   [`node_ids_conformance!`](crate::node_ids_conformance).
 //! - [`engine_model`]: the engine driven by random operations against a simple
 //!   model, over any store (a proptest state machine).
 //! - [`auth`] for [`Authenticator`](crate::auth::Authenticator),
@@ -43,6 +46,7 @@ pub mod deliveries;
 pub mod discovery;
 pub mod engine_model;
 mod fixtures;
+pub mod lease;
 mod macros;
 pub mod messages;
 pub mod presence;

@@ -302,3 +302,99 @@ pub async fn presence_heartbeat_expiry_and_reap(store: &dyn PresenceStore) {
         "a user reaped offline comes online again on connect"
     );
 }
+
+/// `restore` sets a node's connections to exactly the list: counts are set,
+/// not added; users held on that node but not listed are counted out; each
+/// change of presence is reported once; another node's connections stay;
+/// restoring again with the same list changes nothing; and later connects
+/// and disconnects count from the restored numbers.
+pub async fn presence_restore_sets_a_nodes_connections(store: &dyn PresenceStore) {
+    let (n1, n2) = (node("n1"), node("n2"));
+    let (kept, stale, shared, fresh) = (user("kept"), user("stale"), user("shared"), user("fresh"));
+    let t = now_millis();
+    for u in [&kept, &kept, &stale, &shared] {
+        store.connect(u, &n1, t).await.expect("connect failed");
+    }
+    store
+        .connect(&shared, &n2, t)
+        .await
+        .expect("connect failed");
+
+    let listed = [(kept.clone(), 1), (fresh.clone(), 2)];
+    let mut changes = store
+        .restore(&n1, &listed, t + 1)
+        .await
+        .expect("restore failed");
+    changes.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let mut want = vec![
+        Presence {
+            user_id: stale.clone(),
+            status: PresenceStatus::Offline,
+            last_seen: Some(t + 1),
+        },
+        Presence {
+            user_id: fresh.clone(),
+            status: PresenceStatus::Online,
+            last_seen: None,
+        },
+    ];
+    want.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    assert_eq!(
+        changes, want,
+        "restore reports the user counted out and the user counted in, and nobody else"
+    );
+    assert_eq!(
+        entry(store, &stale).await.presence.last_seen,
+        Some(t + 1),
+        "a user counted out by restore has last_seen = its time"
+    );
+    assert_eq!(
+        entry(store, &shared).await.nodes,
+        vec![n2.clone()],
+        "restore of n1 leaves n2's connections alone"
+    );
+    assert_eq!(
+        entry(store, &fresh).await.nodes,
+        vec![n1.clone()],
+        "a listed user is on the restored node"
+    );
+    assert!(
+        store
+            .restore(&n1, &listed, t + 2)
+            .await
+            .expect("restore failed")
+            .is_empty(),
+        "restoring the same list again changes nothing"
+    );
+
+    // Counts were set: kept has 1 connection on n1 (not 2 + 1), fresh has 2.
+    assert!(
+        store
+            .disconnect(&kept, &n1, t + 3)
+            .await
+            .expect("disconnect failed"),
+        "kept's one restored connection closed: offline"
+    );
+    assert!(
+        !store
+            .disconnect(&fresh, &n1, t + 3)
+            .await
+            .expect("disconnect failed"),
+        "fresh still has its second restored connection"
+    );
+    assert!(
+        store
+            .disconnect(&fresh, &n1, t + 4)
+            .await
+            .expect("disconnect failed"),
+        "fresh's second restored connection closed: offline"
+    );
+    let changes = store
+        .restore(&n1, &[], t + 5)
+        .await
+        .expect("restore failed");
+    assert!(
+        changes.is_empty(),
+        "an empty node restored empty changes nothing, got {changes:?}"
+    );
+}

@@ -48,7 +48,8 @@ impl Server {
             .insecure_fast_password_hashing()
             .limits(Limits {
                 outbound_queue: 4,
-                frames_per_second: None,
+                user_budget: None,
+                addr_budget: None,
                 ..Limits::default()
             })
             .build()

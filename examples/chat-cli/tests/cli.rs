@@ -142,11 +142,14 @@ fn a_wrong_password_fails_with_the_servers_message() {
     assert!(err.contains("HTTP 401"), "{err}");
 
     // The right one logs in and prints the same user id as sign-up.
-    let again = server.ok("alice", &["login", "alice", "pw-alice"]);
+    let again = server.ok("alice", &["login", "alice", "password-alice"]);
     assert!(again.trim().starts_with('u'), "{again}");
 
-    let taken = server.fails("alice2", &["signup", "alice", "x"]);
+    let taken = server.fails("alice2", &["signup", "ALICE", "another password"]);
     assert!(taken.contains("HTTP 409"), "{taken}");
+    let short = server.fails("bob", &["signup", "bob", "short"]);
+    assert!(short.contains("at least 8 characters"), "{short}");
+    assert!(short.contains("HTTP 400"), "{short}");
 }
 
 #[test]

@@ -172,7 +172,7 @@ impl Display for Report {
         if per_user > SERVER_RATE_LIMIT {
             writeln!(
                 f,
-                "note: {per_user:.0} sends/s per user is above the server's default limit of {SERVER_RATE_LIMIT}/s per session"
+                "note: {per_user:.0} sends/s per user is above the server's default budget of {SERVER_RATE_LIMIT}/s per user"
             )?;
         }
         Ok(())

@@ -28,7 +28,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
     let setup_started = Instant::now();
     if plan.per_user_rate() > SERVER_RATE_LIMIT {
         say(&format!(
-            "warning: {:.0} sends/s per user is above the server's default {SERVER_RATE_LIMIT}/s per session: expect rate_limited errors",
+            "warning: {:.0} sends/s per user is above the server's default budget of {SERVER_RATE_LIMIT}/s per user: expect rate_limited errors unless it runs with --user-rate 0 --addr-rate 0",
             plan.per_user_rate()
         ));
     }

@@ -49,11 +49,11 @@ struct SignupOk {
 }
 
 async fn sign_up(http: &reqwest::Client, plan: &Plan, username: String) -> Result<User> {
-    let res = http
-        .post(format!("http://{}/api/signup", plan.server))
-        .json(&json!({ "username": username, "password": "load-test" }))
-        .send()
-        .await?;
+    let res = send_retrying(|| {
+        http.post(format!("http://{}/api/signup", plan.server))
+            .json(&json!({ "username": username, "password": "load-test password" }))
+    })
+    .await?;
     let ok: SignupOk = answer(res, 201, || format!("signup of {username}")).await?;
     Ok(User {
         id: ok.user_id,
@@ -98,14 +98,40 @@ async fn create_group(
         .split_first()
         .ok_or_else(|| LoadError::Protocol(format!("group {g} has no members")))?;
     let ids: Vec<&UserId> = others.iter().map(|u| &u.id).collect();
-    let res = http
-        .post(format!("http://{}/api/groups", plan.server))
-        .bearer_auth(&creator.token)
-        .json(&json!({ "name": format!("load group {g}"), "members": ids }))
-        .send()
-        .await?;
+    let res = send_retrying(|| {
+        http.post(format!("http://{}/api/groups", plan.server))
+            .bearer_auth(&creator.token)
+            .json(&json!({ "name": format!("load group {g}"), "members": ids }))
+    })
+    .await?;
     let ok: GroupOk = answer(res, 201, || format!("creating group {g}")).await?;
     Ok(ok.conversation_id)
+}
+
+/// Tries of one setup call that the server answers 429 or 503.
+const SETUP_TRIES: u32 = 20;
+
+/// Sends the request `make` builds; a 429 (a budget spent) or 503 (the
+/// hashing queue full) is tried again after its `Retry-After`, up to
+/// [`SETUP_TRIES`] times, so that a server with its default limits slows the
+/// setup down instead of failing it.
+async fn send_retrying(make: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    let mut tries = 1;
+    loop {
+        let res = make().send().await?;
+        let status = res.status().as_u16();
+        if !matches!(status, 429 | 503) || tries >= SETUP_TRIES {
+            return Ok(res);
+        }
+        let wait = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait.clamp(1, 30))).await;
+        tries += 1;
+    }
 }
 
 /// The body of an answer with the `expected` status, or the error it is.

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use chat_core::engine::Engine;
 use tokio::net::TcpListener;
 
 use crate::auth::JwtAuthenticator;
 use crate::config::{Config, retention_name};
 use crate::error::ServerError;
+use crate::net::{NetConfig, Timeouts};
 use crate::push::{WebhookNotifier, WebhookOptions};
-use crate::{api, stores, web};
+use crate::{api, net, stores, web};
 
 /// Builds the engine that `config` describes and the router that serves it
 /// (API, `/ws`, web page). `public_url` is the `chat_url` this node hands out.
@@ -23,6 +23,7 @@ pub async fn build_app(
     config: &Config,
     public_url: String,
 ) -> Result<(Router, Engine), ServerError> {
+    config.validate()?;
     let ttl = Duration::from_secs(config.token_ttl_secs);
     let auth = match &config.jwt_secret {
         Some(secret) => JwtAuthenticator::new(secret.as_bytes(), ttl),
@@ -34,8 +35,7 @@ pub async fn build_app(
         }
     };
     let mut builder = Engine::builder()
-        .worker_id(config.node_id)
-        .public_url(public_url)
+        .public_url(public_url.clone())
         .retention(config.retention)
         .limits(config.limits())
         .authenticator(Arc::new(auth));
@@ -49,16 +49,21 @@ pub async fn build_app(
         )));
     }
     let builder = stores::with_store(builder, &config.store, config.retention).await?;
-    let builder = stores::with_cluster(builder, config).await?;
+    let builder = stores::with_cluster(builder, config, &public_url).await?;
     let engine = builder.build().await?;
     let router = Router::new()
         .route(
             "/ws",
             chat_transport_ws::ws_route(engine.clone(), config.ws()),
         )
-        .merge(api::routes(engine.clone(), config.max_frame_bytes))
+        .merge(api::routes(
+            engine.clone(),
+            config.max_frame_bytes,
+            config.protection.body_timeout(),
+        ))
         .merge(web::routes())
-        .fallback(|| async { api::ApiError::not_found("no such page") });
+        .fallback(|| async { api::ApiError::not_found("no such page") })
+        .layer(axum::middleware::map_response(web::security_headers));
     Ok((router, engine))
 }
 
@@ -69,11 +74,13 @@ pub struct Bound {
     engine: Engine,
     addr: SocketAddr,
     banner: String,
+    net: NetConfig,
 }
 
 impl Bound {
     /// Binds `config.listen` and builds the app.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        config.validate()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (router, engine) = build_app(config, config.public_url_for(addr)).await?;
@@ -85,17 +92,32 @@ impl Bound {
         if let Some(cluster) = &config.cluster {
             banner += &format!(
                 " as {} of cluster {} (prefix {})",
-                config.node_name(),
+                engine.node_id(),
                 stores::store_label(cluster),
                 config.cluster_prefix
             );
         }
+        let p = &config.protection;
+        let net = NetConfig {
+            timeouts: Timeouts {
+                header: p.header_timeout(),
+                idle: p.idle_timeout(),
+                write: p.write_timeout(),
+            },
+            max_connections: match p.max_connections {
+                0 => net::auto_max_connections(),
+                n => n,
+            },
+            max_per_addr: (p.max_connections_per_addr > 0).then_some(p.max_connections_per_addr),
+        };
+        banner += &format!(", at most {} connections", net.max_connections);
         Ok(Self {
             listener,
             router,
             engine,
             addr,
             banner,
+            net,
         })
     }
 
@@ -117,23 +139,25 @@ impl Bound {
     ) -> Result<(), ServerError> {
         tracing::info!("{}", self.banner);
         let engine = self.engine.clone();
-        // Chat frames are small and latency-bound: without TCP_NODELAY,
-        // Nagle's algorithm meets the peer's delayed ACK and holds a frame
-        // for up to 40 ms (the load generator measured exactly that).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        // Serving ends at the caller's shutdown, or when another node took
+        // this node's id: then it must stop, not serve on without minting.
+        let lost = engine.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {},
+                () = lost.id_lost() => {},
             }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        };
+        net::serve(self.listener, self.router, self.net, stop).await;
         engine.shutdown().await;
         // Upgraded connections are not awaited by axum: give their close
         // frames a moment to reach the clients.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while engine.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if engine.is_id_lost() {
+            return Err(ServerError::NodeIdLost(engine.node_id().clone()));
         }
         tracing::info!("chat-server stopped");
         Ok(())
@@ -175,4 +199,27 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_lease_no_longer_than_the_heartbeat_is_refused() {
+        let config = Config {
+            heartbeat_ms: 5000,
+            node_lease_ms: Some(5000),
+            ..Config::default()
+        };
+        let err = build_app(&config, "ws://x/ws".into()).await.err().unwrap();
+        assert!(
+            matches!(
+                err,
+                ServerError::Engine(chat_core::Error::InvalidInput { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("id lease"), "{err}");
+    }
 }

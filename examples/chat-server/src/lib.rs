@@ -6,8 +6,9 @@
 //!
 //! Extensions to the contract: `GET /api/users?username=NAME` (a profile by
 //! username, to start a direct chat), `GET /api/conversations` entries carry
-//! a group's `name`, and the flags `--token-ttl-secs`, `--max-frame-bytes`
-//! and `--ping-interval-secs`.
+//! a group's `name`, and the flags `--token-ttl-secs`, `--max-frame-bytes`,
+//! `--ping-interval-secs` and `--node-lease-ms`. With `--cluster`,
+//! `--node-id` is optional: the node claims a free id in Redis.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), chat_server::ServerError> {
@@ -21,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+mod net;
 pub mod push;
 pub mod stores;
 pub mod web;

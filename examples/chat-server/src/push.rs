@@ -113,7 +113,8 @@ async fn post_with_retries(
         let failure = match result {
             Ok(r) if r.status().is_success() => return,
             Ok(r) => format!("status {}", r.status()),
-            Err(e) => e.to_string(),
+            // reqwest names the URL in its errors: the webhook's may carry a token.
+            Err(e) => e.without_url().to_string(),
         };
         if attempt == options.attempts.max(1) {
             tracing::warn!(%failure, attempt, user = %notification.user_id,

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use chat_cluster_redis::{RedisCluster, RedisOptions};
-use chat_core::Retention;
+use chat_core::cluster::NodeIds;
 use chat_core::engine::EngineBuilder;
+use chat_core::{NodeId, Retention};
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 use chat_store_postgres::{PostgresConfig, PostgresStore};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::error::ServerError;
 
 /// Gives `builder` the store that `url` names. `memory` keeps the engine's
@@ -36,7 +37,7 @@ pub async fn with_store(
             let config = CassandraConfig::from_url(url)?;
             Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
         }
-        _ => Err(ServerError::UnknownStore(url.to_owned())),
+        _ => Err(ServerError::UnknownStore(redact_url(url))),
     }
 }
 
@@ -67,39 +68,57 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 
 /// The store as the readiness line names it (no password in logs).
 pub fn store_label(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.to_owned(),
-    }
+    redact_url(url)
 }
 
-/// Gives `builder` the cluster parts (bus, presence, discovery) that
-/// `--cluster` names (`redis://…`, keys under `--cluster-prefix`, this node
-/// named by [`Config::node_name`]); without it the engine's one-node
-/// defaults stay.
+/// Gives `builder` this node's id and the cluster parts (id lease, bus,
+/// presence, discovery) that `--cluster` names (`redis://…`, keys under
+/// `--cluster-prefix`). In a cluster the node claims `--node-id` (refused
+/// while another live node holds it) or, without it, a free id, with
+/// `public_url` as its holder's name; the node is named `node-N` after it.
+/// Without `--cluster` the engine's one-node defaults stay, with worker id
+/// `--node-id` (default 0).
 pub async fn with_cluster(
     builder: EngineBuilder,
     config: &Config,
+    public_url: &str,
 ) -> Result<EngineBuilder, ServerError> {
     let Some(url) = config.cluster.as_deref() else {
-        return Ok(builder);
+        return Ok(builder.worker_id(config.node_id.unwrap_or(0)));
     };
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
-        return Err(ServerError::UnknownCluster(url.to_owned()));
+        return Err(ServerError::UnknownCluster(redact_url(url)));
     }
     let options = RedisOptions::with_prefix(config.cluster_prefix.clone());
     let cluster = RedisCluster::connect(url, options)
         .await
         .map_err(ServerError::Cluster)?;
-    let node = config.node_name();
+    let lease_ms = config.limits().id_lease.as_millis() as i64;
+    let lease = match cluster
+        .node_ids()
+        .claim(config.node_id, public_url, lease_ms)
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e @ chat_core::Error::AlreadyExists { .. }) => {
+            return Err(ServerError::NodeIdInUse(e));
+        }
+        Err(e) => return Err(ServerError::Cluster(e)),
+    };
+    let node = NodeId::from(format!("node-{}", lease.worker_id()));
+    if config.node_id.is_none() {
+        tracing::info!(
+            worker_id = lease.worker_id(),
+            "no --node-id: claimed the free id {} in the cluster; this node is {node}",
+            lease.worker_id()
+        );
+    }
     let bus = cluster
         .bus(node.clone())
         .await
         .map_err(ServerError::Cluster)?;
     Ok(builder
+        .lease(Arc::from(lease))
         .node_name(node)
         .bus(Arc::new(bus))
         .presence(Arc::new(cluster.presence()))
@@ -177,7 +196,7 @@ mod tests {
             cluster: Some("memcached://x".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config)
+        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
             .await
             .err()
             .unwrap();
@@ -186,13 +205,13 @@ mod tests {
             cluster: Some("redis://".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config)
+        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
             .await
             .err()
             .unwrap();
         assert!(err.to_string().starts_with("cluster: "), "{err}");
         assert!(
-            with_cluster(Engine::builder(), &Config::default())
+            with_cluster(Engine::builder(), &Config::default(), "ws://x/ws")
                 .await
                 .is_ok()
         );

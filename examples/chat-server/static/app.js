@@ -383,9 +383,32 @@ function handleFrame(f) {
   }
 }
 
+// Acks are cumulative, so one per conversation covers a whole burst: they wait 50 ms and go out
+// as one frame per conversation (a sync of hundreds of messages costs a few frames of the
+// server's write budget, not hundreds).
+const pendingAcks = new Map(); // conversation_id → newest message id (BigInt) to ack
+let ackTimer = null;
+
+function queueAck(m) {
+  const id = big(m.message_id);
+  const queued = pendingAcks.get(m.conversation_id);
+  if (queued === undefined || id > queued) pendingAcks.set(m.conversation_id, id);
+  if (ackTimer === null) ackTimer = setTimeout(flushAcks, 50);
+}
+
+function flushAcks() {
+  ackTimer = null;
+  // An ack that cannot go out now is not lost: the server sends the message again at the next
+  // connect until it is acked.
+  for (const [conversationId, id] of pendingAcks) {
+    wsSend({ type: "ack", conversation_id: conversationId, message_id: `${id}` });
+  }
+  pendingAcks.clear();
+}
+
 function onMessage(m) {
   // Ack even repeats: the server sends a message again at every connect until it is acked.
-  wsSend({ type: "ack", conversation_id: m.conversation_id, message_id: m.message_id });
+  queueAck(m);
   const known = conversations.has(m.conversation_id);
   const c = conversationFor(m.conversation_id);
   c.draft = false;
@@ -458,6 +481,9 @@ function onTyping(f) {
 
 function onError(f) {
   const p = f.reply_to && inflight.get(f.reply_to);
+  // An ack, read or typing frame over the server's budget: each is sent again in due course
+  // (acks at the next connect, reads at the next view, typing at the next keystroke).
+  if (!p && f.code === "rate_limited") return;
   if (!p) return showChatError(new Error(`${f.code}: ${f.message}`));
   inflight.delete(f.reply_to);
   // Neither error stored the message: the same client_msg_id keeps a retry from doubling it.

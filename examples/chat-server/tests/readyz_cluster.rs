@@ -51,7 +51,9 @@ async fn readyz_follows_the_cluster_redis() {
     let port = PrivateRedis::free_port();
     let mut redis = PrivateRedis::start(port);
     redis.ready().await;
-    let node = Node::start(7, &redis.url(), &testing::fresh_prefix(), "memory");
+    let prefix = testing::fresh_prefix();
+    testing::mark_established(&redis.url(), &prefix);
+    let node = Node::start(7, &redis.url(), &prefix, "memory");
     assert_eq!(readyz(&node).await, (200, json!({"status": "ready"})));
 
     redis.kill();

@@ -35,7 +35,7 @@ impl Server {
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             insecure_fast_hashing: true,
-            jwt_secret: Some("chat-cli test secret".into()),
+            jwt_secret: Some("the chat-cli test secret, 32+ bytes".into()),
             ..Config::default()
         };
         let bound = runtime
@@ -103,7 +103,7 @@ impl Server {
 
     /// Signs `user` up (password `pw-USER`) and returns its user id.
     pub fn signup(&self, user: &str) -> String {
-        let password = format!("pw-{user}");
+        let password = format!("password-{user}");
         self.ok(user, &["signup", user, &password])
             .trim()
             .to_owned()

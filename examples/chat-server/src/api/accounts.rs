@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chat_core::engine::cost;
 use chat_core::{Profile, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiQuery, Caller, JsonBody};
+use super::extract::{ApiQuery, Caller, ClientAddr, JsonBody};
 
 /// `{"username","password"}`.
 #[derive(Deserialize)]
@@ -18,11 +19,14 @@ pub(crate) struct Credentials {
     password: String,
 }
 
-/// `POST /api/signup` → 201 `{"user_id","token"}`.
+/// `POST /api/signup` → 201 `{"user_id","token"}`. Charged to the
+/// client address's write budget.
 pub(crate) async fn signup(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state.engine.charge_write(None, addr, cost::WRITE)?;
     let ok = state.engine.signup(&body.username, &body.password).await?;
     Ok((
         StatusCode::CREATED,
@@ -30,12 +34,19 @@ pub(crate) async fn signup(
     ))
 }
 
-/// `POST /api/login` → 200 `{"user_id","token","chat_url"}`.
+/// `POST /api/login` → 200 `{"user_id","token","chat_url"}`. Charged to
+/// the client address's write budget, and throttled per username and per
+/// address after failures (429 with `Retry-After`).
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Value>, ApiError> {
-    let ok = state.engine.login(&body.username, &body.password).await?;
+    state.engine.charge_write(None, addr, cost::WRITE)?;
+    let ok = state
+        .engine
+        .login_from(&body.username, &body.password, addr)
+        .await?;
     Ok(Json(
         json!({ "user_id": ok.user_id, "token": ok.token, "chat_url": ok.chat_url }),
     ))

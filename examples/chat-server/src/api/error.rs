@@ -1,7 +1,8 @@
 //! [`ApiError`]: every failure of the HTTP API as the contract's body
 //! `{"error":{"code","message"}}` with a fitting status.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat_transport_ws::{error_body, status_of};
 
@@ -61,6 +62,21 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, "API call failed");
         }
-        (status, axum::Json(error_body(code, &self.to_string()))).into_response()
+        let retry_after = match &self {
+            // Whole seconds, rounded up: a client that waits that long succeeds.
+            Self::Engine(chat_core::Error::RateLimited { retry_after }) => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        let mut response =
+            (status, axum::Json(error_body(code, &self.to_string()))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }

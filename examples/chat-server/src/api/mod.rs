@@ -7,6 +7,8 @@ mod extract;
 mod groups;
 mod health;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -22,11 +24,13 @@ pub struct AppState {
     pub engine: Engine,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// The `/api/…` routes, `/healthz` and `/readyz`, with request bodies capped
-/// at `max_body` bytes.
-pub fn routes(engine: Engine, max_body: usize) -> Router {
+/// at `max_body` bytes and `body_timeout` of arrival time.
+pub fn routes(engine: Engine, max_body: usize, body_timeout: Duration) -> Router {
     Router::new()
         .route("/api/signup", post(accounts::signup))
         .route("/api/login", post(accounts::login))
@@ -53,7 +57,11 @@ pub fn routes(engine: Engine, max_body: usize) -> Router {
         // JsonBody enforces `max_body` itself (it drains what is over, so the
         // client reads the 413); no other extractor reads a body.
         .layer(DefaultBodyLimit::disable())
-        .with_state(AppState { engine, max_body })
+        .with_state(AppState {
+            engine,
+            max_body,
+            body_timeout,
+        })
 }
 
 async fn unknown() -> ApiError {

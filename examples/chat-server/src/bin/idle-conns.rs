@@ -7,7 +7,8 @@
 //! password hashing so that N sign-ups are quick:
 //!
 //! ```text
-//! chat-server --listen 127.0.0.1:8080 --insecure-fast-hashing &
+//! chat-server --listen 127.0.0.1:8080 --insecure-fast-hashing \
+//!   --max-connections-per-addr 0 --max-sockets-per-user 0 --user-rate 0 --addr-rate 0 &
 //! idle-conns --server 127.0.0.1:8080 --pid $! --connections 10000
 //! ```
 
@@ -54,7 +55,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn signup(http: &reqwest::Client, server: SocketAddr, i: usize, run: u64) -> String {
-    let body = serde_json::json!({"username": format!("idle{run}_{i}"), "password": "pw"});
+    let body = serde_json::json!({"username": format!("idle{run}_{i}"), "password": "idle-conns password"});
     let res = http
         .post(format!("http://{server}/api/signup"))
         .json(&body)

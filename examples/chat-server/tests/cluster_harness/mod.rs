@@ -27,11 +27,18 @@ pub const HANG: Duration = Duration::from_secs(20);
 /// that a node busy on a loaded two-core machine is not taken for dead.
 pub const HEARTBEAT_MS: u64 = 250;
 
-const SECRET: &str = "cluster test secret";
+/// The test nodes' id lease: a node mints ids until this minus one
+/// heartbeat after its last renewal, so a renewal held up on a loaded
+/// machine (or a Redis outage of a few seconds) never stops its sends; a
+/// killed node's id is free again after it.
+pub const LEASE_MS: u64 = 5_000;
+
+const SECRET: &str = "the cluster test secret, 32+ bytes";
 
 /// One chat-server process, SIGKILLed on drop.
 pub struct Node {
     child: Child,
+    /// Its worker id, as its readiness line names it (`node-N`).
     pub id: u16,
     /// `http://ADDR`.
     pub http: String,
@@ -39,37 +46,99 @@ pub struct Node {
     pub ws: String,
 }
 
+/// How to start a node: see [`Node::launch`].
+pub struct Launch<'a> {
+    /// Listens on 127.0.0.`host`, a free port.
+    pub host: u8,
+    /// `--node-id`, or none to let the node claim a free id.
+    pub id: Option<u16>,
+    pub redis: &'a str,
+    pub prefix: &'a str,
+    pub store: &'a str,
+    /// `--push-webhook`.
+    pub push_webhook: Option<&'a str>,
+}
+
 impl Node {
     /// Starts node `id` on 127.0.0.`id`, a free port, in the cluster `redis`
     /// under `prefix`, on the shared `store` (see [`shared_store`]).
     pub fn start(id: u16, redis: &str, prefix: &str, store: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", &format!("127.0.0.{id}:0")])
-            .args(["--store", store])
-            .args(["--cluster", redis, "--cluster-prefix", prefix])
-            .args(["--node-id", &id.to_string()])
+        let node = Self::launch(&Launch {
+            host: u8::try_from(id).expect("a host byte"),
+            id: Some(id),
+            redis,
+            prefix,
+            store,
+            push_webhook: None,
+        })
+        .unwrap_or_else(|log| panic!("node {id} did not start:\n{log}"));
+        assert_eq!(node.id, id, "node {id} runs under its --node-id");
+        node
+    }
+
+    /// Starts a node as `how` says. `Err` holds what it logged when it
+    /// exited instead of getting ready (with its exit status).
+    pub fn launch(how: &Launch<'_>) -> Result<Self, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command
+            .args(["--listen", &format!("127.0.0.{}:0", how.host)])
+            .args(["--store", how.store])
+            .args(["--cluster", how.redis, "--cluster-prefix", how.prefix])
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
+            .args(["--node-lease-ms", &LEASE_MS.to_string()])
             .args(["--jwt-secret", SECRET, "--insecure-fast-hashing"])
+            // Functional tests send as fast as they can from one address:
+            // no write budgets or connection caps (tests/*_limits.rs test those).
+            .args(["--user-rate", "0", "--addr-rate", "0"])
+            .args([
+                "--max-connections-per-addr",
+                "0",
+                "--max-sockets-per-user",
+                "0",
+            ])
             .env_remove("CHAT_STORE")
             .env_remove("CHAT_PUBLIC_URL")
+            .env_remove("CHAT_NODE_ID")
+            .env_remove("CHAT_PUSH_WEBHOOK")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start chat-server");
+            .stderr(Stdio::inherit());
+        if let Some(id) = how.id {
+            command.args(["--node-id", &id.to_string()]);
+        }
+        if let Some(url) = how.push_webhook {
+            command.args(["--push-webhook", url]);
+        }
+        let mut child = command.spawn().expect("start chat-server");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("chat-server ready on"))
-            .unwrap_or_else(|| panic!("node {id} never printed its readiness line"));
-        assert!(
-            ready.contains(&format!("as node-{id} of cluster")),
-            "{ready}"
-        );
-        // Keep draining the log so the node never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let mut log = Vec::new();
+        let ready = lines.by_ref().map_while(Result::ok).find(|l| {
+            log.push(l.clone());
+            l.contains("chat-server ready on")
+        });
+        let Some(ready) = ready else {
+            let status = child.wait().expect("wait for chat-server");
+            log.push(format!("(exited: {status})"));
+            return Err(log.join("\n"));
+        };
+        // Keep draining the log so the node never blocks on a full pipe
+        // (and show it with CHAT_TEST_NODE_LOGS=1, to debug a test).
+        let show = std::env::var("CHAT_TEST_NODE_LOGS").is_ok_and(|v| v == "1");
+        let host = how.host;
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if show {
+                    eprintln!("[127.0.0.{host}] {line}");
+                }
+            }
+        });
+        let id = ready
+            .split(" as node-")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no node id in the readiness line: {ready}"));
         let http = ready
             .split("ready on ")
             .nth(1)
@@ -77,12 +146,12 @@ impl Node {
             .expect("an address in the readiness line")
             .to_owned();
         let ws = format!("{}/ws", http.replacen("http://", "ws://", 1));
-        Self {
+        Ok(Self {
             child,
             id,
             http,
             ws,
-        }
+        })
     }
 
     /// SIGKILL: no goodbye to presence, discovery or clients.
@@ -139,7 +208,7 @@ pub async fn signup(node: &Node, name: &str) -> User {
         &node.http,
         "/api/signup",
         None,
-        json!({"username": name, "password": format!("pw-{name}")}),
+        json!({"username": name, "password": format!("password-{name}")}),
     )
     .await;
     assert_eq!(status, 201, "signup {name}: {body}");
@@ -156,7 +225,7 @@ pub async fn login(node: &Node, user: &User) -> (String, String) {
         &node.http,
         "/api/login",
         None,
-        json!({"username": user.name, "password": format!("pw-{}", user.name)}),
+        json!({"username": user.name, "password": format!("password-{}", user.name)}),
     )
     .await;
     assert_eq!(status, 200, "login {}: {body}", user.name);
@@ -296,4 +365,81 @@ pub fn load_of(live: &[NodeInfo], node: &Node) -> Option<u64> {
     live.iter()
         .find(|n| n.id.as_str() == node.name())
         .map(|n| n.load)
+}
+
+/// Creates a group named `name` through `node`'s API, owned by `owner`,
+/// with `members`; returns its conversation id.
+pub async fn group(node: &Node, owner: &User, members: &[&User]) -> String {
+    let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
+    let (status, body) = post(
+        &node.http,
+        "/api/groups",
+        Some(&owner.token),
+        json!({"name": "team", "members": ids}),
+    )
+    .await;
+    assert_eq!(status, 201, "create group: {body}");
+    body["conversation_id"].as_str().unwrap().to_owned()
+}
+
+/// A push webhook on 127.0.0.1:0 that answers 204 and hands every body it
+/// gets to the receiver.
+pub async fn webhook() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use axum::routing::post;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body.0);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+/// Everything live between two users on two nodes, both ways, each step
+/// answered within the hang guard: a message from `a` reaches `b`, `b`
+/// types, acks and reads it and `a` gets typing and both receipts, and
+/// `b`'s answer reaches `a`. `tag` keeps the frame ids of rounds apart.
+pub async fn cross_node_round(a: &mut Ws, a_user: &User, b: &mut Ws, b_user: &User, tag: &str) {
+    let (sent, _) = a
+        .send_to(b_user, &format!("{tag}: hello"), &format!("{tag}-a"))
+        .await;
+    assert_eq!(sent["type"], "sent", "{tag}: {sent}");
+    let (got, _) = b
+        .until(|f| f["type"] == "message" && f["message"]["message_id"] == sent["message_id"])
+        .await;
+    assert_eq!(got["message"]["sender_id"], a_user.id.as_str());
+    let conversation = sent["conversation_id"].clone();
+    b.send(json!({"type": "typing", "conversation_id": conversation}))
+        .await;
+    let (typing, _) = a
+        .until(|f| f["type"] == "typing" && f["user_id"] == b_user.id.as_str())
+        .await;
+    assert_eq!(typing["conversation_id"], conversation, "{tag}");
+    for (kind, status) in [("ack", "delivered"), ("read", "read")] {
+        b.send(json!({"type": kind, "conversation_id": conversation,
+                      "message_id": sent["message_id"]}))
+            .await;
+        let (receipt, _) = a
+            .until(|f| {
+                f["type"] == "receipt"
+                    && f["status"] == status
+                    && f["message_id"] == sent["message_id"]
+            })
+            .await;
+        assert_eq!(receipt["user_id"], b_user.id.as_str(), "{tag}: {receipt}");
+    }
+    let (back, _) = b
+        .send_to(a_user, &format!("{tag}: hi"), &format!("{tag}-b"))
+        .await;
+    assert_eq!(back["type"], "sent", "{tag}: {back}");
+    a.until(|f| f["type"] == "message" && f["message"]["message_id"] == back["message_id"])
+        .await;
 }

@@ -57,7 +57,7 @@ impl TestServer {
         Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             insecure_fast_hashing: true,
-            jwt_secret: Some("test secret".into()),
+            jwt_secret: Some("the e2e test secret of 32+ bytes".into()),
             ..Config::default()
         }
     }
@@ -142,7 +142,7 @@ impl TestServer {
             .post(
                 "/api/signup",
                 None,
-                json!({"username": name, "password": "pw-".to_owned() + name}),
+                json!({"username": name, "password": "password-".to_owned() + name}),
             )
             .await;
         assert_eq!(status, 201, "signup {name}: {body}");

@@ -50,7 +50,7 @@ pub async fn data_survives_a_restart(store: &str) {
         .post(
             "/api/login",
             None,
-            json!({"username": "alice", "password": "pw-alice"}),
+            json!({"username": "alice", "password": "password-alice"}),
         )
         .await;
     assert_eq!(st, 200, "{body}");
@@ -62,10 +62,10 @@ pub async fn data_survives_a_restart(store: &str) {
         .post(
             "/api/signup",
             None,
-            json!({"username": "alice", "password": "x"}),
+            json!({"username": "ALICE", "password": "another password"}),
         )
         .await;
-    assert_eq!(st, 409, "the username stays taken");
+    assert_eq!(st, 409, "the username stays taken, whatever its case");
 
     // Groups and conversations.
     let (st, body) = s

@@ -19,7 +19,7 @@ pub async fn accounts_and_profiles(s: &TestServer) {
         .post(
             "/api/signup",
             None,
-            json!({"username": "alice", "password": "x"}),
+            json!({"username": "alice", "password": "another password"}),
         )
         .await;
     assert_error(st, &body, 409, "already_exists");
@@ -28,7 +28,7 @@ pub async fn accounts_and_profiles(s: &TestServer) {
         .post(
             "/api/login",
             None,
-            json!({"username": "alice", "password": "pw-alice"}),
+            json!({"username": "alice", "password": "password-alice"}),
         )
         .await;
     assert_eq!(st, 200, "{body}");
@@ -124,11 +124,29 @@ pub async fn http_errors_have_the_contract_shape(s: &TestServer) {
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_input");
-    // No content type at all is read as JSON anyway.
+    // A JSON body needs its content type: none, or another, is a 415.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut req = s
+            .http
+            .post(s.url("/api/signup"))
+            .body(r#"{"username":"dave","password":"password-dave"}"#);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{content_type:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
     let res = s
         .http
         .post(s.url("/api/signup"))
-        .body(r#"{"username":"dave","password":"pw"}"#)
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(r#"{"username":"dave","password":"password-dave"}"#)
         .send()
         .await
         .unwrap();
