@@ -120,3 +120,125 @@ async fn a_failing_webhook_is_retried() {
     assert_eq!(statuses, [500, 500, 204]);
     s.stop().await;
 }
+
+/// A webhook that holds the first post until `release` is notified (the
+/// others answer 204 at once), and reports each post's preview when it
+/// arrives.
+async fn held_webhook(
+    release: Arc<tokio::sync::Notify>,
+) -> (String, mpsc::UnboundedReceiver<String>) {
+    type Held = (
+        mpsc::UnboundedSender<String>,
+        Arc<tokio::sync::Notify>,
+        Arc<AtomicUsize>,
+    );
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State((tx, release, seen)): State<Held>, body: axum::Json<Value>| async move {
+                    let _ = tx.send(body.0["preview"].as_str().unwrap_or("").to_owned());
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        release.notified().await;
+                    }
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state((tx, release, Arc::new(AtomicUsize::new(0))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+fn notification(preview: &str) -> chat_core::push::PushNotification {
+    chat_core::push::PushNotification {
+        user_id: "bob".into(),
+        conversation_id: "g:push".into(),
+        message_id: chat_core::MessageId(1),
+        sender_id: "alice".into(),
+        preview: preview.to_owned(),
+    }
+}
+
+/// A webhook that always fails is tried `attempts` times, then given up:
+/// no further post comes, however long one waits past the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_gives_up_after_its_attempts() {
+    use chat_core::push::Notifier;
+    use chat_server::push::{WebhookNotifier, WebhookOptions};
+    let (url, mut posts) = webhook(usize::MAX).await;
+    let notifier = WebhookNotifier::start(
+        url,
+        WebhookOptions {
+            attempts: 3,
+            backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_millis(20),
+            ..WebhookOptions::default()
+        },
+    );
+    notifier.notify(notification("never")).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(next_post(&mut posts).await.0, 500);
+    }
+    // The backoff is at most 20 ms: a fourth try would come well within
+    // this (a loaded machine only delays it, it cannot make one appear).
+    let fourth = tokio::time::timeout(std::time::Duration::from_millis(500), posts.recv()).await;
+    assert!(
+        fourth.is_err(),
+        "a fourth post after 3 attempts: {fourth:?}"
+    );
+}
+
+/// A webhook that hangs never slows the sender: `notify` returns while the
+/// webhook holds a post, and a full queue drops the newest notification
+/// (those already waiting keep their place and are posted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_never_slows_notify_and_a_full_queue_drops_the_newest() {
+    use chat_core::push::Notifier;
+    use chat_server::push::{WebhookNotifier, WebhookOptions};
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (url, mut posts) = held_webhook(release.clone()).await;
+    let notifier = WebhookNotifier::start(
+        url,
+        WebhookOptions {
+            queue: 2,
+            workers: 1,
+            attempts: 1,
+            ..WebhookOptions::default()
+        },
+    );
+    // The one worker takes the first and hangs in the webhook.
+    notifier.notify(notification("first")).await.unwrap();
+    let first = tokio::time::timeout(HANG, posts.recv())
+        .await
+        .expect("first post");
+    assert_eq!(first.as_deref(), Some("first"));
+    // Two fill the queue; the third finds it full. The webhook holds its
+    // post until released below, so a notify that waited for it would
+    // never return: the hang guard fails the test then.
+    tokio::time::timeout(HANG, async {
+        for preview in ["second", "third", "dropped"] {
+            notifier.notify(notification(preview)).await.unwrap();
+        }
+    })
+    .await
+    .expect("notify returned while the webhook held a post");
+    release.notify_one();
+    let mut rest = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(HANG, posts.recv())
+            .await
+            .expect("queued post");
+        rest.push(next.expect("webhook running"));
+    }
+    assert_eq!(rest, ["second", "third"], "the queued ones, in order");
+    // The worker is idle now: a post of the dropped one would come at once.
+    let more = tokio::time::timeout(std::time::Duration::from_secs(1), posts.recv()).await;
+    assert!(
+        more.is_err(),
+        "the dropped notification was posted: {more:?}"
+    );
+}
