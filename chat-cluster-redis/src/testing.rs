@@ -4,9 +4,11 @@
 //! - `CHAT_TEST_REDIS_URL`: the server (`scripts/services up redis` prints
 //!   it; `scripts/test` exports it).
 //! - `CHAT_TEST_REQUIRE_SERVICES=1` (set by `scripts/test` under CI): a
-//!   missing URL or an unreachable server is a failure (a panic), never a
-//!   skip. Without it, the helpers print one line saying what is skipped
-//!   and answer `None`.
+//!   missing URL is a failure (a panic), never a skip. Without it, the
+//!   helpers print one line saying what is skipped and answer `None`.
+//! - A URL that is set but unusable is always a failure: the tests were
+//!   meant to run, and a skip decided mid-run would hide the failures of
+//!   the binary's other tests.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -59,10 +61,9 @@ pub async fn fresh_cluster() -> Option<RedisCluster> {
     };
     match RedisCluster::connect(&url, options).await {
         Ok(cluster) => Some(cluster),
-        Err(e) => {
-            skip_or_fail(&format!("Redis at {url} cannot be used: {e}"));
-            None
-        }
+        // The URL was given: the tests were meant to run, and a skip
+        // decided mid-run would hide the failures of the binary's others.
+        Err(e) => panic!("{URL_VAR} is set but Redis at {url} cannot be used: {e}"),
     }
 }
 

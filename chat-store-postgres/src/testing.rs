@@ -5,9 +5,11 @@
 //! - `CHAT_TEST_POSTGRES_URL`: the server (`scripts/services up postgres`
 //!   prints it; `scripts/test` exports it).
 //! - `CHAT_TEST_REQUIRE_SERVICES=1` (set by `scripts/test` under CI): a
-//!   missing URL or an unreachable server is a failure (a panic), never a
-//!   skip. Without it, the helpers print one line saying what is skipped
-//!   and answer `None`.
+//!   missing URL is a failure (a panic), never a skip. Without it, the
+//!   helpers print one line saying what is skipped and answer `None`.
+//! - A URL that is set but unusable is always a failure: the tests were
+//!   meant to run, and a skip decided mid-run would hide the failures of
+//!   the binary's other tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,12 +69,10 @@ pub async fn fresh_store_with(config: PostgresConfig) -> Option<Arc<PostgresStor
             Some(Arc::new(store))
         }
         Err(e) => {
-            let why = format!("PostgreSQL at {url} cannot be used: {e}");
-            if services_required() {
-                panic!("{REQUIRE_VAR}=1 but {why}");
-            }
-            skip_line(&why);
-            None
+            // The URL was given: the tests were meant to run. A skip here
+            // could fire in the middle of a binary's run and hide the
+            // failures of its other tests behind a success.
+            panic!("{URL_VAR} is set but PostgreSQL at {url} cannot be used: {e}")
         }
     }
 }
@@ -108,12 +108,10 @@ pub async fn fresh_migrated_schema() -> Option<SchemaGuard> {
     match migrated {
         Ok(()) => Some(guard),
         Err(e) => {
-            let why = format!("PostgreSQL at {url} cannot be used: {e}");
-            if services_required() {
-                panic!("{REQUIRE_VAR}=1 but {why}");
-            }
-            skip_line(&why);
-            None
+            // The URL was given: the tests were meant to run. A skip here
+            // could fire in the middle of a binary's run and hide the
+            // failures of its other tests behind a success.
+            panic!("{URL_VAR} is set but PostgreSQL at {url} cannot be used: {e}")
         }
     }
 }

@@ -5,9 +5,12 @@
 //! - `CHAT_TEST_CASSANDRA_URL`: the server (`scripts/services up cassandra`
 //!   prints it; `scripts/test` exports it).
 //! - `CHAT_TEST_REQUIRE_SERVICES=1` (set by `scripts/test` under CI): a
-//!   missing URL or an unreachable server fails the test, never skips it.
-//!   Without it, the binary prints one line saying what it skips and exits
-//!   successfully (the conformance macros cannot skip one test).
+//!   missing URL fails the test, never skips it. Without it, the binary
+//!   prints one line saying what it skips and exits successfully (the
+//!   conformance macros cannot skip one test).
+//! - A URL that is set but unusable always fails: a skip decided mid-run
+//!   would end the binary with a success and hide its other tests'
+//!   failures.
 //!
 //! Why one keyspace per binary, and how it goes away: creating a keyspace
 //! and its 16 tables takes seconds of schema agreement, and a node with
@@ -141,7 +144,9 @@ pub async fn keyspace() -> &'static str {
             // This store only creates the schema; dropping it closes its
             // session, which lives on this first test's runtime.
             if let Err(e) = CassandraStore::connect(config(points, &name)).await {
-                skip(&format!("cannot create keyspace {name}: {e}"));
+                // The URL is set: the tests were meant to run. A skip here
+                // (or below, mid-run) would hide other tests' failures.
+                panic!("{URL_VAR} is set but keyspace {name} cannot be created: {e}");
             }
             name
         })
@@ -163,7 +168,7 @@ pub async fn store_with(adjust: impl FnOnce(&mut CassandraConfig)) -> Arc<Cassan
     adjust(&mut config);
     match CassandraStore::connect(config).await {
         Ok(store) => Arc::new(store),
-        Err(e) => skip(&format!("cannot connect to keyspace {keyspace}: {e}")),
+        Err(e) => panic!("{URL_VAR} is set but keyspace {keyspace} cannot be reached: {e}"),
     }
 }
 
