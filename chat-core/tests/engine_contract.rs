@@ -520,7 +520,7 @@ async fn offline_recipients_are_handed_to_the_notifier() {
     a.send(json!({"type":"send","id":"1","to":bob.as_str(),"body":"wake up"}))
         .await;
     let sent = a.expect("sent").await;
-    let got = notifier.wait_for(1).await;
+    let got = pushed(&notifier, 1).await;
     assert_eq!(got[0].user_id, bob);
     assert_eq!(got[0].sender_id, alice);
     assert_eq!(got[0].preview, "wake up");
@@ -536,6 +536,58 @@ async fn offline_recipients_are_handed_to_the_notifier() {
         .await;
     a.expect("sent").await;
     assert_eq!(notifier.len(), 1);
+}
+
+/// The first `n` notifications, or a failure after a bound (never a hang).
+async fn pushed(notifier: &RecordingNotifier, n: usize) -> Vec<chat_core::push::PushNotification> {
+    tokio::time::timeout(std::time::Duration::from_secs(15), notifier.wait_for(n))
+        .await
+        .unwrap_or_else(|_| panic!("{n} push notifications within 15 s"))
+}
+
+/// A user online on another node is not pushed: the sender's node asks the
+/// shared presence, not its own sessions. A user online nowhere is.
+#[tokio::test]
+async fn no_push_to_a_user_online_on_another_node() {
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let hub = MemoryBusHub::new();
+    let notifier = Arc::new(RecordingNotifier::new());
+    let node = |n: u16, with_notifier: bool| {
+        let b = Engine::builder()
+            .worker_id(n)
+            .insecure_fast_password_hashing()
+            .store(store.clone())
+            .presence(presence.clone())
+            .bus(Arc::new(hub.node(format!("node-{n}"))));
+        if with_notifier {
+            b.notifier(notifier.clone()).build()
+        } else {
+            b.build()
+        }
+    };
+    let (one, two) = (node(1, true).await.unwrap(), node(2, false).await.unwrap());
+    let alice = signup(&one, "alice").await;
+    let bob = signup(&one, "bob").await;
+    let carol = signup(&one, "carol").await;
+    let g = group(&one, &alice, "push", &[bob.clone(), carol.clone()]).await;
+    let mut a = Client::connect(&one, &alice).await;
+    let mut b = Client::connect(&two, &bob).await;
+    a.send(json!({"type":"send","id":"1","conversation_id":g.as_str(),"body":"who is here"}))
+        .await;
+    a.expect("sent").await;
+    // Bob got it live on node two: he was online there when it was sent.
+    assert_eq!(b.expect("message").await["message"]["body"], "who is here");
+    let first = pushed(&notifier, 1).await;
+    let users: Vec<_> = first.iter().map(|p| p.user_id.clone()).collect();
+    assert_eq!(users, [carol], "only the user online nowhere is pushed");
+    // A later send: still only carol (the count proves no late push of bob).
+    a.send(json!({"type":"send","id":"2","conversation_id":g.as_str(),"body":"again"}))
+        .await;
+    a.expect("sent").await;
+    b.expect("message").await;
+    let both = pushed(&notifier, 2).await;
+    assert!(both.iter().all(|p| p.user_id != bob), "{both:?}");
 }
 
 #[tokio::test]
