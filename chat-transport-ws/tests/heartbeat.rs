@@ -1,11 +1,17 @@
 //! Server pings: a peer that never answers is closed (1011) and its session
-//! ends; a peer that answers stays connected.
+//! ends; a peer that answers stays connected; a server shutting down closes
+//! every connection with 1001.
+//!
+//! Timing: the mute peer's 300 ms pong timeout can only make it close
+//! sooner, which is what that test waits for. The answering peer gets a
+//! pong timeout of 10 s: on a loaded machine its reads may lag a ping by far
+//! more than 300 ms, which must not close it (it is not what it tests).
 
 mod common;
 
 use std::time::Duration;
 
-use chat_transport_ws::{CLOSE_INTERNAL, WsConfig};
+use chat_transport_ws::{CLOSE_GOING_AWAY, CLOSE_INTERNAL, WsConfig};
 use common::{HANG, Server, next_frame, send, until};
 use futures::StreamExt;
 use serde_json::json;
@@ -32,7 +38,9 @@ async fn a_peer_that_never_answers_pings_is_closed() {
     server.wait_for_connections(0).await;
 
     // What the server wrote before giving up: the sync's end, its pings, then
-    // a close frame 1011 (or, had the socket been reset, just the end).
+    // a close frame 1011. The peer never wrote, so the server's socket has
+    // nothing unread and closes with a FIN, not a reset: the frame is there
+    // to read.
     let mut pings = 0;
     let mut close = None;
     loop {
@@ -47,18 +55,22 @@ async fn a_peer_that_never_answers_pings_is_closed() {
                 break;
             }
             Some(Ok(other)) => panic!("unexpected {other:?}"),
-            Some(Err(_)) | None => break,
+            Some(Err(e)) => panic!("the stream failed before a close frame: {e}"),
+            None => panic!("the stream ended without a close frame"),
         }
     }
-    if let Some(close) = close {
-        assert_eq!(u16::from(close.code), CLOSE_INTERNAL, "{close:?}");
-        assert!(pings >= 1, "the server pinged before closing");
-    }
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), CLOSE_INTERNAL, "{close:?}");
+    assert!(pings >= 1, "the server pinged before closing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_answers_pings_stays_connected() {
-    let server = Server::start(fast_heartbeat(), None).await;
+    let config = WsConfig {
+        pong_timeout: Duration::from_secs(10),
+        ..fast_heartbeat()
+    };
+    let server = Server::start(config, None).await;
     let user = server.signup("chatty").await;
     let mut ws = server.connect(&user.token, None).await;
     until(&mut ws, "synced").await;
@@ -81,4 +93,24 @@ async fn a_peer_that_answers_pings_stays_connected() {
     let pong = next_frame(&mut ws).await;
     assert_eq!(pong["type"], "pong", "{pong}");
     assert_eq!(pong["reply_to"], "still-here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutting_down_closes_connections_with_1001() {
+    let server = Server::start(WsConfig::default(), None).await;
+    let user = server.signup("leaving").await;
+    let mut ws = server.connect(&user.token, None).await;
+    until(&mut ws, "synced").await;
+    server.engine.shutdown().await;
+    let close = loop {
+        let next = tokio::time::timeout(HANG, ws.next())
+            .await
+            .expect("a close frame within the hang guard");
+        match next {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
+            Some(Ok(Message::Ping(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), CLOSE_GOING_AWAY, "{close:?}");
 }
