@@ -107,7 +107,7 @@ async fn history_has_a_default_page_and_a_cap() {
         a.expect("sent").await;
     }
     let c = chat_core::ConversationId::direct(&alice, &bob);
-    let mut page = |limit: Option<usize>| {
+    let page = |limit: Option<usize>| {
         let mut frame = json!({"type":"history","id":"h","conversation_id":c.as_str()});
         if let Some(limit) = limit {
             frame["limit"] = json!(limit);

@@ -42,24 +42,19 @@ async fn a_peer_that_never_answers_pings_is_closed() {
     // nothing unread and closes with a FIN, not a reset: the frame is there
     // to read.
     let mut pings = 0;
-    let mut close = None;
-    loop {
+    let close = loop {
         let next = tokio::time::timeout(HANG, mute.next())
             .await
             .expect("the stream ends within the hang guard");
         match next {
             Some(Ok(Message::Text(text))) => assert!(text.as_str().contains("synced"), "{text}"),
             Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(frame))) => {
-                close = Some(frame.expect("a close frame with a code"));
-                break;
-            }
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
             Some(Ok(other)) => panic!("unexpected {other:?}"),
             Some(Err(e)) => panic!("the stream failed before a close frame: {e}"),
             None => panic!("the stream ended without a close frame"),
         }
-    }
-    let close = close.expect("a close frame");
+    };
     assert_eq!(u16::from(close.code), CLOSE_INTERNAL, "{close:?}");
     assert!(pings >= 1, "the server pinged before closing");
 }
