@@ -220,3 +220,39 @@ async fn read_receipts_go_to_every_member_up_to_the_limit_and_to_senders_above()
         "past the limit: only the sender, got {got:?}"
     );
 }
+
+/// Under until_delivered each ack that moves a device on purges at once
+/// what every recipient has (in conversations up to `purge_at_ack_members`),
+/// the second ack as well as the first: history keeps nothing acked.
+#[tokio::test]
+async fn each_ack_purges_what_everyone_has_under_until_delivered() {
+    let engine = engine_with(|b| {
+        b.retention(chat_core::Retention::UntilDelivered)
+            .limits(Limits {
+                user_budget: None,
+                addr_budget: None,
+                ..Limits::default()
+            })
+    })
+    .await;
+    let alice = signup(&engine, "alice").await;
+    let bob = signup(&engine, "bob").await;
+    let c = chat_core::ConversationId::direct(&alice, &bob);
+    let mut a = Client::connect(&engine, &alice).await;
+    let mut b = Client::connect(&engine, &bob).await;
+    for body in ["first", "second"] {
+        a.send(json!({"type":"send","id":"s","to":bob.as_str(),"body":body}))
+            .await;
+        let id = a.expect("sent").await["message_id"].clone();
+        assert_eq!(b.expect("message").await["message"]["body"], body);
+        b.send(json!({"type":"ack","conversation_id":c.as_str(),"message_id":id}))
+            .await;
+        a.expect("receipt").await;
+        let left = engine.history(&alice, &c, None, None).await.unwrap();
+        assert!(
+            left.is_empty(),
+            "after the ack of {body:?} history still holds {:?}",
+            left.iter().map(|m| &m.body).collect::<Vec<_>>()
+        );
+    }
+}
