@@ -2,6 +2,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Longest wait for the readiness line, and for the exit after SIGTERM.
+const BOUND: Duration = Duration::from_secs(60);
 
 /// One run of the binary with no `--store`, in `dir`, until SIGTERM: its
 /// readiness line, and what `work` did against its base URL.
@@ -22,13 +26,28 @@ fn run_default_store<T>(dir: &std::path::Path, work: impl FnOnce(&str) -> T) -> 
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start chat-server");
+    // The log is read on a thread of its own, so that every wait below is
+    // bounded: a server that hangs before its readiness line, or after
+    // SIGTERM, fails the test instead of hanging it.
     let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = lines
-        .by_ref()
-        .map(|l| l.expect("a log line"))
-        .find(|l| l.contains("chat-server ready on"))
-        .expect("a readiness line");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let ready = loop {
+        match lines.recv_timeout(BOUND) {
+            Ok(line) if line.contains("chat-server ready on") => break line,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no readiness line within {BOUND:?}: {e}");
+            }
+        }
+    };
     let url = ready
         .split("ready on ")
         .nth(1)
@@ -41,7 +60,20 @@ fn run_default_store<T>(dir: &std::path::Path, work: impl FnOnce(&str) -> T) -> 
         .status()
         .unwrap();
     assert!(kill.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    // Until the log ends (the process closed its stdout), within the bound.
+    let mut rest = Vec::new();
+    let until = std::time::Instant::now() + BOUND;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => rest.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("the server did not stop within {BOUND:?} of SIGTERM; log {rest:?}");
+            }
+        }
+    }
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}; last lines {rest:?}");
     assert!(
