@@ -6,6 +6,7 @@ use bytes::Bytes;
 use chat_core::auth::Identity;
 use chat_core::engine::{ClientInfo, CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
+use futures::future::{BoxFuture, OptionFuture};
 use futures::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -60,6 +61,13 @@ async fn work(mut session: Session, work: Work) -> (Session, Option<Message>) {
     }
 }
 
+/// The session's work in progress, on the heap only while it runs.
+type Working = BoxFuture<'static, (Session, Option<Message>)>;
+
+fn boxed(session: Session, what: Work) -> Working {
+    Box::pin(work(session, what))
+}
+
 /// How the connection loop ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -88,7 +96,9 @@ pub(crate) async fn run(
     config: WsConfig,
 ) {
     let user = &identity.user_id;
-    let (session, mut outbound) = match engine.connect_with(&identity, client).await {
+    // Boxed: held inline, this future's state would stay in the
+    // connection's task for as long as the connection lives.
+    let (session, mut outbound) = match Box::pin(engine.connect_with(&identity, client)).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");
@@ -98,10 +108,11 @@ pub(crate) async fn run(
             return;
         }
     };
-    // The session lives in `working` while it works, else in `idle`.
+    // The session lives in `working` while it works, else in `idle`. The
+    // work is boxed: a send's future is several KiB, and held inline it
+    // would make every idle connection's task that large too.
     let mut idle: Option<Session> = None;
-    let working = futures::future::OptionFuture::from(Some(work(session, Work::Start)));
-    tokio::pin!(working);
+    let mut working: OptionFuture<Working> = Some(boxed(session, Work::Start)).into();
     let mut ping = Ping::new(&config);
     let end = loop {
         tokio::select! {
@@ -115,7 +126,7 @@ pub(crate) async fn run(
             }
             Some((session, extra)) = &mut working => {
                 // Done: never poll the finished work again.
-                working.set(None.into());
+                working = None.into();
                 idle = Some(session);
                 if let Some(frame) = extra
                     && socket.send(frame).await.is_err()
@@ -128,7 +139,7 @@ pub(crate) async fn run(
                 match next {
                     Some(Ok(Message::Text(text))) => {
                         let session = idle.take().expect("checked by the branch guard");
-                        working.set(Some(work(session, Work::Text(text))).into());
+                        working = Some(boxed(session, Work::Text(text))).into();
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let frame = error_frame("bad_frame", "binary frames are not supported");
@@ -173,7 +184,7 @@ pub(crate) async fn run(
     // at work is dropped with its work; its Drop unregisters it.
     match idle {
         Some(session) => session.close().await,
-        None => working.set(None.into()),
+        None => drop(working),
     }
     if end == End::EngineClosed {
         let message = match outbound.close_reason() {
@@ -192,7 +203,7 @@ pub(crate) async fn run(
     // After an oversized frame the stream sits inside that frame's payload:
     // reading on would buffer the whole payload, so the socket is dropped.
     if end != End::TooLarge {
-        linger(&mut socket, &config).await;
+        Box::pin(linger(&mut socket, &config)).await;
     }
 }
 

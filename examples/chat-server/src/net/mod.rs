@@ -96,8 +96,11 @@ pub(crate) async fn serve(
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         let mut stopping = stopping.clone();
+        // The connection's state is boxed so that it is freed as soon as a
+        // WebSocket upgrade hands the socket over, rather than sized into
+        // this task.
+        let mut conn = Box::pin(conn);
         tokio::spawn(async move {
-            tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => Some(result),
                 // The guard `wait_for` returns must not live across an await.
