@@ -42,6 +42,10 @@ const ALL: &[Scenario] = &[
     scenario!(groups::the_owner_leaving_hands_the_group_over, false),
     scenario!(groups::join_policy_bans_and_coming_back, false),
     scenario!(groups::history_visibility_since_join_and_all, false),
+    scenario!(
+        groups::a_member_removed_while_away_gets_the_rest_then_its_removal,
+        false
+    ),
     scenario!(invites::invites_create_accept_expire_revoke, false),
     scenario!(invites::a_one_use_invite_accepted_at_once_admits_one, false),
     scenario!(blocks::blocks_stop_direct_messages_adds_and_presence, false),
