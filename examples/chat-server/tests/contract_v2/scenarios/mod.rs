@@ -5,6 +5,7 @@ mod blocks;
 mod devices;
 mod events;
 mod groups;
+mod hardening;
 mod invites;
 mod retention;
 
@@ -35,8 +36,9 @@ macro_rules! scenario {
     };
 }
 
-/// Every scenario. Groups, invites and blocks are about membership, which
-/// retention does not touch; devices, events and retention run in both modes.
+/// Every scenario. Groups, invites, blocks and names are about membership
+/// and accounts, which retention does not touch; devices, events, retention
+/// and history pages run in both modes.
 const ALL: &[Scenario] = &[
     scenario!(groups::roles_decide_who_changes_what, false),
     scenario!(groups::the_owner_leaving_hands_the_group_over, false),
@@ -63,6 +65,12 @@ const ALL: &[Scenario] = &[
         true
     ),
     scenario!(retention::an_edit_or_delete_changes_the_stored_text, true),
+    scenario!(
+        hardening::names_passwords_and_device_names_are_checked,
+        false
+    ),
+    scenario!(hardening::history_pages_walk_a_conversation_once, true),
+    scenario!(hardening::every_node_answers_health_and_readiness, true),
 ];
 
 /// Longest a scenario may take, all its waits included.
