@@ -136,6 +136,19 @@ const TABLES: &[&str] = &[
         user_id text,
         PRIMARY KEY (conversation_id, user_id)
     )",
+    // Memberships that ended, one per user and group, written at the write
+    // time of the event that ended each (the latest wins): what the
+    // devices that were away still get at their next sync.
+    "CREATE TABLE IF NOT EXISTS {ks}.departures (
+        user_id text,
+        conversation_id text,
+        joined bigint,
+        left_id bigint,
+        by_user text,
+        ts bigint,
+        body text,
+        PRIMARY KEY (user_id, conversation_id)
+    )",
     // Invites by the SHA-256 of their code; `uses` moves by compare-and-set.
     "CREATE TABLE IF NOT EXISTS {ks}.invites (
         code_hash text PRIMARY KEY,

@@ -239,6 +239,13 @@ statements! {
     insert_ban: true, "INSERT INTO {ks}.bans (conversation_id, user_id) VALUES (?, ?)";
     delete_ban: true, "DELETE FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
     ban: true, "SELECT user_id FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
+    /// A departure, dated by the event that ended it: the latest wins.
+    record_departure: true, "INSERT INTO {ks}.departures \
+        (user_id, conversation_id, joined, left_id, by_user, ts, body) \
+        VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
+    /// A user's departures (paged).
+    departures: true, "SELECT conversation_id, joined, left_id, by_user, ts, body \
+        FROM {ks}.departures WHERE user_id = ?";
     claim_invite: false, "INSERT INTO {ks}.invites (code_hash, conversation_id, created_by, \
         created_at, max_uses, uses, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
         IF NOT EXISTS";

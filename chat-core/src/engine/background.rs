@@ -15,8 +15,9 @@ use super::membership::{self, FULL_RESTORE_EVERY};
 use super::queue::{Coalesced, Slot, SlotKey};
 use super::registry::CloseReason;
 use super::retention::TOUCH_EVERY;
+use crate::auth::Identity;
 use crate::cluster::{BusMessage, BusReceiver, Topic};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Retention, UserId, now_millis};
 
 /// Registers this node and starts the background tasks. They hold only a
@@ -47,6 +48,9 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
             // The connection was down: the store may have lost this node's
             // claim and presence (a restart) and missed its writes. Claim
             // and restore at once, while the sessions sync what they missed.
+            // Device and block notices may have been missed too: forget
+            // both caches (a session whose device went away closes below).
+            inner.caches.forget_devices_and_blocks();
             inner.membership.mark_dirty();
             inner.membership.poke.notify_one();
             let claim = inner.clone();
@@ -73,6 +77,7 @@ impl Inner {
             return;
         };
         let Envelope { header, frame } = envelope;
+        let origin = msg.origin.clone();
         match (header, &msg.topic) {
             (
                 Header::Entry {
@@ -142,15 +147,20 @@ impl Inner {
                 });
             }
             (Header::Attach { c }, Topic::User(user)) => self.attach_joined(user, &c).await,
-            (Header::DeviceRemoved { user, device }, _) => {
+            (Header::DeviceRemoved { user, device, ack }, _) => {
                 self.caches.forget_device(&device);
                 self.registry.for_each(&user, |s| {
                     if s.device == device {
                         s.close(CloseReason::Revoked);
                     }
                 });
+                self.confirm_applied(origin, ack).await;
             }
-            (Header::BlocksChanged { user }, _) => self.caches.forget_blocks(&user),
+            (Header::BlocksChanged { user, ack }, _) => {
+                self.caches.forget_blocks(&user);
+                self.confirm_applied(origin, ack).await;
+            }
+            (Header::Applied { to, ack }, _) => self.on_applied(&origin, &to, ack),
             (header, topic) => {
                 tracing::warn!(
                     ?header,
@@ -191,7 +201,8 @@ impl Inner {
 }
 
 /// The bus was down for a while: every local session syncs, so what other
-/// nodes published meanwhile reaches it from the store.
+/// nodes published meanwhile reaches it from the store; a session whose
+/// device was logged out meanwhile closes instead.
 fn resync_all(inner: &Arc<Inner>) {
     let sessions = inner.registry.all_sessions();
     tracing::info!(
@@ -201,6 +212,16 @@ fn resync_all(inner: &Arc<Inner>) {
     for session in sessions {
         let inner = inner.clone();
         tokio::spawn(async move {
+            let identity = Identity {
+                user_id: session.user.clone(),
+                device_id: session.device.clone(),
+            };
+            // Logged out while this node missed the notice? (Another error
+            // means the store is not answering: the sync below says so.)
+            if let Err(Error::Unauthorized { .. }) = inner.check_device(&identity).await {
+                session.close(CloseReason::Revoked);
+                return;
+            }
             if let Err(e) = inner.sync_session(&session, None, false).await {
                 tracing::warn!(error = %e, user = %session.user, "resync after bus outage failed");
             }

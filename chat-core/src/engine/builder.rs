@@ -325,6 +325,7 @@ impl EngineBuilder {
             watchers: registry::Watchers::default(),
             local: local::Local::default(),
             caches: caches::Caches::default(),
+            confirmations: Default::default(),
             purges: retention::Purges::default(),
             group_locks: Default::default(),
             receipts: Default::default(),

@@ -61,6 +61,7 @@ mod builder;
 mod caches;
 mod chain;
 mod client;
+mod confirm;
 mod deliver;
 mod envelope;
 mod frames;
@@ -88,6 +89,7 @@ pub use actions::groups::{GroupInfo, NewGroup};
 pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
 pub use client::ClientInfo;
+pub use confirm::CONFIRM_WAIT;
 pub use local::LocalStats;
 pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
@@ -133,6 +135,7 @@ pub(crate) struct Inner {
     pub(crate) watchers: registry::Watchers,
     pub(crate) local: local::Local,
     pub(crate) caches: caches::Caches,
+    pub(crate) confirmations: confirm::Confirmations,
     pub(crate) purges: retention::Purges,
     pub(crate) group_locks: actions::groups::GroupLocks,
     pub(crate) receipts: receipts::ReceiptBatch,

@@ -6,7 +6,8 @@
 //! connected user must have received, and what the store must still hold:
 //! - a sync (also the automatic one at connect) hands a user exactly the
 //!   messages it has not acked, oldest first: nothing acked comes again,
-//!   everything unacked does;
+//!   everything unacked does, also what it left a group with (while the
+//!   store holds it), but nothing of a group sent after it left;
 //! - live delivery reaches exactly the connected members (not the sender's
 //!   own session, not non-members, nobody after leaving, no earlier messages
 //!   after joining), in ascending id order per conversation;
@@ -30,6 +31,7 @@
 //! }
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -101,6 +103,10 @@ struct ModelMessage {
     conversation: usize,
     /// Recipients that have not acked it (nor left the group).
     pending: BTreeSet<usize>,
+    /// Recipients that left the group (their latest leave) without having
+    /// acked it: their sync still sends it while the store holds it (a
+    /// former member holds nothing back under until_delivered).
+    left_pending: BTreeSet<usize>,
 }
 
 /// How long a step waits for a live frame the model expects before calling
@@ -123,6 +129,8 @@ struct Run<S> {
     devices: Vec<Identity>,
     conversations: Vec<ConversationId>,
     members: Vec<BTreeSet<usize>>,
+    /// Per group, the users that ever left it (their acks there are taken).
+    departed: Vec<BTreeSet<usize>>,
     messages: Vec<ModelMessage>,
     clients: Vec<Option<Client>>,
     step: usize,
@@ -190,6 +198,7 @@ where
         devices,
         conversations,
         members,
+        departed: (0..GROUPS).map(|_| BTreeSet::new()).collect(),
         messages: Vec::new(),
         clients: (0..USERS).map(|_| None).collect(),
         step: 0,
@@ -235,12 +244,33 @@ where
         unreachable!("not a direct conversation index")
     }
 
-    fn pending_for(&self, user: usize) -> Vec<MessageId> {
-        self.messages
-            .iter()
-            .filter(|m| m.pending.contains(&user))
-            .map(|m| m.id)
-            .collect()
+    /// What a sync must send `user`: what it has not acked as a member,
+    /// and what it left its groups with unacked that the store still holds.
+    async fn pending_for(&self, user: usize) -> Vec<MessageId> {
+        let mut stored: HashMap<usize, BTreeSet<MessageId>> = HashMap::new();
+        let mut ids = Vec::new();
+        for m in &self.messages {
+            if m.pending.contains(&user) {
+                ids.push(m.id);
+            } else if m.left_pending.contains(&user) {
+                let held = match stored.entry(m.conversation) {
+                    Entry::Occupied(held) => held.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(
+                        self.store
+                            .history(&self.conversations[m.conversation], None, None, 10_000)
+                            .await
+                            .expect("history")
+                            .into_iter()
+                            .map(|e| e.message_id)
+                            .collect(),
+                    ),
+                };
+                if held.contains(&m.id) {
+                    ids.push(m.id);
+                }
+            }
+        }
+        ids
     }
 
     /// Ids of `user`'s own messages (which a sync may send back to it).
@@ -290,9 +320,15 @@ where
                     .await;
                 if self.members[g].remove(&u) {
                     result.expect("leave");
+                    // One departure per user and group is kept: this one
+                    // replaces an earlier one.
                     for m in self.messages.iter_mut().filter(|m| m.conversation == g) {
-                        m.pending.remove(&u);
+                        m.left_pending.remove(&u);
+                        if m.pending.remove(&u) {
+                            m.left_pending.insert(u);
+                        }
                     }
+                    self.departed[g].insert(u);
                 } else {
                     assert!(
                         result.is_err(),
@@ -340,7 +376,7 @@ where
         self.clients[u] = Some(client);
         assert_eq!(
             got,
-            self.pending_for(u),
+            self.pending_for(u).await,
             "{}: sync at connect of user {u}",
             self.ctx()
         );
@@ -361,12 +397,13 @@ where
     async fn check_sync(&mut self, u: usize, reply_to: Option<&str>) {
         let ctx = self.ctx();
         let own = self.own(u);
+        let want = self.pending_for(u).await;
         let client = self.clients[u].as_mut().expect("connected");
         let got: Vec<MessageId> = drain_sync(client, reply_to, &ctx)
             .into_iter()
             .filter(|id| !own.contains(id))
             .collect();
-        assert_eq!(got, self.pending_for(u), "{ctx}: sync of user {u}");
+        assert_eq!(got, want, "{ctx}: sync of user {u}");
     }
 
     /// Sends through a temporary session when the user has none.
@@ -435,6 +472,7 @@ where
                 sender: u,
                 conversation: c,
                 pending: recipients,
+                left_pending: BTreeSet::new(),
             });
             self.expect_live(live).await;
         }
@@ -454,16 +492,18 @@ where
             return;
         }
         let up_to = ids[nth % ids.len()];
-        let member = self.is_member(u, c);
+        // A former member acks up to the end of its membership.
+        let taken = self.is_member(u, c) || (c < GROUPS && self.departed[c].contains(&u));
         let frame = json!({"type":"ack","conversation_id":self.conversations[c].as_str(),"message_id":up_to.to_string()});
         self.frame(u, frame).await;
-        if member {
+        if taken {
             for m in self
                 .messages
                 .iter_mut()
                 .filter(|m| m.conversation == c && m.id <= up_to)
             {
                 m.pending.remove(&u);
+                m.left_pending.remove(&u);
             }
         } else {
             let ctx = self.ctx();

@@ -70,6 +70,7 @@ macro_rules! conversation_store_conformance {
             dyn_ref create_group_rejects_taken_id,
             dyn_ref ensure_direct_is_idempotent,
             dyn_ref membership_add_remove_and_ban,
+            dyn_ref departures_keep_the_latest_per_group,
             dyn_ref roles_and_settings,
             arc concurrent_add_member,
             dyn_ref invites_redeem_expire_revoke,

@@ -5,6 +5,7 @@ mod blocks;
 mod devices;
 mod events;
 mod groups;
+mod hardening;
 mod invites;
 mod retention;
 
@@ -35,13 +36,18 @@ macro_rules! scenario {
     };
 }
 
-/// Every scenario. Groups, invites and blocks are about membership, which
-/// retention does not touch; devices, events and retention run in both modes.
+/// Every scenario. Groups, invites, blocks and names are about membership
+/// and accounts, which retention does not touch; devices, events, retention
+/// and history pages run in both modes.
 const ALL: &[Scenario] = &[
     scenario!(groups::roles_decide_who_changes_what, false),
     scenario!(groups::the_owner_leaving_hands_the_group_over, false),
     scenario!(groups::join_policy_bans_and_coming_back, false),
     scenario!(groups::history_visibility_since_join_and_all, false),
+    scenario!(
+        groups::a_member_removed_while_away_gets_the_rest_then_its_removal,
+        false
+    ),
     scenario!(invites::invites_create_accept_expire_revoke, false),
     scenario!(invites::a_one_use_invite_accepted_at_once_admits_one, false),
     scenario!(blocks::blocks_stop_direct_messages_adds_and_presence, false),
@@ -59,6 +65,12 @@ const ALL: &[Scenario] = &[
         true
     ),
     scenario!(retention::an_edit_or_delete_changes_the_stored_text, true),
+    scenario!(
+        hardening::names_passwords_and_device_names_are_checked,
+        false
+    ),
+    scenario!(hardening::history_pages_walk_a_conversation_once, true),
+    scenario!(hardening::every_node_answers_health_and_readiness, true),
 ];
 
 /// Longest a scenario may take, all its waits included.
