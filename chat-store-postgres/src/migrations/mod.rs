@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "entry logs with heads, user and device cursors, roles, bans, invites, devices, blocks",
         sql: include_str!("0002_log_heads_cursors.sql"),
     },
+    Migration {
+        version: 3,
+        name: "intents of sends to two shards",
+        sql: include_str!("0003_intents.sql"),
+    },
 ];
 
 /// The newest schema version.
