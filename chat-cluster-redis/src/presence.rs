@@ -41,7 +41,7 @@ use crate::options::RedisOptions;
 ///
 /// Expiry follows the trait: times are the callers' (`now`), a node's
 /// connections count until a `reap` later than its heartbeat plus ttl
-/// (which forgets them [`REAP_CHUNK`] users per script call)
+/// (which forgets them 500 users per script call)
 /// (every live node reaps at each of its heartbeats, so a dead node's users
 /// show online for at most about one heartbeat interval past its ttl), and
 /// a node that never sent a heartbeat never expires. The nodes' clocks must
@@ -321,7 +321,7 @@ impl PresenceStore for RedisPresence {
         Ok(changes)
     }
 
-    /// In chunks of [`REAP_CHUNK`] users (see `scripts/reap.lua`).
+    /// In chunks of `REAP_CHUNK` users (see `scripts/reap.lua`).
     async fn reap(&self, now: Millis) -> Result<Vec<Presence>> {
         let mut gone = Vec::new();
         loop {
