@@ -185,6 +185,16 @@ const TABLES: &[&str] = &[
         device_id text,
         PRIMARY KEY (user_id, created_at, device_id)
     )",
+    // Sends to two shards that began (chat_core::store::Intent), one
+    // partition per UTC day of their id: a send writes one row and deletes
+    // it moments later, so a day's partition is mostly tombstones, read
+    // only by the reconciler and gone after the short gc grace.
+    "CREATE TABLE IF NOT EXISTS {ks}.intents (
+        day bigint,
+        message_id bigint,
+        conversation_id text,
+        PRIMARY KEY (day, message_id, conversation_id)
+    ) WITH gc_grace_seconds = {short_gc}",
     "CREATE TABLE IF NOT EXISTS {ks}.blocks (
         blocker text,
         blocked text,

@@ -159,6 +159,14 @@ statements! {
     delete_dedup: true, "DELETE FROM {ks}.dedup USING TIMESTAMP ? \
         WHERE sender_id = ? AND client_msg_id = ?";
 
+    // Intents of sends to two shards.
+    put_intent: true, "INSERT INTO {ks}.intents (day, message_id, conversation_id) \
+        VALUES (?, ?, ?)";
+    intents: true, "SELECT message_id, conversation_id FROM {ks}.intents \
+        WHERE day = ? AND message_id > ? AND message_id < ? LIMIT ?";
+    clear_intent: true, "DELETE FROM {ks}.intents \
+        WHERE day = ? AND message_id = ? AND conversation_id = ?";
+
     // Cursors, each write dated by the id it names (see `codec::write_time`).
     user_cursor: true, "SELECT delivered, read, read_seq FROM {ks}.user_cursors \
         WHERE user_id = ? AND conversation_id = ?";

@@ -203,15 +203,25 @@ impl Inner {
 /// The bus was down for a while: every local session syncs, so what other
 /// nodes published meanwhile reaches it from the store; a session whose
 /// device was logged out meanwhile closes instead.
+///
+/// Spread out: each session waits a random delay within a window of one
+/// millisecond per session (at most one heartbeat interval) before its
+/// sync. After a Redis failover every node resumes at once; without the
+/// jitter each would send its whole population's syncs to the store in
+/// the same instant.
 fn resync_all(inner: &Arc<Inner>) {
     let sessions = inner.registry.all_sessions();
+    let window = resync_window(sessions.len(), inner.limits.heartbeat_every);
     tracing::info!(
         sessions = sessions.len(),
+        window_ms = window.as_millis(),
         "bus resumed; syncing local sessions"
     );
     for session in sessions {
         let inner = inner.clone();
+        let delay = jitter(window);
         tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
             let identity = Identity {
                 user_id: session.user.clone(),
                 device_id: session.device.clone(),
@@ -227,6 +237,23 @@ fn resync_all(inner: &Arc<Inner>) {
             }
         });
     }
+}
+
+/// The window the resyncs of `sessions` sessions are spread over.
+fn resync_window(sessions: usize, heartbeat: std::time::Duration) -> std::time::Duration {
+    let per_session = std::time::Duration::from_millis(1);
+    per_session
+        .saturating_mul(u32::try_from(sessions).unwrap_or(u32::MAX))
+        .min(heartbeat)
+}
+
+/// A uniformly random delay below `window` (zero for an empty window).
+fn jitter(window: std::time::Duration) -> std::time::Duration {
+    let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+    if micros == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_micros(rand::random_range(0..micros))
 }
 
 /// Renews the id lease every heartbeat interval, on its own so that slow
@@ -352,5 +379,30 @@ async fn beat(inner: &Arc<Inner>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "presence reaping failed"),
+    }
+}
+
+#[cfg(test)]
+mod resync_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_resync_window_grows_with_sessions_up_to_one_heartbeat() {
+        let beat = Duration::from_secs(5);
+        assert_eq!(resync_window(0, beat), Duration::ZERO);
+        assert_eq!(resync_window(3, beat), Duration::from_millis(3));
+        assert_eq!(resync_window(2_000, beat), Duration::from_secs(2));
+        assert_eq!(resync_window(100_000, beat), beat);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_window_and_spreads() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let window = Duration::from_millis(100);
+        let delays: Vec<Duration> = (0..200).map(|_| jitter(window)).collect();
+        assert!(delays.iter().all(|d| *d < window));
+        // 200 draws over 100,000 microseconds: all equal would be a bug.
+        assert!(delays.iter().any(|d| *d != delays[0]));
     }
 }

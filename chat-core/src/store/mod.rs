@@ -18,5 +18,5 @@ pub mod sharded;
 pub use accounts::AccountStore;
 pub use conversations::ConversationStore;
 pub use faulty::{FaultSwitch, FaultyStore};
-pub use messages::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
-pub use sharded::{ShardBy, ShardedStore};
+pub use messages::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
+pub use sharded::{Reconciled, RepairConfig, ShardBy, ShardedStore};

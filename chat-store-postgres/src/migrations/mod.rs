@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "departures: the end of a membership for devices that were away",
         sql: include_str!("0003_departures.sql"),
     },
+    Migration {
+        version: 4,
+        name: "intents of sends to two shards",
+        sql: include_str!("0004_intents.sql"),
+    },
 ];
 
 /// The newest schema version.

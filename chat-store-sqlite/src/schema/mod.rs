@@ -24,6 +24,7 @@ pub(crate) const APPLICATION_ID: i32 = 0x4348_4154;
 const MIGRATIONS: &[&str] = &[
     include_str!("0001_initial.sql"),
     include_str!("0002_departures.sql"),
+    include_str!("0003_intents.sql"),
 ];
 
 /// The schema version this build writes.
