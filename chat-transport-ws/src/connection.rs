@@ -27,6 +27,11 @@ pub const CLOSE_REVOKED: u16 = 4001;
 pub const CLOSE_RESYNC: u16 = 4002;
 /// Close code when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the node drains (it is taken out of service, e.g. for
+/// an upgrade): RFC 6455's registered "service restart". Everything the
+/// client sent before was answered; it reconnects (logging in again picks
+/// a live node) and syncs.
+pub const CLOSE_DRAINING: u16 = 1012;
 /// Close code for a message bigger than the configured maximum (RFC 6455).
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a peer that stopped answering pings, or a server failure.
@@ -80,14 +85,22 @@ pub(crate) async fn run(
         _ = &mut writer => (true, ReadEnd::Closed),
         end = read_loop(&mut stream, &sink, &mut session, &shared) => (false, end),
     };
-    session.close().await;
-    if !writer_done {
-        // The session is closed, so the writer's outbound ends at once.
-        let _ = writer.await;
+    if end == ReadEnd::Drained && !writer_done {
+        // The writer sends what is queued (the answer to the last frame
+        // read among it), then the close frame.
+        session.finish_draining();
+        let _ = (&mut writer).await;
+        session.close().await;
+    } else {
+        session.close().await;
+        if !writer_done {
+            // The session is closed, so the writer's outbound ends at once.
+            let _ = writer.await;
+        }
     }
     // After an oversized frame the stream sits inside that frame's payload:
     // reading on would buffer the whole payload, so the socket is dropped.
-    if end == ReadEnd::Closed {
+    if end != ReadEnd::TooLarge {
         linger(&mut stream, &config).await;
     }
 }
@@ -99,6 +112,8 @@ enum ReadEnd {
     Closed,
     /// The peer sent a message over the limit.
     TooLarge,
+    /// The node drains: no more frames are read.
+    Drained,
 }
 
 /// Reads client frames until the peer closes or fails, or a frame is too big.
@@ -108,7 +123,13 @@ async fn read_loop(
     session: &mut Session,
     shared: &Shared,
 ) -> ReadEnd {
-    while let Some(next) = stream.next().await {
+    loop {
+        // Only between frames: a frame in hand is handled to its answer.
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = session.drain_asked() => return ReadEnd::Drained,
+        };
+        let Some(next) = next else { break };
         shared.heard.store(true, Ordering::Relaxed);
         match next {
             Ok(Message::Text(text)) => session.handle_text(text.as_str()).await,
@@ -181,6 +202,10 @@ async fn write_loop(sink: Sink, mut outbound: Outbound, shared: Arc<Shared>, con
     let message = match outbound.close_reason() {
         Some(CloseReason::SlowConsumer) => Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)),
         Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+        Some(CloseReason::Draining) => Some(close(
+            CLOSE_DRAINING,
+            "node draining, reconnect elsewhere and sync",
+        )),
         Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
         Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
         // The reader ended the session: the peer closed or failed.

@@ -26,6 +26,7 @@ use super::frames::{StoredEvent, entry_frame};
 use super::registry::CloseReason;
 use crate::cluster::Topic;
 use crate::model::{ConversationId, GroupEventKind, Member, Message, MessageId, UserId};
+use crate::observe::Event;
 
 /// An entry on its way through a node's chain.
 #[derive(Debug)]
@@ -271,11 +272,13 @@ impl Inner {
     }
 
     fn deliver_item(&self, c: &ConversationId, members: &HashMap<UserId, MessageId>, item: &Item) {
+        let started = std::time::Instant::now();
+        let mut sessions = 0;
         for (user, floor) in members {
             if item.id <= *floor {
                 continue;
             }
-            self.registry.for_each(user, |session| {
+            sessions += self.registry.for_each(user, |session| {
                 let own = item
                     .skip
                     .as_ref()
@@ -283,6 +286,10 @@ impl Inner {
                 session.deliver_entry(c, item.id, (!own).then_some(&item.frame));
             });
         }
+        self.observer.event(&Event::FanOut {
+            sessions,
+            latency: started.elapsed(),
+        });
     }
 
     /// Waits a moment for missing links to arrive, then reads them from the store.
