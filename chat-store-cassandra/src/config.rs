@@ -149,6 +149,11 @@ pub struct CassandraConfig {
     /// connection to some node; while it holds none, the store tries a new
     /// session at this pace (see the crate docs on recovery). Default 1 s.
     pub reconnect_interval: Duration,
+    /// TLS to every node, verified with these rustls settings (the node's
+    /// certificate must name the address it is reached at). `None` (the
+    /// default): plain TCP. [`CassandraConfig::from_url`] asks for it with
+    /// `?tls=true`; the caller then fills it in.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl CassandraConfig {
@@ -169,6 +174,7 @@ impl CassandraConfig {
             bucket_max_bytes: 8 << 20,
             short_gc_grace: Duration::from_secs(24 * 3600),
             reconnect_interval: Duration::from_secs(1),
+            tls: None,
         }
     }
 
@@ -177,6 +183,8 @@ impl CassandraConfig {
     /// `--store` takes. [`chat_core::Error::InvalidInput`] when the URL names
     /// no host or no keyspace.
     pub fn from_url(url: &str) -> chat_core::Result<Self> {
+        let (url, _) = Self::split_tls(url)?;
+        let url = url.as_str();
         let contact_points = Self::contact_points_from_url(url)?;
         let keyspace = url
             .strip_prefix("cassandra://")
@@ -191,6 +199,28 @@ impl CassandraConfig {
         Ok(Self::new(contact_points, keyspace))
     }
 
+    /// Takes the query off a `cassandra://` URL: whether it asks for TLS
+    /// (`?tls=true`; `?tls=false` or no query: plain TCP). Any other
+    /// parameter is refused, so a typo is not silently ignored.
+    pub fn split_tls(url: &str) -> chat_core::Result<(String, bool)> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), false));
+        };
+        let mut tls = false;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", "true")) => tls = true,
+                Some(("tls", "false")) => tls = false,
+                _ => {
+                    return Err(chat_core::Error::invalid(format!(
+                        "cassandra url: unknown parameter {pair:?} (only tls=true|false)"
+                    )));
+                }
+            }
+        }
+        Ok((base.to_owned(), tls))
+    }
+
     /// Parses `cassandra://host:port[,host:port…]` (the form that
     /// `scripts/services up cassandra` prints) into contact points; a
     /// `/KEYSPACE` after them is ignored.
@@ -198,6 +228,7 @@ impl CassandraConfig {
         let rest = url.strip_prefix("cassandra://").ok_or_else(|| {
             chat_core::Error::invalid(format!("{url:?} does not start with cassandra://"))
         })?;
+        let rest = rest.split_once('?').map_or(rest, |(rest, _)| rest);
         let hosts = rest.split_once('/').map_or(rest, |(hosts, _)| hosts);
         let points: Vec<String> = hosts
             .split(',')
@@ -214,6 +245,25 @@ impl CassandraConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_is_asked_for_in_the_query_and_other_parameters_are_refused() {
+        let (base, tls) = CassandraConfig::split_tls("cassandra://h:9142/ks?tls=true").unwrap();
+        assert_eq!((base.as_str(), tls), ("cassandra://h:9142/ks", true));
+        let (_, tls) = CassandraConfig::split_tls("cassandra://h:9042/ks").unwrap();
+        assert!(!tls);
+        let (_, tls) = CassandraConfig::split_tls("cassandra://h/ks?tls=false").unwrap();
+        assert!(!tls);
+        let err = CassandraConfig::split_tls("cassandra://h/ks?tsl=true").unwrap_err();
+        assert!(err.to_string().contains("tsl=true"), "{err}");
+        let config = CassandraConfig::from_url("cassandra://h:9142/ks?tls=true").unwrap();
+        assert_eq!(config.keyspace, "ks");
+        assert_eq!(config.contact_points, ["h:9142"]);
+        assert_eq!(
+            CassandraConfig::contact_points_from_url("cassandra://a:1,b:2?tls=true").unwrap(),
+            ["a:1", "b:2"]
+        );
+    }
 
     #[test]
     fn parses_service_urls() {

@@ -1,15 +1,19 @@
 //! [`Config`]: the command line and environment of the server, as the
 //! contract's "Running it" names them, and [`Protection`]: its abuse limits.
 
+mod file;
+mod operations;
 mod protection;
 mod secrets;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chat_core::Retention;
 use clap::Parser;
 
+pub use operations::{LogFormat, Operations};
 pub use protection::Protection;
 pub use secrets::{MIN_JWT_SECRET_BYTES, redact_url};
 
@@ -21,6 +25,10 @@ pub use secrets::{MIN_JWT_SECRET_BYTES, redact_url};
 #[derive(Clone, Parser)]
 #[command(name = "chat-server", version, about = "The example chat server")]
 pub struct Config {
+    /// A TOML file of settings (see docs/operations.md): each key is a
+    /// flag's name with `_` for `-`; flags and the environment override it.
+    #[arg(long, env = "CHAT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the HTTP API, the WebSocket and the web page.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -90,12 +98,16 @@ pub struct Config {
     /// Timeouts, connection caps, budgets, hashing and login throttling.
     #[command(flatten)]
     pub protection: Protection,
+    /// TLS, logs, metrics and draining.
+    #[command(flatten)]
+    pub ops: Operations,
 }
 
 impl Default for Config {
     /// The defaults of every flag, ignoring the environment.
     fn default() -> Self {
         Self {
+            config: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             store: crate::stores::DEFAULT_STORE.to_owned(),
             retention: Retention::Forever,
@@ -113,6 +125,7 @@ impl Default for Config {
             ping_interval_secs: 20,
             insecure_fast_hashing: false,
             protection: Protection::default(),
+            ops: Operations::default(),
         }
     }
 }
@@ -151,12 +164,13 @@ impl Config {
         }
     }
 
-    /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws` for the
-    /// address actually bound.
+    /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws`
+    /// (`wss://` with TLS) for the address actually bound.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        let scheme = if self.ops.tls() { "wss" } else { "ws" };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("ws://{bound}/ws"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}/ws"))
     }
 }
 
@@ -169,6 +183,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Written out by hand so that no secret reaches a log through `{:?}`.
         f.debug_struct("Config")
+            .field("config", &self.config)
             .field("listen", &self.listen)
             .field("store", &redact_url(&self.store))
             .field("retention", &self.retention)
@@ -190,6 +205,7 @@ impl std::fmt::Debug for Config {
             .field("ping_interval_secs", &self.ping_interval_secs)
             .field("insecure_fast_hashing", &self.insecure_fast_hashing)
             .field("protection", &self.protection)
+            .field("ops", &self.ops)
             .finish()
     }
 }
