@@ -238,3 +238,42 @@ async fn under_until_delivered_a_delete_removes_the_pending_text_from_the_server
     let all = store.range(&c, None, None, 10).await.unwrap();
     assert!(all.iter().all(|m| !m.body.contains("secret")));
 }
+
+/// Found by the outside suite (examples/chat-server/tests/contract_v2): a
+/// deleted message's edits kept their text in history and in the sync of a
+/// device that was away.
+#[tokio::test]
+async fn a_delete_empties_the_edits_of_the_message_in_history_and_sync() {
+    let e = engine().await;
+    let alice = signup(&e, "alice").await;
+    let bob = signup(&e, "bob").await;
+    let c = ConversationId::direct(&alice, &bob);
+    let _bob_connected_once = Client::connect(&e, &bob).await.close().await;
+    let mut a = Client::connect(&e, &alice).await;
+    a.send(json!({"type":"send","id":"1","to":bob.as_str(),"body":"first draft"}))
+        .await;
+    let m = sent(&mut a).await;
+    a.send(json!({"type":"edit","id":"2","conversation_id":c.as_str(),"message_id":m,"body":"second draft"})).await;
+    let edit = sent(&mut a).await;
+    a.send(json!({"type":"delete","id":"3","conversation_id":c.as_str(),"message_id":m}))
+        .await;
+    sent(&mut a).await;
+
+    let history = e.history(&alice, &c, None, None).await.unwrap();
+    let kept = history
+        .iter()
+        .find(|h| h.message_id.to_string() == edit)
+        .expect("the edit keeps its place in the log");
+    assert_eq!(kept.body, "", "the deleted text is not served");
+    assert!(history.iter().all(|h| !h.body.contains("draft")));
+
+    let mut b = Client::connect_raw(&e, &bob).await;
+    for _ in 0..3 {
+        let f = b.expect("message").await;
+        assert!(
+            !f["message"]["body"].as_str().unwrap().contains("draft"),
+            "{f}"
+        );
+    }
+    b.expect("synced").await;
+}

@@ -5,7 +5,10 @@
 //! unsigned id with its top bit flipped, so that all of `u64` fits a CQL
 //! `bigint` and sorts the same (`MessageId(u64::MAX)` is a valid cursor).
 
+use std::time::Duration;
+
 use scylla::client::session::Session;
+use scylla::statement::Statement;
 
 use crate::codec::backend;
 use crate::config::CassandraConfig;
@@ -212,29 +215,49 @@ pub(crate) fn valid_keyspace(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// How long one DDL statement may take. Far above the request timeout of
+/// reads and writes: a schema change waits for every node to agree, and a
+/// busy node (other keyspaces being created and dropped, compaction) takes
+/// seconds for what is otherwise instant.
+const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries of one DDL statement: each is idempotent (`IF NOT EXISTS`), so one
+/// that timed out, perhaps after it took effect, is simply sent again.
+const DDL_TRIES: u32 = 3;
+
+/// Runs one idempotent DDL statement with [`DDL_TIMEOUT`], again after a
+/// timeout or an unavailable coordinator.
+async fn ddl(session: &Session, cql: String, what: &'static str) -> chat_core::Result<()> {
+    let mut statement = Statement::new(cql);
+    statement.set_request_timeout(Some(DDL_TIMEOUT));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match session.query_unpaged(statement.clone(), &[]).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tries < DDL_TRIES => {
+                tracing::warn!(error = %e, what, tries, "schema statement failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(backend(what)(e)),
+        }
+    }
+}
+
 /// Creates the keyspace and tables that are missing. The driver waits for
 /// schema agreement after each DDL statement (its default), so the tables
 /// exist on every node before the first statement is prepared.
 pub(crate) async fn create(session: &Session, config: &CassandraConfig) -> chat_core::Result<()> {
     let ks = &config.keyspace;
     refuse_previous_layout(session, ks).await?;
-    let ddl = format!(
+    let cql = format!(
         "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
         config.replication.to_cql()?
     );
-    session
-        .query_unpaged(ddl, &[])
-        .await
-        .map_err(backend("create keyspace"))?;
+    ddl(session, cql, "create keyspace").await?;
     let short_gc = config.short_gc_grace.as_secs().to_string();
     for table in TABLES {
-        session
-            .query_unpaged(
-                table.replace("{ks}", ks).replace("{short_gc}", &short_gc),
-                &[],
-            )
-            .await
-            .map_err(backend("create table"))?;
+        let cql = table.replace("{ks}", ks).replace("{short_gc}", &short_gc);
+        ddl(session, cql, "create table").await?;
     }
     session
         .await_schema_agreement()

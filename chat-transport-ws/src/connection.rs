@@ -1,16 +1,12 @@
-//! One upgraded connection: a writer task forwards the session's frames to
-//! the socket and pings; this task reads client frames into the session.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! One upgraded connection, driven by one task: the session's frames to the
+//! socket, the client's frames into the session, pings.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use chat_core::auth::Identity;
 use chat_core::engine::{ClientInfo, CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::WsConfig;
@@ -37,192 +33,276 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a peer that stopped answering pings, or a server failure.
 pub const CLOSE_INTERNAL: u16 = 1011;
 
-type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+/// Most queued frames written with one flush: enough to turn a burst into a
+/// few large writes, few enough that pings and reads are not held up.
+const WRITE_BATCH: usize = 64;
 
-/// What the reader and writer tell each other without a channel.
-#[derive(Default)]
-struct Shared {
-    /// The peer sent something since the last ping.
-    heard: AtomicBool,
+/// What the connection asked the session to do.
+enum Work {
+    /// The sync that follows every connect.
+    Start,
+    /// One text frame from the client.
+    Text(Utf8Bytes),
 }
 
-/// Drives one authenticated connection until either side ends it.
+/// Runs one piece of work on the session (owned meanwhile) and hands it
+/// back, with a frame for the client when the work failed in a way only
+/// the transport can tell.
+async fn work(mut session: Session, work: Work) -> (Session, Option<Message>) {
+    match work {
+        Work::Start => match session.start().await {
+            Ok(()) => (session, None),
+            Err(e) => {
+                tracing::debug!(error = %e, user = %session.user_id(), "sync after connect failed");
+                let frame = ServerFrame::error_from(None, &e).encode_text();
+                (session, Some(Message::Text(frame.into())))
+            }
+        },
+        Work::Text(text) => {
+            session.handle_text(text.as_str()).await;
+            (session, None)
+        }
+    }
+}
+
+/// How the connection loop ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The peer closed or failed.
+    PeerGone,
+    /// The peer sent a message over the limit (already answered).
+    TooLarge,
+    /// The engine closed the session (its reason decides the close code).
+    EngineClosed,
+    /// The peer stopped answering pings (already told).
+    PingTimeout,
+}
+
+/// Drives one authenticated connection until either side ends it, in this
+/// one task: it writes the session's queued frames (several per flush),
+/// reads the client's frames one at a time (the next is read only once the
+/// session handled the last: a client cannot queue work faster than the
+/// server does it), runs the session's work, and pings. One task and no
+/// split socket halves keep an idle connection small and a busy one free
+/// of lock hand-offs between a reader and a writer task.
 pub(crate) async fn run(
-    socket: WebSocket,
+    mut socket: WebSocket,
     engine: Engine,
     identity: Identity,
     client: ClientInfo,
     config: WsConfig,
 ) {
-    let (sink, mut stream) = socket.split();
-    let sink: Sink = Arc::new(Mutex::new(sink));
     let user = &identity.user_id;
-    let (mut session, outbound) = match engine.connect_with(&identity, client).await {
+    let (session, mut outbound) = match engine.connect_with(&identity, client).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");
-            let mut sink = sink.lock().await;
-            let _ = sink
+            let _ = socket
                 .send(close(CLOSE_INTERNAL, "server unavailable, retry"))
                 .await;
             return;
         }
     };
-    let shared = Arc::new(Shared::default());
-    let mut writer = tokio::spawn(write_loop(
-        sink.clone(),
-        outbound,
-        shared.clone(),
-        config.clone(),
-    ));
-    // The writer runs first: the sync may queue more than the outbound holds.
-    if let Err(e) = session.start().await {
-        tracing::debug!(error = %e, %user, "sync after connect failed");
-        let frame = ServerFrame::error_from(None, &e).encode_text();
-        let _ = sink.lock().await.send(Message::Text(frame.into())).await;
-    }
-    let (writer_done, end) = tokio::select! {
-        _ = &mut writer => (true, ReadEnd::Closed),
-        end = read_loop(&mut stream, &sink, &mut session, &shared) => (false, end),
+    // Taken up between frames only: a frame in hand is handled to its
+    // answer first, then what is queued goes out and the close follows.
+    let drain = session.drain_asked();
+    tokio::pin!(drain);
+    let mut draining = false;
+    // The session lives in `working` while it works, else in `idle`.
+    let mut idle: Option<Session> = None;
+    let working = futures::future::OptionFuture::from(Some(work(session, Work::Start)));
+    tokio::pin!(working);
+    let mut ping = Ping::new(&config);
+    let end = loop {
+        tokio::select! {
+            // Queued frames first: the sync and replies wait for room.
+            biased;
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { break End::EngineClosed };
+                if write_batch(&mut socket, frame, &mut outbound).await.is_err() {
+                    break End::PeerGone;
+                }
+            }
+            Some((session, extra)) = &mut working => {
+                // Done: never poll the finished work again.
+                working.set(None.into());
+                idle = Some(session);
+                if let Some(frame) = extra
+                    && socket.send(frame).await.is_err()
+                {
+                    break End::PeerGone;
+                }
+            }
+            () = &mut drain, if idle.is_some() && !draining => {
+                draining = true;
+                // The outbound yields what is queued, then ends (Draining).
+                if let Some(session) = &idle {
+                    session.finish_draining();
+                }
+            }
+            next = socket.next(), if idle.is_some() && !draining => {
+                ping.heard();
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        let session = idle.take().expect("checked by the branch guard");
+                        working.set(Some(work(session, Work::Text(text))).into());
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let frame = error_frame("bad_frame", "binary frames are not supported");
+                        if socket.send(frame).await.is_err() {
+                            break End::PeerGone;
+                        }
+                    }
+                    // tungstenite answers pings and close frames by itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break End::PeerGone,
+                    Some(Err(e)) => {
+                        if let Some((size, max)) = too_long(&e) {
+                            let message = format!(
+                                "a WebSocket message is at most {max} bytes, this one has {size}; closing"
+                            );
+                            let _ = socket.send(error_frame("too_large", &message)).await;
+                            let _ = socket.send(close(CLOSE_TOO_BIG, "message too big")).await;
+                            break End::TooLarge;
+                        }
+                        tracing::debug!(error = %e, "WebSocket read failed");
+                        break End::PeerGone;
+                    }
+                }
+            }
+            () = sleep_until(ping.deadline) => match ping.due() {
+                PingDue::Send => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break End::PeerGone;
+                    }
+                }
+                PingDue::Nothing => {}
+                PingDue::TimedOut => {
+                    tracing::debug!("peer stopped answering pings; closing");
+                    let _ = socket.send(close(CLOSE_INTERNAL, "ping timeout")).await;
+                    break End::PingTimeout;
+                }
+            },
+        }
     };
-    if end == ReadEnd::Drained && !writer_done {
-        // The writer sends what is queued (the answer to the last frame
-        // read among it), then the close frame.
-        session.finish_draining();
-        let _ = (&mut writer).await;
-        session.close().await;
-    } else {
-        session.close().await;
-        if !writer_done {
-            // The session is closed, so the writer's outbound ends at once.
-            let _ = writer.await;
+    // Unregister before the close frame goes out: a client that reconnects
+    // at once must not count against its own old session. A session still
+    // at work is dropped with its work; its Drop unregisters it.
+    match idle {
+        Some(session) => session.close().await,
+        None => working.set(None.into()),
+    }
+    if end == End::EngineClosed {
+        let message = match outbound.close_reason() {
+            Some(CloseReason::SlowConsumer) => {
+                Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON))
+            }
+            Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+            Some(CloseReason::Draining) => Some(close(
+                CLOSE_DRAINING,
+                "node draining, reconnect elsewhere and sync",
+            )),
+            Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
+            Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
+            _ => None,
+        };
+        if let Some(message) = message {
+            let _ = socket.send(message).await;
         }
     }
     // After an oversized frame the stream sits inside that frame's payload:
     // reading on would buffer the whole payload, so the socket is dropped.
-    if end != ReadEnd::TooLarge {
-        linger(&mut stream, &config).await;
+    if end != End::TooLarge {
+        linger(&mut socket, &config).await;
     }
 }
 
-/// How the read loop ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ReadEnd {
-    /// The peer closed or failed, or the writer ended first.
-    Closed,
-    /// The peer sent a message over the limit.
-    TooLarge,
-    /// The node drains: no more frames are read.
-    Drained,
-}
-
-/// Reads client frames until the peer closes or fails, or a frame is too big.
-async fn read_loop(
-    stream: &mut SplitStream<WebSocket>,
-    sink: &Sink,
-    session: &mut Session,
-    shared: &Shared,
-) -> ReadEnd {
-    loop {
-        // Only between frames: a frame in hand is handled to its answer.
-        let next = tokio::select! {
-            next = stream.next() => next,
-            () = session.drain_asked() => return ReadEnd::Drained,
+/// Writes `first` and up to [`WRITE_BATCH`] more frames already queued,
+/// then flushes once.
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: Bytes,
+    outbound: &mut Outbound,
+) -> Result<(), axum::Error> {
+    socket.feed(text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        let Some(more) = outbound.try_recv() else {
+            break;
         };
-        let Some(next) = next else { break };
-        shared.heard.store(true, Ordering::Relaxed);
-        match next {
-            Ok(Message::Text(text)) => session.handle_text(text.as_str()).await,
-            Ok(Message::Binary(_)) => {
-                let frame = error_frame("bad_frame", "binary frames are not supported");
-                if sink.lock().await.send(frame).await.is_err() {
-                    return ReadEnd::Closed;
-                }
-            }
-            // tungstenite answers pings and close frames by itself.
-            Ok(Message::Ping(_) | Message::Pong(_)) => {}
-            Ok(Message::Close(_)) => return ReadEnd::Closed,
-            Err(e) => {
-                if let Some((size, max)) = too_long(&e) {
-                    let message = format!(
-                        "a WebSocket message is at most {max} bytes, this one has {size}; closing"
-                    );
-                    let mut sink = sink.lock().await;
-                    let _ = sink.send(error_frame("too_large", &message)).await;
-                    let _ = sink.send(close(CLOSE_TOO_BIG, "message too big")).await;
-                    return ReadEnd::TooLarge;
-                }
-                tracing::debug!(error = %e, "WebSocket read failed");
-                return ReadEnd::Closed;
-            }
-        }
+        socket.feed(text(more)).await?;
     }
-    ReadEnd::Closed
+    socket.flush().await
 }
 
-/// Forwards the session's frames, pings on schedule, and closes the socket
-/// with a fitting code when the engine ends the session.
-async fn write_loop(sink: Sink, mut outbound: Outbound, shared: Arc<Shared>, config: WsConfig) {
-    let mut awaiting_pong = false;
-    let mut deadline = Instant::now() + config.ping_every;
-    loop {
-        tokio::select! {
-            frame = outbound.recv() => {
-                let Some(frame) = frame else { break };
-                let Ok(text) = Utf8Bytes::try_from(frame) else {
-                    // Frames are encoded by serde_json: always UTF-8.
-                    tracing::error!("engine produced a frame that is not UTF-8");
-                    continue;
-                };
-                if sink.lock().await.send(Message::Text(text)).await.is_err() {
-                    return;
-                }
-            }
-            () = sleep_until(deadline) => {
-                let heard = shared.heard.swap(false, Ordering::Relaxed);
-                if awaiting_pong && !heard {
-                    tracing::debug!("peer stopped answering pings; closing");
-                    let _ = sink.lock().await.send(close(CLOSE_INTERNAL, "ping timeout")).await;
-                    return;
-                }
-                if awaiting_pong {
-                    awaiting_pong = false;
-                    deadline += config.ping_every.saturating_sub(config.pong_timeout);
-                    deadline = deadline.max(Instant::now());
-                    continue;
-                }
-                if sink.lock().await.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-                awaiting_pong = true;
-                deadline = Instant::now() + config.pong_timeout;
-            }
+/// An engine frame as a text message (frames are JSON: always UTF-8).
+fn text(frame: Bytes) -> Message {
+    match Utf8Bytes::try_from(frame) {
+        Ok(text) => Message::Text(text),
+        Err(_) => {
+            tracing::error!("engine produced a frame that is not UTF-8");
+            error_frame("internal", "the server produced a frame it cannot send")
         }
     }
-    let message = match outbound.close_reason() {
-        Some(CloseReason::SlowConsumer) => Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)),
-        Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
-        Some(CloseReason::Draining) => Some(close(
-            CLOSE_DRAINING,
-            "node draining, reconnect elsewhere and sync",
-        )),
-        Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
-        Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
-        // The reader ended the session: the peer closed or failed.
-        _ => None,
-    };
-    if let Some(message) = message {
-        let _ = sink.lock().await.send(message).await;
+}
+
+/// The ping schedule: a ping every `ping_every`, and the connection given up
+/// when nothing at all came from the peer within `pong_timeout` of a ping.
+struct Ping {
+    deadline: Instant,
+    awaiting_pong: bool,
+    heard: bool,
+    every: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+/// What a ping deadline asks for.
+enum PingDue {
+    Send,
+    Nothing,
+    TimedOut,
+}
+
+impl Ping {
+    fn new(config: &WsConfig) -> Self {
+        Self {
+            deadline: Instant::now() + config.ping_every,
+            awaiting_pong: false,
+            heard: false,
+            every: config.ping_every,
+            timeout: config.pong_timeout,
+        }
+    }
+
+    /// The peer sent something: it is alive.
+    fn heard(&mut self) {
+        self.heard = true;
+    }
+
+    /// The deadline passed: what to do, and the next deadline.
+    fn due(&mut self) -> PingDue {
+        let heard = std::mem::take(&mut self.heard);
+        if self.awaiting_pong && !heard {
+            return PingDue::TimedOut;
+        }
+        if self.awaiting_pong {
+            self.awaiting_pong = false;
+            self.deadline += self.every.saturating_sub(self.timeout);
+            self.deadline = self.deadline.max(Instant::now());
+            return PingDue::Nothing;
+        }
+        self.awaiting_pong = true;
+        self.deadline = Instant::now() + self.timeout;
+        PingDue::Send
     }
 }
 
 /// Reads (and drops) what the peer still sends after our close frame, for at
 /// most `close_linger`, so the close frame is not lost to a TCP reset.
-async fn linger(stream: &mut SplitStream<WebSocket>, config: &WsConfig) {
+async fn linger(socket: &mut WebSocket, config: &WsConfig) {
     let until = Instant::now() + config.close_linger;
     loop {
         tokio::select! {
-            next = stream.next() => match next {
+            next = socket.next() => match next {
                 Some(Ok(_)) => {}
                 _ => return,
             },

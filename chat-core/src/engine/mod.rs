@@ -73,6 +73,7 @@ mod push_later;
 mod queue;
 mod ready;
 mod receipts;
+mod redact;
 mod registry;
 mod retention;
 mod session;

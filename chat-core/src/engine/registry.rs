@@ -226,11 +226,7 @@ impl SessionShared {
             tokio::pin!(queued);
             queued.as_mut().enable();
             if let Some(frame) = self.queue.lock().pop() {
-                self.drained.notify_waiters();
-                self.observer.event(&Event::FrameOut {
-                    kind: crate::protocol::server_frame_type(&frame),
-                });
-                return Some(frame);
+                return Some(self.taken(frame));
             }
             let finishing = *self.finishing.lock();
             if let Some(reason) = finishing {
@@ -242,6 +238,25 @@ impl SessionShared {
                 _ = self.closed() => return None,
             }
         }
+    }
+
+    /// The next queued frame if there is one now, without waiting; `None`
+    /// when the queue is empty or the session closed.
+    pub(crate) fn try_frame(&self) -> Option<Bytes> {
+        if self.is_closed() {
+            return None;
+        }
+        let frame = self.queue.lock().pop()?;
+        Some(self.taken(frame))
+    }
+
+    /// A frame the writer took: room for pushers, and counted out.
+    fn taken(&self, frame: Bytes) -> Bytes {
+        self.drained.notify_waiters();
+        self.observer.event(&Event::FrameOut {
+            kind: crate::protocol::server_frame_type(&frame),
+        });
+        frame
     }
 
     /// Resolves once the session is closed.

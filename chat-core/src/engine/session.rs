@@ -47,6 +47,14 @@ impl Outbound {
         self.shared.next_frame().await
     }
 
+    /// The next frame if one is queued now, without waiting: a transport
+    /// that got one frame from [`Outbound::recv`] takes the others already
+    /// waiting and writes them with one flush (`None`: none waiting, or the
+    /// session is closed).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.shared.try_frame()
+    }
+
     /// Why the engine closed the session, if it did.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.shared.close_reason()
@@ -294,8 +302,12 @@ impl Session {
     /// node drains ([`Engine::drain`]). The transport then stops reading
     /// new frames (the one in hand is answered first) and calls
     /// [`Session::finish_draining`].
-    pub async fn drain_asked(&self) {
-        self.shared.drain_asked().await;
+    ///
+    /// The future holds no borrow of the session (a transport that hands
+    /// the session to its work between frames can still wait on it).
+    pub fn drain_asked(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { shared.drain_asked().await }
     }
 
     /// Ends the session for a drain once what is queued for the client has

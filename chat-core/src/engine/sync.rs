@@ -100,10 +100,11 @@ impl Inner {
                 .iter_mut()
                 .filter(|s| s.page.is_empty() && !s.done)
             {
-                let entries = self
+                let mut entries = self
                     .messages
                     .range(&s.conversation, s.after, Some(s.up_to), page)
                     .await?;
+                self.redact_edits(&s.conversation, &mut entries).await?;
                 s.done = entries.len() < page;
                 if let Some(last) = entries.last() {
                     s.after = Some(last.message_id);

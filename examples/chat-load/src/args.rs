@@ -80,6 +80,19 @@ pub(crate) struct Args {
     /// single address runs out of ephemeral ports [default: the OS picks].
     #[arg(long, value_parser = parse_sources)]
     pub(crate) source_addrs: Option<Sources>,
+    /// The process id of the server (on this machine): its CPU time and
+    /// memory over the measured window go into the report, per message and
+    /// per delivery.
+    #[arg(long)]
+    pub(crate) server_pid: Option<u32>,
+    /// Every receiver also sends `read` for what it acks (as a chat app
+    /// with the conversation open does): read receipts for every message.
+    #[arg(long)]
+    pub(crate) read: bool,
+    /// Every sender sends `typing` into the conversation before each send
+    /// to a group.
+    #[arg(long)]
+    pub(crate) typing: bool,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -123,6 +136,12 @@ pub(crate) struct Plan {
     pub(crate) connect_concurrency: usize,
     /// Source addresses (empty: the OS picks).
     pub(crate) sources: Vec<Ipv4Addr>,
+    /// The server's process, measured when given.
+    pub(crate) server_pid: Option<u32>,
+    /// Receivers send `read` too.
+    pub(crate) read: bool,
+    /// Senders send `typing` before group sends.
+    pub(crate) typing: bool,
     /// JSON output.
     pub(crate) json: bool,
 }
@@ -203,6 +222,9 @@ impl Args {
             body_bytes: self.body_bytes,
             connect_concurrency: self.connect_concurrency,
             sources: self.source_addrs.map(|s| s.0).unwrap_or_default(),
+            server_pid: self.server_pid,
+            read: self.read,
+            typing: self.typing,
             json: self.json,
         })
     }

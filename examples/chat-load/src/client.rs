@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chat_core::protocol::{ClientFrame, SendFrame, ServerFrame, decode_server};
+use chat_core::protocol::{ClientFrame, SendFrame, SendTarget, ServerFrame, decode_server};
 use chat_core::{ConversationId, MessageId, UserId};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     pub(crate) roster: Arc<Roster>,
     /// Length of each body.
     pub(crate) body_bytes: usize,
+    /// Receivers send `read` with each ack.
+    pub(crate) read: bool,
+    /// Senders send `typing` before each group send.
+    pub(crate) typing: bool,
 }
 
 /// One user, connected and ready to run.
@@ -110,6 +114,21 @@ impl Writer {
         let clock = &self.shared.clock;
         let stamp = clock.stamp(due.at);
         let (kind, target) = self.targets.next();
+        if self.shared.typing
+            && let SendTarget::Conversation(c) = &target
+        {
+            let typing = ClientFrame::Typing {
+                conversation_id: c.clone(),
+            };
+            if self
+                .sink
+                .feed(WsMessage::text(typing.encode_text()))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
         let frame = ClientFrame::Send(SendFrame {
             id: Some(schedule::request_id(kind, stamp)),
             target,
@@ -149,17 +168,23 @@ impl Writer {
             note(more);
         }
         for (conversation_id, message_id) in newest {
-            let frame = ClientFrame::Ack {
+            let read = self.shared.read.then(|| ClientFrame::Read {
+                conversation_id: conversation_id.clone(),
+                message_id,
+            });
+            let ack = ClientFrame::Ack {
                 conversation_id,
                 message_id,
             };
-            if self
-                .sink
-                .feed(WsMessage::text(frame.encode_text()))
-                .await
-                .is_err()
-            {
-                return false;
+            for frame in std::iter::once(ack).chain(read) {
+                if self
+                    .sink
+                    .feed(WsMessage::text(frame.encode_text()))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
             }
         }
         self.sink.flush().await.is_ok()
@@ -185,9 +210,23 @@ impl Reader {
             match frame {
                 Some(Ok(WsMessage::Text(text))) => self.handle(&text, now),
                 // Pings are answered by tungstenite itself; nothing else is sent.
-                Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
+                Some(Ok(WsMessage::Close(close))) => {
                     if !*stop.borrow() {
-                        self.shared.recorder.with(self.index, |s| s.dropped += 1);
+                        let code =
+                            close.map_or("none".to_owned(), |c| u16::from(c.code).to_string());
+                        self.shared.recorder.with(self.index, |s| {
+                            s.dropped += 1;
+                            *s.closes.entry(code).or_default() += 1;
+                        });
+                    }
+                    break;
+                }
+                Some(Err(_)) | None => {
+                    if !*stop.borrow() {
+                        self.shared.recorder.with(self.index, |s| {
+                            s.dropped += 1;
+                            *s.closes.entry("none".to_owned()).or_default() += 1;
+                        });
                     }
                     break;
                 }
@@ -244,7 +283,10 @@ impl Reader {
                     Progress::bump(&progress.answered, 1);
                 }
             }
-            // Receipts, presence, typing and the like are not measured.
+            Ok(ServerFrame::Receipt(_) | ServerFrame::Receipts { .. }) => {
+                record(&mut |s| s.receipt_frames += 1);
+            }
+            // Presence, typing and the like are not measured.
             Ok(_) => {}
             Err(_) => record(&mut |s| s.error("client_decode")),
         }

@@ -4,12 +4,17 @@
 //! fixed open-loop schedule; every recipient times each `message` frame
 //! from the moment its send was due, and acks it. At the end it reports
 //! send rate, `send → sent` and `send → delivered` percentiles (HDR
-//! histograms), deliveries per second, errors by code and connections.
+//! histograms), deliveries per second, errors by code and connections
+//! (with the close code of each one closed early); with `--server-pid`,
+//! the server's CPU time per message and per delivery over the measured
+//! window, read from /proc (and its memory).
 //!
 //! ```text
 //! chat-server --listen 127.0.0.1:18080 --insecure-fast-hashing &
 //! chat-load --server 127.0.0.1:18080 --users 1000 --rate 2000 --duration 10
 //! chat-load --server 127.0.0.1:18080 --users 1000 --group-size 50 --rate 200 --json
+//! chat-load --server 127.0.0.1:18080 --users 1000 --groups 1 --rate 10 --read --typing \
+//!     --server-pid "$(pgrep -n chat-server)"
 //! ```
 //!
 //! Loopback servers only; users, rate, body size and time are bounded.
@@ -19,6 +24,7 @@ mod args;
 mod client;
 mod conn;
 mod error;
+mod procstat;
 mod report;
 mod run;
 mod schedule;

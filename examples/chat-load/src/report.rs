@@ -53,6 +53,42 @@ pub(crate) struct Report {
     pub(crate) undelivered: u64,
     /// Seconds waited after the last send for the rest to arrive.
     pub(crate) drain_s: f64,
+    /// Closes before the end by WebSocket close code (4000: slow consumer).
+    pub(crate) closes: BTreeMap<String, u64>,
+    /// Receipt frames (single and coalesced) the clients got.
+    pub(crate) receipt_frames: u64,
+    /// CPU and memory over the measured window, when measured.
+    pub(crate) cpu: CpuReport,
+}
+
+/// CPU time over the measured window, per message and per delivery.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct CpuReport {
+    /// The server's CPU seconds (user + system), with `--server-pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_s: Option<f64>,
+    /// The server's CPU per message sent, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_us_per_message: Option<f64>,
+    /// The server's CPU per delivery (a `message` frame at a recipient), in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_us_per_delivery: Option<f64>,
+    /// The server's resident memory at the end of the window, in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) server_rss_kib: Option<u64>,
+    /// This load generator's own CPU seconds (it shares the machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_s: Option<f64>,
+}
+
+/// What `/proc` said about the measured window.
+pub(crate) struct Usage {
+    /// The server's CPU time over it.
+    pub(crate) server_cpu: Option<Duration>,
+    /// This process's CPU time over it.
+    pub(crate) client_cpu: Option<Duration>,
+    /// The server's resident memory after it.
+    pub(crate) server_rss_kib: Option<u64>,
 }
 
 /// The connections of a run.
@@ -81,6 +117,8 @@ pub(crate) struct Outcome {
     pub(crate) missing: (u64, u64),
     /// Time waited after the last send.
     pub(crate) drain: Duration,
+    /// CPU and memory over the measured window.
+    pub(crate) usage: Usage,
 }
 
 impl Report {
@@ -88,6 +126,18 @@ impl Report {
     pub(crate) fn new(plan: &Plan, outcome: Outcome) -> Self {
         let secs = plan.duration.as_secs_f64();
         let stats = outcome.stats;
+        let per = |cpu: Option<Duration>, n: u64| {
+            cpu.filter(|_| n > 0)
+                .map(|c| c.as_secs_f64() * 1e6 / n as f64)
+        };
+        let usage = &outcome.usage;
+        let cpu = CpuReport {
+            server_s: usage.server_cpu.map(|c| c.as_secs_f64()),
+            server_us_per_message: per(usage.server_cpu, stats.sends),
+            server_us_per_delivery: per(usage.server_cpu, stats.deliveries),
+            server_rss_kib: usage.server_rss_kib,
+            client_s: usage.client_cpu.map(|c| c.as_secs_f64()),
+        };
         Self {
             users: plan.users,
             groups: plan.groups,
@@ -109,6 +159,9 @@ impl Report {
             unanswered_sends: outcome.missing.0,
             undelivered: outcome.missing.1,
             drain_s: outcome.drain.as_secs_f64(),
+            closes: stats.closes,
+            receipt_frames: stats.receipt_frames,
+            cpu,
         }
     }
 
@@ -168,6 +221,33 @@ impl Display for Report {
             "unanswered sends {}, undelivered {} (waited {:.2} s after the last send)",
             self.unanswered_sends, self.undelivered, self.drain_s
         )?;
+        if !self.closes.is_empty() {
+            let list: Vec<String> = self
+                .closes
+                .iter()
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect();
+            writeln!(f, "closed early by code: {}", list.join(", "))?;
+        }
+        if self.receipt_frames > 0 {
+            writeln!(f, "receipt frames: {}", self.receipt_frames)?;
+        }
+        let c = &self.cpu;
+        if let Some(server) = c.server_s {
+            writeln!(
+                f,
+                "server CPU:  {server:.2} s in the window, {} µs/message, {} µs/delivery, RSS {}",
+                c.server_us_per_message
+                    .map_or("-".into(), |v| format!("{v:.1}")),
+                c.server_us_per_delivery
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+                c.server_rss_kib
+                    .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            )?;
+        }
+        if let Some(client) = c.client_s {
+            writeln!(f, "client CPU:  {client:.2} s in the window")?;
+        }
         let per_user = self.target_rate / self.users as f64;
         if per_user > SERVER_RATE_LIMIT {
             writeln!(

@@ -11,7 +11,8 @@ use crate::args::{Plan, SERVER_RATE_LIMIT};
 use crate::client::{self, Shared, UserRun};
 use crate::conn::{self, Ws};
 use crate::error::{LoadError, Result};
-use crate::report::{Connections, Outcome, Report};
+use crate::procstat::{self, CpuSample};
+use crate::report::{Connections, Outcome, Report, Usage};
 use crate::schedule::{Clock, Schedule};
 use crate::stats::{Progress, Recorder};
 use crate::topology::{Roster, Targets};
@@ -73,6 +74,8 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
         recorder: Recorder::new(),
         roster: roster.clone(),
         body_bytes: plan.body_bytes,
+        read: plan.read,
+        typing: plan.typing,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let seed: u64 = rand::random();
@@ -106,7 +109,22 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
     }
     let dispatcher = scheduler::spawn(Schedule::new(&clock, plan.total_rate, plan.users), dues)?;
 
+    // CPU of the server and of this process over the measured window only.
+    tokio::time::sleep_until(tokio::time::Instant::from_std(clock.start)).await;
+    let cpu_before = (
+        plan.server_pid.and_then(|pid| CpuSample::of(Some(pid))),
+        CpuSample::of(None),
+    );
     tokio::time::sleep_until(tokio::time::Instant::from_std(clock.end)).await;
+    let cpu_after = (
+        plan.server_pid.and_then(|pid| CpuSample::of(Some(pid))),
+        CpuSample::of(None),
+    );
+    let usage = Usage {
+        server_cpu: cpu_before.0.zip(cpu_after.0).map(|(a, b)| a.until(b)),
+        client_cpu: cpu_before.1.zip(cpu_after.1).map(|(a, b)| a.until(b)),
+        server_rss_kib: plan.server_pid.and_then(procstat::rss_kib),
+    };
     let drain_started = Instant::now();
     while !shared.progress.settled() && drain_started.elapsed() < plan.drain {
         tokio::time::sleep(DRAIN_POLL).await;
@@ -144,6 +162,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
             setup,
             missing: shared.progress.missing(),
             drain,
+            usage,
         },
     ))
 }

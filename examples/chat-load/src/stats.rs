@@ -89,6 +89,10 @@ pub(crate) struct Stats {
     pub(crate) errors: BTreeMap<String, u64>,
     /// Connections the server closed (or that failed) before the end.
     pub(crate) dropped: usize,
+    /// Those closes by WebSocket close code ("none": no close frame).
+    pub(crate) closes: BTreeMap<String, u64>,
+    /// Receipt frames (`receipt` and coalesced `receipts`) received.
+    pub(crate) receipt_frames: u64,
 }
 
 impl Stats {
@@ -102,6 +106,8 @@ impl Stats {
             deliveries: 0,
             errors: BTreeMap::new(),
             dropped: 0,
+            closes: BTreeMap::new(),
+            receipt_frames: 0,
         }
     }
 
@@ -116,6 +122,10 @@ impl Stats {
             *self.errors.entry(code.clone()).or_default() += n;
         }
         self.dropped += other.dropped;
+        for (code, n) in &other.closes {
+            *self.closes.entry(code.clone()).or_default() += n;
+        }
+        self.receipt_frames += other.receipt_frames;
     }
 
     /// Counts an error by its code.

@@ -23,6 +23,12 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(chat_server::config::Protection::unlimited())
+    }
+
+    /// A server with the given abuse protection (the default one is what a
+    /// public server runs with).
+    fn start_with(protection: chat_server::config::Protection) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -32,8 +38,7 @@ impl Server {
             listen: "127.0.0.1:0".parse().unwrap(),
             insecure_fast_hashing: true,
             jwt_secret: Some("the chat-load test secret, 32+ bytes".into()),
-            // Hundreds of users from one address: a load test, not an attack.
-            protection: chat_server::config::Protection::unlimited(),
+            protection,
             store: "memory".into(),
             ..Config::default()
         };
@@ -131,6 +136,60 @@ fn a_short_run_delivers_without_errors() {
     );
     assert_eq!(
         report["delivery_latency_ms"]["count"], report["deliveries"],
+        "{report}"
+    );
+}
+
+/// The receipt and typing storm of a big group, at a size CI affords (the
+/// full-size runs are in docs/benchmarks.md): every member acks and reads
+/// every message and types before each send, on a server with the default
+/// limits of a public server. Nobody is closed, every send is answered and
+/// every message delivered, and receipts reach the senders.
+#[test]
+fn a_big_group_of_acking_reading_typing_members_closes_nobody() {
+    let server = Server::start_with(chat_server::config::Protection::default());
+    let pid = std::process::id().to_string();
+    let out = chat_load(&[
+        "--server",
+        &server.addr,
+        "--users",
+        "300",
+        "--groups",
+        "1",
+        "--rate",
+        "5",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "3",
+        "--read",
+        "--typing",
+        "--server-pid",
+        &pid,
+        // The default per-address budget is for one person's devices, not
+        // for 300 users: they come from 100 addresses, as they would.
+        "--source-addrs",
+        "127.0.0.2-127.0.0.101",
+        "--connect-concurrency",
+        "16",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chat-load failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(report["connections"]["opened"], 300, "{report}");
+    assert_eq!(report["connections"]["dropped"], 0, "{report}");
+    assert_eq!(report["closes"], serde_json::json!({}), "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["unanswered_sends"], 0, "{report}");
+    assert_eq!(report["undelivered"], 0, "{report}");
+    assert!(report["messages_sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["receipt_frames"].as_u64().unwrap() > 0, "{report}");
+    // This process is the server: its CPU over the window is reported.
+    assert!(report["cpu"]["server_s"].is_number(), "{report}");
+    assert!(
+        report["cpu"]["server_us_per_delivery"].is_number(),
         "{report}"
     );
 }

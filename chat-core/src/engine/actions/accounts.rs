@@ -135,7 +135,7 @@ impl Engine {
 
     /// [`Engine::login`] from the client address `client`: failed logins
     /// are throttled per username and per address
-    /// ([`super::LoginThrottleConfig`]), answered [`Error::RateLimited`]
+    /// ([`crate::engine::LoginThrottleConfig`]), answered [`Error::RateLimited`]
     /// while locked out. An unknown username costs the same hashing as a
     /// known one, so the time of the answer tells nothing.
     pub async fn login_from(

@@ -32,7 +32,9 @@ impl Inner {
         let limit = limit
             .unwrap_or(limits.history_default)
             .clamp(1, limits.history_max);
-        self.messages.history(c, before, floor, limit).await
+        let mut page = self.messages.history(c, before, floor, limit).await?;
+        self.redact_edits(c, &mut page).await?;
+        Ok(page)
     }
 }
 
