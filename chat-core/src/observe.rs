@@ -66,7 +66,8 @@ pub enum Event<'a> {
         code: &'static str,
     },
     /// One entry was handed to the sessions on this node that receive it
-    /// (`sessions` of them) in `latency`.
+    /// (`sessions` of them, not counting the sending session, which got
+    /// `sent`) in `latency`.
     FanOut {
         /// Sessions that got the entry.
         sessions: usize,

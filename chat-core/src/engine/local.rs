@@ -278,11 +278,13 @@ impl Inner {
             if item.id <= *floor {
                 continue;
             }
-            sessions += self.registry.for_each(user, |session| {
+            self.registry.for_each(user, |session| {
                 let own = item
                     .skip
                     .as_ref()
                     .is_some_and(|s| s.node == self.node && s.session == session.id);
+                // The sender's own session only moves past it (it got `sent`).
+                sessions += usize::from(!own);
                 session.deliver_entry(c, item.id, (!own).then_some(&item.frame));
             });
         }
