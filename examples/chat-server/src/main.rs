@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
         // --help, --version and bad flags: clap prints them its own way.
         Err(chat_server::ServerError::Args(e)) => e.exit(),
         Err(e) => {
-            eprintln!("chat-server: {e}");
+            eprintln!("chat-server: {}", chat_server::logging::error_chain(&e));
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -19,7 +19,10 @@ async fn main() -> std::process::ExitCode {
     match chat_server::serve(&config, chat_server::shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!(
+                "chat-server failed: {}",
+                chat_server::logging::error_chain(&e)
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@
 
 mod limiter;
 mod refuse;
+mod request_id;
 mod timed_io;
 
 use std::convert::Infallible;
@@ -198,20 +199,34 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         self.state.request_started();
+        let id = request_id::of(req.headers());
         let span = tracing::info_span!(
             "http",
             method = %req.method(),
             path = %log_path(req.uri().path()),
+            req = %String::from_utf8_lossy(id.as_bytes()),
         );
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
         let mut router = self.router.clone();
         let state = self.state.clone();
+        let started = std::time::Instant::now();
+        let probe = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
         Box::pin(
             async move {
                 // A Router is always ready and never fails.
-                let response = router.call(req).await?;
-                state.request_finished(response.status() == StatusCode::SWITCHING_PROTOCOLS);
+                let mut response = router.call(req).await?;
+                let status = response.status();
+                state.request_finished(status == StatusCode::SWITCHING_PROTOCOLS);
+                // The request log: one line per request, under its span
+                // (probes and scrapes, every few seconds, only at debug).
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if probe {
+                    tracing::debug!(status = status.as_u16(), ms, "request");
+                } else {
+                    tracing::info!(status = status.as_u16(), ms, "request");
+                }
+                response.headers_mut().insert(request_id::HEADER, id);
                 Ok(response)
             }
             .instrument(span),
