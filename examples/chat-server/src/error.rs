@@ -65,6 +65,14 @@ pub enum ServerError {
     /// `--log-filter` does not parse.
     #[error("{0}")]
     LogFilter(String),
+    /// `--jwt-secret-file` could not be read.
+    #[error("--jwt-secret-file {}: {source}", path.display())]
+    SecretFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
     /// The config file could not be read or holds a bad key or value.
     #[error("config file: {0}")]
     ConfigFile(String),

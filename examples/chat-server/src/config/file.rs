@@ -34,15 +34,35 @@ impl Config {
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         let matches = Config::command().try_get_matches_from(&args)?;
-        let Some(path) = matches.get_one::<std::path::PathBuf>("config").cloned() else {
-            return Ok(Config::from_arg_matches(&matches)?);
+        let mut config = match matches.get_one::<std::path::PathBuf>("config").cloned() {
+            None => Config::from_arg_matches(&matches)?,
+            Some(path) => {
+                let extra = file_args(&path, &matches)?;
+                let mut all = args;
+                all.extend(extra);
+                // The command line alone parsed: what fails now is a value of the file.
+                Config::try_parse_from(all).map_err(|e| {
+                    ServerError::ConfigFile(format!("{}: {}", path.display(), e.render()))
+                })?
+            }
         };
-        let extra = file_args(&path, &matches)?;
-        let mut all = args;
-        all.extend(extra);
-        // The command line alone parsed: what fails now is a value of the file.
-        Config::try_parse_from(all)
-            .map_err(|e| ServerError::ConfigFile(format!("{}: {}", path.display(), e.render())))
+        config.read_secret_files()?;
+        Ok(config)
+    }
+
+    /// Reads `--jwt-secret-file` into `jwt_secret`.
+    fn read_secret_files(&mut self) -> Result<(), ServerError> {
+        let Some(path) = &self.jwt_secret_file else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ServerError::SecretFile {
+            path: path.clone(),
+            source: e,
+        })?;
+        // `echo secret > file` and editors end the file with a newline.
+        let secret = text.lines().next().unwrap_or("").to_owned();
+        self.jwt_secret = Some(secret);
+        Ok(())
     }
 }
 
@@ -171,5 +191,42 @@ log_format = "json"
         let err =
             Config::load_from(["chat-server", "--config", "/nonexistent/chat.toml"]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/chat.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_jwt_secret_comes_from_its_file_without_the_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "s".repeat(40);
+        let file = dir.path().join("jwt");
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let file = file.to_str().unwrap();
+        let c = Config::load_from(["chat-server", "--jwt-secret-file", file]).unwrap();
+        assert_eq!(c.jwt_secret.as_deref(), Some(secret.as_str()));
+        assert!(c.validate().is_ok());
+        // From the config file too.
+        let path = write(&dir, &format!("jwt_secret_file = {file:?}"));
+        let c = Config::load_from(["chat-server", "--config", &path]).unwrap();
+        assert_eq!(c.jwt_secret.as_deref(), Some(secret.as_str()));
+        // A short secret in a file is refused like one on the command line.
+        std::fs::write(dir.path().join("short"), "short\n").unwrap();
+        let short = dir.path().join("short");
+        let c = Config::load_from(["chat-server", "--jwt-secret-file", short.to_str().unwrap()])
+            .unwrap();
+        assert!(matches!(
+            c.validate(),
+            Err(ServerError::WeakJwtSecret { bytes: 5, .. })
+        ));
+        let err = Config::load_from(["chat-server", "--jwt-secret-file", "/nonexistent/jwt"])
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/jwt"), "{err}");
+        let err = Config::load_from([
+            "chat-server",
+            "--jwt-secret-file",
+            file,
+            "--jwt-secret",
+            &secret,
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
     }
 }

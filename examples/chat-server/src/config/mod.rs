@@ -82,6 +82,12 @@ pub struct Config {
     /// one per start (refused with `--cluster`: every node must share it).
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// A file holding `--jwt-secret` (its first line; a trailing newline is
+    /// not part of it), so the secret stays out of the command line, the
+    /// environment and the config file: a systemd credential, a Kubernetes
+    /// secret volume. Read once at start.
+    #[arg(long, env = "CHAT_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// How long a token stays valid, in seconds (default 7 days).
     #[arg(long, env = "CHAT_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
     pub token_ttl_secs: u64,
@@ -120,6 +126,7 @@ impl Default for Config {
             public_url: None,
             push_webhook: None,
             jwt_secret: None,
+            jwt_secret_file: None,
             token_ttl_secs: 7 * 24 * 3600,
             max_frame_bytes: 64 * 1024,
             ping_interval_secs: 20,
@@ -200,6 +207,7 @@ impl std::fmt::Debug for Config {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("jwt_secret_file", &self.jwt_secret_file)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("ping_interval_secs", &self.ping_interval_secs)
