@@ -92,6 +92,8 @@ pub(crate) async fn run(
     client: ClientInfo,
     config: WsConfig,
 ) {
+    // Counted until the close frame is out and the linger is over.
+    let _open = config.open_sockets.hold();
     let user = &identity.user_id;
     let (session, mut outbound) = match engine.connect_with(&identity, client).await {
         Ok(pair) => pair,

@@ -35,6 +35,8 @@ struct App {
     router: Router,
     engine: Engine,
     metrics: Arc<Metrics>,
+    /// The WebSockets still open (waited for at the end of serving).
+    sockets: chat_transport_ws::OpenSockets,
 }
 
 async fn assemble(config: &Config, public_url: String) -> Result<App, ServerError> {
@@ -70,11 +72,10 @@ async fn assemble(config: &Config, public_url: String) -> Result<App, ServerErro
     let builder = stores::with_store(builder, &config.store, config.retention, &backends).await?;
     let builder = stores::with_cluster(builder, config, &public_url, &backends).await?;
     let engine = builder.build().await?;
+    let ws = config.ws();
+    let sockets = ws.open_sockets.clone();
     let mut router = Router::new()
-        .route(
-            "/ws",
-            chat_transport_ws::ws_route(engine.clone(), config.ws()),
-        )
+        .route("/ws", chat_transport_ws::ws_route(engine.clone(), ws))
         .merge(api::routes(
             engine.clone(),
             config.max_frame_bytes,
@@ -91,6 +92,7 @@ async fn assemble(config: &Config, public_url: String) -> Result<App, ServerErro
         router,
         engine,
         metrics,
+        sockets,
     })
 }
 
@@ -104,6 +106,9 @@ pub struct Bound {
     net: NetConfig,
     metrics: Option<(TcpListener, Router)>,
     drain_grace: Duration,
+    sockets: chat_transport_ws::OpenSockets,
+    /// How long a closed socket lingers for the peer's close reply.
+    close_linger: Duration,
 }
 
 impl Bound {
@@ -123,6 +128,7 @@ impl Bound {
             router,
             engine,
             metrics,
+            sockets,
         } = assemble(config, config.public_url_for(addr)).await?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut banner = format!(
@@ -170,6 +176,8 @@ impl Bound {
             net,
             metrics,
             drain_grace: config.ops.drain_grace(),
+            sockets,
+            close_linger: config.ws().close_linger,
         })
     }
 
@@ -226,10 +234,11 @@ impl Bound {
         if let Err(e) = accepting.await {
             tracing::warn!(error = %e, "the accept loop ended badly");
         }
-        // Upgraded connections are not awaited by axum: give their close
-        // frames a moment to reach the clients.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while engine.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        // Upgraded connections are not awaited by axum: wait until their
+        // close frames are out (a session ends before its socket does), for
+        // at most their linger and a margin.
+        let deadline = tokio::time::Instant::now() + self.close_linger + Duration::from_secs(1);
+        while self.sockets.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if let Some(task) = metrics {
