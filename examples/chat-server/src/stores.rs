@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
 use chat_cluster_redis::{RedisCluster, RedisOptions};
+use chat_core::Retention;
+#[cfg(feature = "redis")]
 use chat_core::cluster::NodeIds;
 use chat_core::engine::EngineBuilder;
 use chat_core::memory::MemoryStore;
 use chat_core::observe::Observer;
 use chat_core::store::{AccountStore, ConversationStore, MessageStore, Observed};
-use chat_core::{NodeId, Retention};
 #[cfg(feature = "cassandra")]
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 #[cfg(feature = "postgres")]
@@ -183,6 +185,33 @@ pub async fn with_cluster(
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
         return Err(ServerError::UnknownCluster(redact_url(url)));
     }
+    redis_cluster(builder, config, url, public_url, backends).await
+}
+
+/// This build leaves Redis out (`--no-default-features` without `redis`).
+#[cfg(not(feature = "redis"))]
+async fn redis_cluster(
+    _builder: EngineBuilder,
+    _config: &Config,
+    url: &str,
+    _public_url: &str,
+    _backends: &Backends,
+) -> Result<EngineBuilder, ServerError> {
+    Err(ServerError::UnknownCluster(format!(
+        "{} (this build has no Redis support: build with the `redis` feature)",
+        redact_url(url)
+    )))
+}
+
+/// Joins the cluster in the Redis at `url`.
+#[cfg(feature = "redis")]
+async fn redis_cluster(
+    builder: EngineBuilder,
+    config: &Config,
+    url: &str,
+    public_url: &str,
+    backends: &Backends,
+) -> Result<EngineBuilder, ServerError> {
     let options = RedisOptions {
         tls_root_ca: backends.ca_pem.clone(),
         ..RedisOptions::with_prefix(config.cluster_prefix.clone())
@@ -202,7 +231,7 @@ pub async fn with_cluster(
         }
         Err(e) => return Err(ServerError::Cluster(e)),
     };
-    let node = NodeId::from(format!("node-{}", lease.worker_id()));
+    let node = chat_core::NodeId::from(format!("node-{}", lease.worker_id()));
     if config.node_id.is_none() {
         tracing::info!(
             worker_id = lease.worker_id(),

@@ -193,6 +193,54 @@ log_format = "json"
         assert!(err.to_string().contains("/nonexistent/chat.toml"), "{err}");
     }
 
+    /// The packaged example (/etc/chat-server/chat-server.toml) names
+    /// every setting, and each of its commented settings is valid.
+    #[test]
+    fn the_example_file_names_every_setting_with_a_valid_value() {
+        let example = include_str!("../../packaging/chat-server.toml");
+        let settings: Vec<&str> = example
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+            .collect();
+        let named: Vec<&str> = settings
+            .iter()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
+        // Not in the file: the file itself, the secret in clear (the file
+        // explains why), the hidden test switch, clap's own.
+        let skipped = [
+            "config",
+            "jwt_secret",
+            "insecure_fast_hashing",
+            "help",
+            "version",
+        ];
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                named.contains(&id) || skipped.contains(&id),
+                "packaging/chat-server.toml does not mention {id}"
+            );
+        }
+        // The secret file is read at load: one of the test's stands in.
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("jwt-secret");
+        std::fs::write(&secret, "s".repeat(40)).unwrap();
+        let text = settings
+            .iter()
+            .map(|l| match l.strip_prefix("jwt_secret_file = ") {
+                Some(_) => format!("jwt_secret_file = {:?}", secret.display().to_string()),
+                None => (*l).to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = write(&dir, &text);
+        let c = Config::load_from(["chat-server", "--config", &path]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("wss://chat.example.com/ws"));
+        assert!(c.validate().is_ok());
+    }
+
     #[test]
     fn the_jwt_secret_comes_from_its_file_without_the_newline() {
         let dir = tempfile::tempdir().unwrap();
