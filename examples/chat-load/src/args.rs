@@ -41,6 +41,11 @@ pub(crate) struct Args {
     /// The server, as HOST:PORT or http://HOST:PORT, on a loopback address.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_server)]
     pub(crate) server: SocketAddr,
+    /// Another node of the same cluster (repeatable): sign-ups and groups
+    /// go to `--server`, and user i's WebSocket to the i-th of `--server`
+    /// and these in turn, so that sends cross nodes.
+    #[arg(long = "node", value_parser = parse_server)]
+    pub(crate) nodes: Vec<SocketAddr>,
     /// How many users (one WebSocket each).
     #[arg(long, default_value_t = 100)]
     pub(crate) users: usize,
@@ -116,6 +121,9 @@ pub(crate) struct Sources(pub(crate) Vec<Ipv4Addr>);
 pub(crate) struct Plan {
     /// The server.
     pub(crate) server: SocketAddr,
+    /// Where each user's WebSocket goes, in turn: the server, then the
+    /// other nodes.
+    pub(crate) nodes: Vec<SocketAddr>,
     /// How many users.
     pub(crate) users: usize,
     /// How many groups (0: direct chats only).
@@ -212,6 +220,7 @@ impl Args {
         }
         Ok(Plan {
             server: self.server,
+            nodes: std::iter::once(self.server).chain(self.nodes).collect(),
             users,
             groups,
             direct_ratio,

@@ -44,7 +44,7 @@ pub(crate) async fn run(plan: &Plan) -> Result<Report> {
     let opened: Vec<Result<Ws, String>> = futures::stream::iter(users.iter().enumerate())
         .map(|(i, u)| {
             let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
-            conn::open(plan.server, source, &u.token)
+            conn::open(plan.nodes[i % plan.nodes.len()], source, &u.token)
         })
         .buffered(plan.connect_concurrency)
         .collect()

@@ -825,7 +825,7 @@ async fn cell(env: &Env, w: &World, op: Op, caller: Caller) -> String {
             Err(status) => format!("upgrade {status}"),
             Ok(mut ws) => {
                 ws.until(|f| f["type"] == "synced").await;
-                let answer = frame_answer(&mut ws, frame, &w).await;
+                let answer = frame_answer(&mut ws, frame, w).await;
                 ws.close().await;
                 answer
             }
