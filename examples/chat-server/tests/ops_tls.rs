@@ -10,9 +10,10 @@
 //!   `--backend-ca` clusters and carries a message; without the CA the
 //!   server refuses to start.
 //!
-//! Cassandra's client TLS is not tested here (see docs/operations.md): a
-//! second Cassandra node with a keystore costs a minute and 1.5 GB on the
-//! CI machine.
+//! - Cassandra of the test's own (`scripts/services` with client TLS on a
+//!   PEM keystore and `PasswordAuthenticator`): `?tls=true` with a login
+//!   and `--backend-ca` serves chat; without the login, or without TLS, the
+//!   server refuses to start.
 
 mod common;
 mod db_restart;
@@ -40,6 +41,8 @@ struct Pki {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// The key and the certificate in one file (Cassandra's PEM keystore).
+    key_and_cert: PathBuf,
     ca_pem: String,
 }
 
@@ -68,6 +71,7 @@ fn pki() -> Pki {
         ca: write("ca.pem", &ca.pem()),
         cert: write("server.pem", &cert.pem()),
         key: write("server.key", &key.serialize_pem()),
+        key_and_cert: write("node.pem", &(key.serialize_pem() + &cert.pem())),
         ca_pem: ca.pem(),
         _dir: dir,
     }
@@ -297,5 +301,44 @@ async fn redis_over_tls_with_the_backend_ca() {
         .call(reqwest::Method::GET, "/readyz", None, None)
         .await;
     assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_over_tls_with_a_login_and_the_backend_ca() {
+    let pki = pki();
+    let Some(db) = db_restart::Database::start_with(
+        "cassandra",
+        vec![(
+            "CHAT_CASSANDRA_TLS_PEM",
+            pki.key_and_cert.display().to_string(),
+        )],
+    )
+    .await
+    else {
+        return;
+    };
+    // scripts/services prints cassandra://127.0.0.1:PORT; the superuser
+    // the node made at its first start logs in.
+    let hosts = db.url().strip_prefix("cassandra://").unwrap();
+    let keyspace = format!("tls_{:08x}", rand::random::<u32>());
+    let with = |login: &str, query: &str, ca: Option<PathBuf>| Config {
+        store: format!("cassandra://{login}{hosts}/{keyspace}{query}"),
+        ops: Operations {
+            backend_ca: ca,
+            ..Operations::default()
+        },
+        ..TestServer::config()
+    };
+    let ca = Some(pki.ca.clone());
+    // No TLS: the node speaks only TLS on its CQL port.
+    let why = refuses_to_start(&with("cassandra:cassandra@", "", ca.clone())).await;
+    assert!(why.contains("cassandra"), "{why}");
+    // TLS, but no login.
+    let why = refuses_to_start(&with("", "?tls=true", ca.clone())).await;
+    assert!(why.to_lowercase().contains("auth"), "{why}");
+
+    let server = TestServer::start_with(with("cassandra:cassandra@", "?tls=true", ca)).await;
+    chat_works(&server).await;
     server.stop().await;
 }
