@@ -65,7 +65,10 @@ async fn assemble(config: &Config, public_url: String) -> Result<App, ServerErro
     if let Some(url) = &config.push_webhook {
         builder = builder.notifier(Arc::new(WebhookNotifier::start(
             url.clone(),
-            WebhookOptions::default(),
+            WebhookOptions {
+                metrics: Some(metrics.clone()),
+                ..WebhookOptions::default()
+            },
         )));
     }
     let backends = stores::Backends::from_config(config, Some(metrics.clone()))?;

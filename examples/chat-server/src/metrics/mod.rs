@@ -56,6 +56,7 @@ pub struct Metrics {
     presence_restores: Counter,
     presence_restore_changes: Counter,
     lease_renewals: Family<L1, Counter>,
+    push: Family<L1, Counter>,
     gauges: Gauges,
     process: process::ProcessMetrics,
 }
@@ -76,6 +77,13 @@ struct Gauges {
 /// Buckets for latencies from 100 µs to about 13 s (×2 each).
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0001, 2.0, 18)
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The registry's content is what `/metrics` shows.
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -111,6 +119,7 @@ impl Metrics {
             presence_restores: Counter::default(),
             presence_restore_changes: Counter::default(),
             lease_renewals: Family::default(),
+            push: Family::default(),
             gauges: Gauges::default(),
             process: process::ProcessMetrics::default(),
             registry: Registry::default(),
@@ -268,12 +277,25 @@ impl Metrics {
             g.conversations.clone(),
         );
         r.register(
+            "chat_push_webhook",
+            "Push webhook posts, by outcome (delivered, retried: one failed try to be \
+             repeated, failed: given up after the last try, dropped: the queue was full)",
+            m.push.clone(),
+        );
+        r.register(
             "chat_draining",
             "1 while this node drains (taken out of service)",
             g.draining.clone(),
         );
         m.process.register(r);
         m
+    }
+
+    /// Counts one push webhook outcome (see `chat_push_webhook`).
+    pub(crate) fn push_outcome(&self, outcome: crate::push::PushOutcome) {
+        self.push
+            .get_or_create(&[("outcome", outcome.label())])
+            .inc();
     }
 
     /// The text exposition of every metric, with the gauges read from
