@@ -84,7 +84,7 @@ fn scripts() -> &'static Scripts {
 impl RedisPresence {
     /// Presence in the Redis at `url`, under `options.prefix`.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = crate::client(url)?;
+        let client = crate::client(url, &options)?;
         let commands = crate::conn::commands(&client, &options).await?;
         Ok(Self::with_connection(commands, options))
     }

@@ -24,6 +24,11 @@ pub const CLOSE_REVOKED: u16 = 4001;
 pub const CLOSE_RESYNC: u16 = 4002;
 /// Close code when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the node drains (it is taken out of service, e.g. for
+/// an upgrade): RFC 6455's registered "service restart". Everything the
+/// client sent before was answered; it reconnects (logging in again picks
+/// a live node) and syncs.
+pub const CLOSE_DRAINING: u16 = 1012;
 /// Close code for a message bigger than the configured maximum (RFC 6455).
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a peer that stopped answering pings, or a server failure.
@@ -95,6 +100,8 @@ pub(crate) async fn run(
     client: ClientInfo,
     config: WsConfig,
 ) {
+    // Counted until the close frame is out and the linger is over.
+    let _open = config.open_sockets.hold();
     let user = &identity.user_id;
     // Boxed: held inline, this future's state would stay in the
     // connection's task for as long as the connection lives.
@@ -108,6 +115,11 @@ pub(crate) async fn run(
             return;
         }
     };
+    // Taken up between frames only: a frame in hand is handled to its
+    // answer first, then what is queued goes out and the close follows.
+    let drain = session.drain_asked();
+    tokio::pin!(drain);
+    let mut draining = false;
     // The session lives in `working` while it works, else in `idle`. The
     // work is boxed: a send's future is several KiB, and held inline it
     // would make every idle connection's task that large too.
@@ -134,7 +146,14 @@ pub(crate) async fn run(
                     break End::PeerGone;
                 }
             }
-            next = socket.next(), if idle.is_some() => {
+            () = &mut drain, if idle.is_some() && !draining => {
+                draining = true;
+                // The outbound yields what is queued, then ends (Draining).
+                if let Some(session) = &idle {
+                    session.finish_draining();
+                }
+            }
+            next = socket.next(), if idle.is_some() && !draining => {
                 ping.heard();
                 match next {
                     Some(Ok(Message::Text(text))) => {
@@ -192,6 +211,10 @@ pub(crate) async fn run(
                 Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON))
             }
             Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+            Some(CloseReason::Draining) => Some(close(
+                CLOSE_DRAINING,
+                "node draining, reconnect elsewhere and sync",
+            )),
             Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
             Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
             _ => None,

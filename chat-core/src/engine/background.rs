@@ -19,6 +19,7 @@ use crate::auth::Identity;
 use crate::cluster::{BusMessage, BusReceiver, Topic};
 use crate::error::{Error, Result};
 use crate::model::{Retention, UserId, now_millis};
+use crate::observe::Event;
 
 /// Registers this node and starts the background tasks. They hold only a
 /// weak reference, so dropping the engine ends them.
@@ -45,6 +46,7 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
     while let Some(msg) = receiver.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         if msg.topic == Topic::Resumed {
+            inner.observer.event(&Event::BusResumed);
             // The connection was down: the store may have lost this node's
             // claim and presence (a restart) and missed its writes. Claim
             // and restore at once, while the sessions sync what they missed.
@@ -62,6 +64,7 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
             // Published here: local sessions were served directly.
             continue;
         }
+        inner.observer.event(&Event::BusReceived);
         inner.on_bus(msg).await;
     }
 }
@@ -368,9 +371,12 @@ async fn beat(inner: &Arc<Inner>) {
             }
         }
     }
-    let info = inner.node_info();
-    if let Err(e) = inner.discovery.register(&info, now, ttl).await {
-        tracing::warn!(error = %e, "discovery heartbeat failed");
+    // A draining node left discovery: logins send users elsewhere.
+    if !inner.is_draining() {
+        let info = inner.node_info();
+        if let Err(e) = inner.discovery.register(&info, now, ttl).await {
+            tracing::warn!(error = %e, "discovery heartbeat failed");
+        }
     }
     match inner.presence.reap(now).await {
         Ok(gone) => {

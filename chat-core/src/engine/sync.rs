@@ -19,6 +19,7 @@ use super::frames::entry_frame;
 use super::registry::SessionShared;
 use crate::error::Result;
 use crate::model::{ConversationId, Message, MessageId};
+use crate::observe::Event;
 use crate::protocol::ServerFrame;
 
 /// One conversation's stretch still to send.
@@ -119,6 +120,12 @@ impl Inner {
         again: bool,
     ) -> Result<()> {
         let page = self.limits.sync_page.max(1);
+        let mut entries_sent = 0;
+        let report = |entries| {
+            if entries > 0 {
+                self.observer.event(&Event::Synced { entries });
+            }
+        };
         loop {
             for s in stretches
                 .iter_mut()
@@ -148,6 +155,7 @@ impl Inner {
                 }
             }
             let Some((_, i)) = oldest.into_iter().next() else {
+                report(entries_sent);
                 return Ok(());
             };
             let entry = stretches[i].page.pop_front().expect("the page has a front");
@@ -156,8 +164,10 @@ impl Inner {
                 .send_stored(&entry.conversation_id, entry.message_id, frame, again)
                 .await
             {
+                report(entries_sent);
                 return Ok(()); // the session closed
             }
+            entries_sent += 1;
         }
     }
 
