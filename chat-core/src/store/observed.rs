@@ -14,12 +14,13 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Account, Conversation, ConversationId, Device, DeviceId, GroupSettings, Head, Invite, Member,
-    Message, MessageId, Millis, NewMessage, Role, UserId,
+    Account, Conversation, ConversationId, Departure, Device, DeviceId, GroupSettings, Head,
+    Invite, Member, Message, MessageId, Millis, NewMessage, Role, UserId,
 };
 use crate::observe::{Event, Observer};
 use crate::store::{
-    AccountStore, AckMoved, Appended, ConversationStore, Cursors, DeviceCursor, MessageStore,
+    AccountStore, AckMoved, Appended, ConversationStore, Cursors, DeviceCursor, Intent,
+    MessageStore,
 };
 
 /// `S` with every call reported to an [`Observer`] under a backend name.
@@ -82,6 +83,7 @@ macro_rules! observed_impl {
 
 observed_impl!(MessageStore {
     fn append(entry: NewMessage, expected_version: u64) -> Appended;
+    fn append_after(entry: NewMessage, after: Option<MessageId>) -> Appended;
     fn head(conversation: &ConversationId) -> Head;
     fn heads(conversations: &[ConversationId]) -> Vec<Head>;
     fn entry(conversation: &ConversationId, id: MessageId) -> Option<Message>;
@@ -121,6 +123,9 @@ observed_impl!(MessageStore {
     fn start_member(user: &UserId, conversation: &ConversationId, head: Head) -> ();
     fn start_device(user: &UserId, device: &DeviceId) -> ();
     fn forget_device(device: &DeviceId) -> ();
+    fn put_intent(intent: &Intent) -> ();
+    fn intents(after: Option<MessageId>, before: MessageId, limit: usize) -> Vec<Intent>;
+    fn clear_intent(intent: &Intent) -> ();
     fn ping() -> ();
 });
 
@@ -137,6 +142,8 @@ observed_impl!(ConversationStore {
     fn set_role(id: &ConversationId, user: &UserId, role: Role) -> bool;
     fn is_banned(id: &ConversationId, user: &UserId) -> bool;
     fn memberships(user: &UserId) -> Vec<(ConversationId, Member)>;
+    fn record_departure(user: &UserId, departure: Departure) -> ();
+    fn departures(user: &UserId) -> Vec<Departure>;
     fn create_invite(invite: Invite) -> ();
     fn redeem_invite(code_hash: &str, now: Millis) -> ConversationId;
     fn revoke_invite(id: &ConversationId, code_hash: &str) -> bool;
