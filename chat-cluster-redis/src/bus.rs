@@ -61,7 +61,7 @@ impl RedisBus {
     /// The bus of node `node`: opens its pub/sub connection now, so a wrong
     /// URL or an unreachable Redis fails here rather than at first use.
     pub async fn connect(url: &str, node: NodeId, options: RedisOptions) -> Result<Self> {
-        let client = crate::client(url)?;
+        let client = crate::client(url, &options)?;
         let commands = crate::conn::commands(&client, &options).await?;
         Self::with_connection(client, commands, node, options).await
     }

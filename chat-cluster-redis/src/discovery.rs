@@ -58,7 +58,7 @@ fn live_script() -> &'static Script {
 impl RedisDiscovery {
     /// Discovery in the Redis at `url`, under `options.prefix`.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = crate::client(url)?;
+        let client = crate::client(url, &options)?;
         let commands = crate::conn::commands(&client, &options).await?;
         Ok(Self::with_connection(commands, options))
     }

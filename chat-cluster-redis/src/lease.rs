@@ -96,7 +96,7 @@ fn holder_of(value: &str) -> &str {
 impl RedisNodeIds {
     /// Worker id claims in the Redis at `url`, under `options.prefix`.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = crate::client(url)?;
+        let client = crate::client(url, &options)?;
         let commands = crate::conn::commands(&client, &options).await?;
         Ok(Self::with_connection(commands, options))
     }

@@ -73,10 +73,31 @@ use chat_core::Result;
 use chat_core::model::NodeId;
 use redis::aio::ConnectionManager;
 
-/// A client for `url`, or `InvalidInput` naming what is wrong with it.
-fn client(url: &str) -> Result<redis::Client> {
-    redis::Client::open(url)
-        .map_err(|e| chat_core::Error::invalid(format!("bad redis url {url:?}: {e}")))
+/// A client for `url` (TLS for `rediss://`, trusting `options.tls_root_ca`
+/// when given), or `InvalidInput` naming what is wrong with it.
+fn client(url: &str, options: &RedisOptions) -> Result<redis::Client> {
+    let bad = |e: redis::RedisError| {
+        chat_core::Error::invalid(format!("bad redis url {:?}: {e}", redact(url)))
+    };
+    match (&options.tls_root_ca, url.starts_with("rediss://")) {
+        (Some(ca), true) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        )
+        .map_err(bad),
+        _ => redis::Client::open(url).map_err(bad),
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_owned(),
+    }
 }
 
 /// One Redis deployment: its command connection, shared by the presence
@@ -101,7 +122,7 @@ impl RedisCluster {
     /// Fails with `InvalidInput` for a malformed URL and `Unavailable` when
     /// Redis cannot be reached now.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = client(url)?;
+        let client = client(url, &options)?;
         let commands = conn::commands(&client, &options).await?;
         Ok(Self {
             client,

@@ -26,6 +26,11 @@ pub struct RedisOptions {
     /// Bus messages waiting for the engine before new ones are dropped
     /// (with a warning; recipients catch up at their next sync). Default 4096.
     pub bus_capacity: usize,
+    /// PEM CA certificates that a `rediss://` (TLS) URL's server
+    /// certificate must chain to. `None` (the default): the system's trust
+    /// store. A `rediss://` URL may end in `#insecure` to skip verification
+    /// (never in production).
+    pub tls_root_ca: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -38,6 +43,7 @@ impl Default for RedisOptions {
             reconnect_max: Duration::from_secs(2),
             ping_every: Duration::from_secs(5),
             bus_capacity: 4096,
+            tls_root_ca: None,
         }
     }
 }

@@ -41,6 +41,7 @@ use crate::options::RedisOptions;
 ///
 /// Expiry follows the trait: times are the callers' (`now`), a node's
 /// connections count until a `reap` later than its heartbeat plus ttl
+/// (which forgets them 500 users per script call)
 /// (every live node reaps at each of its heartbeats, so a dead node's users
 /// show online for at most about one heartbeat interval past its ttl), and
 /// a node that never sent a heartbeat never expires. The nodes' clocks must
@@ -65,6 +66,10 @@ struct Scripts {
 /// others between them.
 const RESTORE_CHUNK: usize = 500;
 
+/// Users per reap script, for the same reason: a dead node that held
+/// 100,000 users is reaped in 200 short calls, not one long one.
+const REAP_CHUNK: usize = 500;
+
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
@@ -79,7 +84,7 @@ fn scripts() -> &'static Scripts {
 impl RedisPresence {
     /// Presence in the Redis at `url`, under `options.prefix`.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = crate::client(url)?;
+        let client = crate::client(url, &options)?;
         let commands = crate::conn::commands(&client, &options).await?;
         Ok(Self::with_connection(commands, options))
     }
@@ -316,29 +321,40 @@ impl PresenceStore for RedisPresence {
         Ok(changes)
     }
 
+    /// In chunks of `REAP_CHUNK` users (see `scripts/reap.lua`).
     async fn reap(&self, now: Millis) -> Result<Vec<Presence>> {
-        let mut con = self.commands.clone();
-        let mut call = self.scripts.reap.prepare_invoke();
-        call.key(self.keys.beats())
-            .key(self.keys.beat_at())
-            .arg(now)
-            .arg(self.keys.prefix());
-        let flat: Vec<String> =
-            within("presence reap", self.limit(), call.invoke_async(&mut con)).await?;
-        let mut gone = Vec::with_capacity(flat.len() / 2);
-        for pair in flat.chunks_exact(2) {
-            let last_seen = pair[1].parse::<Millis>().map_err(|e| {
-                chat_core::Error::unavailable(
-                    format!("redis: reap returned a bad time {:?}", pair[1]),
-                    e,
-                )
-            })?;
-            gone.push(Presence {
-                user_id: UserId::from(pair[0].as_str()),
-                status: PresenceStatus::Offline,
-                last_seen: Some(last_seen),
-            });
+        let mut gone = Vec::new();
+        loop {
+            let mut con = self.commands.clone();
+            let mut call = self.scripts.reap.prepare_invoke();
+            call.key(self.keys.beats())
+                .key(self.keys.beat_at())
+                .arg(now)
+                .arg(self.keys.prefix())
+                .arg(REAP_CHUNK);
+            let flat: Vec<String> =
+                within("presence reap", self.limit(), call.invoke_async(&mut con)).await?;
+            let Some((more, pairs)) = flat.split_first() else {
+                return Err(chat_core::Error::unavailable_msg(
+                    "redis: reap returned nothing",
+                ));
+            };
+            for pair in pairs.chunks_exact(2) {
+                let last_seen = pair[1].parse::<Millis>().map_err(|e| {
+                    chat_core::Error::unavailable(
+                        format!("redis: reap returned a bad time {:?}", pair[1]),
+                        e,
+                    )
+                })?;
+                gone.push(Presence {
+                    user_id: UserId::from(pair[0].as_str()),
+                    status: PresenceStatus::Offline,
+                    last_seen: Some(last_seen),
+                });
+            }
+            if more != "1" {
+                return Ok(gone);
+            }
         }
-        Ok(gone)
     }
 }

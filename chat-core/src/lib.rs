@@ -10,6 +10,7 @@ pub mod id;
 pub mod memory;
 pub mod model;
 pub mod names;
+pub mod observe;
 pub mod protocol;
 pub mod push;
 pub mod store;

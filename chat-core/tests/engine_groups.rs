@@ -547,9 +547,28 @@ async fn a_send_racing_a_removal_is_delivered_before_it_or_not_at_all() {
             frames.len() - 1,
             "round {round}: frames after the removal: {frames:?}"
         );
-        // Nothing more later either, live or by sync.
+        // Nothing more later either, live or by sync: a sync sends again
+        // what was not acked up to the removal, and nothing after it.
+        let id_of = |f: &serde_json::Value| -> u64 {
+            let id = if f["type"] == "message" {
+                &f["message"]["message_id"]
+            } else {
+                &f["message_id"]
+            };
+            id.as_str().and_then(|s| s.parse().ok()).expect("an id")
+        };
+        let removed_id = id_of(&frames[removed]);
         v.send(json!({"type":"sync","id":"s"})).await;
-        assert_eq!(v.next().await["type"], "synced", "round {round}");
+        let synced = synced_frames(&mut v).await;
+        assert_eq!(
+            synced.last().map(id_of),
+            Some(removed_id),
+            "round {round}: {synced:?}"
+        );
+        assert!(
+            synced.iter().all(|f| id_of(f) <= removed_id),
+            "round {round}: {synced:?}"
+        );
     }
 }
 
@@ -581,7 +600,7 @@ async fn a_group_event_is_acked_by_its_message_id_and_then_not_sent_again() {
 }
 
 #[tokio::test]
-async fn a_removed_member_is_told_once_and_not_at_every_connect() {
+async fn a_removed_member_acks_its_removed_event_and_is_not_sent_it_again() {
     let e = engine().await;
     let owner = signup(&e, "owner").await;
     let a = signup(&e, "a").await;
@@ -590,12 +609,167 @@ async fn a_removed_member_is_told_once_and_not_at_every_connect() {
     e.remove_member(&owner, &g, &a).await.unwrap();
     let removed = ca.expect("group_event").await;
     assert_eq!(removed["event"], "removed");
-    // Nothing to ack: it is no member any more, and the event is not sent again.
     let id = removed["message_id"].as_str().expect("an id").to_owned();
+    ca.close().await;
+    // Not acked: it comes again (at least once), and nothing else of the group.
+    let mut ca = Client::connect_raw(&e, &a).await;
+    let again = ca.expect("group_event").await;
+    assert_eq!(again["message_id"].as_str(), Some(id.as_str()));
+    ca.expect("synced").await;
+    // Its ack is taken although it is no member any more; past the event
+    // it covers nothing (it is clamped there).
     ca.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":id}))
         .await;
-    assert_eq!(ca.expect("error").await["code"], "not_member");
+    ca.send(json!({"type":"ping","id":"p"})).await;
+    assert_eq!(ca.expect("pong").await["reply_to"], "p");
     ca.close().await;
     let ca = Client::connect(&e, &a).await;
     ca.close().await;
+    // A user that never was a member still cannot ack there.
+    let stranger = signup(&e, "stranger").await;
+    let mut cs = Client::connect(&e, &stranger).await;
+    cs.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":id}))
+        .await;
+    assert_eq!(cs.expect("error").await["code"], "not_member");
+}
+
+/// The texts of the `message` frames of `frames`, in order.
+fn texts(frames: &[serde_json::Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["message"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Every frame of a connect's sync, up to `synced` (excluded).
+async fn synced_frames(client: &mut Client) -> Vec<serde_json::Value> {
+    let mut frames = Vec::new();
+    loop {
+        let f = client.next().await;
+        if f["type"] == "synced" {
+            return frames;
+        }
+        frames.push(f);
+    }
+}
+
+/// Issue 9: a member removed while all its devices were offline gets, at
+/// its next sync, the messages it had not received from before its
+/// removal, then its `removed` event, and nothing after.
+#[tokio::test]
+async fn a_member_removed_while_offline_gets_the_rest_then_its_removal_at_the_next_sync() {
+    let e = engine().await;
+    let owner = signup(&e, "owner").await;
+    let a = signup(&e, "a").await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&a)).await;
+    let mut co = Client::connect(&e, &owner).await;
+    // A got the first message and acked it, then went away.
+    let mut ca = Client::connect(&e, &a).await;
+    co.send(json!({"type":"send","id":"1","conversation_id":g.as_str(),"body":"seen"}))
+        .await;
+    co.expect_after("sent").await;
+    let seen = ca.expect("message").await;
+    ca.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":seen["message"]["message_id"]}))
+        .await;
+    ca.send(json!({"type":"ping","id":"p"})).await;
+    ca.expect("pong").await;
+    ca.close().await;
+
+    for (i, body) in ["missed 1", "missed 2"].into_iter().enumerate() {
+        co.send(
+            json!({"type":"send","id":format!("m{i}"),"conversation_id":g.as_str(),"body":body}),
+        )
+        .await;
+        co.expect_after("sent").await;
+    }
+    e.remove_member(&owner, &g, &a).await.unwrap();
+    co.send(json!({"type":"send","id":"after","conversation_id":g.as_str(),"body":"after"}))
+        .await;
+    co.expect_after("sent").await;
+
+    let mut ca = Client::connect_raw(&e, &a).await;
+    let frames = synced_frames(&mut ca).await;
+    assert_eq!(texts(&frames), ["missed 1", "missed 2"], "{frames:?}");
+    let last = frames.last().expect("frames");
+    assert_eq!(
+        (last["type"].as_str(), last["event"].as_str()),
+        (Some("group_event"), Some("removed")),
+        "the removal comes last: {frames:?}"
+    );
+    assert_eq!(last["user_id"].as_str(), Some(a.as_str()));
+    assert_eq!(last["by"].as_str(), Some(owner.as_str()));
+    // Acked up to the removal: the next connect sends nothing of the group.
+    ca.send(json!({"type":"ack","conversation_id":g.as_str(),"message_id":last["message_id"]}))
+        .await;
+    ca.send(json!({"type":"ping","id":"p"})).await;
+    ca.expect("pong").await;
+    ca.close().await;
+    let ca = Client::connect(&e, &a).await;
+    ca.close().await;
+    // History stays closed to it.
+    assert!(matches!(
+        e.history(&a, &g, None, Some(10)).await,
+        Err(Error::NotMember { .. })
+    ));
+}
+
+/// Leaving from one device: the user's other device, away meanwhile, gets
+/// what it missed and the `left` event; a member removed and added back
+/// before it synced gets both stretches of membership, not what was sent
+/// while it was out.
+#[tokio::test]
+async fn other_devices_get_the_end_of_a_membership_and_a_return_skips_the_gap() {
+    let e = engine().await;
+    let owner = signup(&e, "owner").await;
+    let a = signup(&e, "a").await;
+    let phone = support::login(&e, "a").await;
+    let g = group(&e, &owner, "g", std::slice::from_ref(&a)).await;
+    let h = group(&e, &owner, "h", std::slice::from_ref(&a)).await;
+    let mut co = Client::connect(&e, &owner).await;
+    // The phone connected once (so it holds a cursor), then went away.
+    let phone_client = Client::connect_device(&e, &phone).await;
+    phone_client.close().await;
+    let say = |c: &ConversationId, body: &str| json!({"type":"send","id":body,"conversation_id":c.as_str(),"body":body});
+    co.send(say(&g, "g before")).await;
+    co.expect_after("sent").await;
+    e.remove_member(&a, &g, &a).await.unwrap(); // a leaves g from its laptop
+    co.send(say(&g, "g after")).await;
+    co.expect_after("sent").await;
+
+    co.send(say(&h, "h first")).await;
+    co.expect_after("sent").await;
+    e.remove_member(&owner, &h, &a).await.unwrap();
+    co.send(say(&h, "h while out")).await;
+    co.expect_after("sent").await;
+    e.add_member(&owner, &h, &a).await.unwrap();
+    co.send(say(&h, "h back")).await;
+    co.expect_after("sent").await;
+
+    let mut cp = Client::connect_raw_device(&e, &phone).await;
+    let frames = synced_frames(&mut cp).await;
+    assert_eq!(
+        texts(&frames),
+        ["g before", "h first", "h back"],
+        "{frames:?}"
+    );
+    let events: Vec<(String, String)> = frames
+        .iter()
+        .filter(|f| f["type"] == "group_event")
+        .map(|f| {
+            (
+                f["conversation_id"].as_str().unwrap_or_default().to_owned(),
+                f["event"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (g.to_string(), "left".to_owned()),
+            (h.to_string(), "removed".to_owned()),
+            (h.to_string(), "added".to_owned()),
+        ],
+        "{frames:?}"
+    );
 }

@@ -16,7 +16,7 @@ use chat_core::memory::{MemoryBusHub, MemoryPresence, MemoryStore};
 use chat_core::model::{
     ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Retention, UserId,
 };
-use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 use serde_json::json;
 use support::{Client, group, signup};
 
@@ -35,6 +35,29 @@ impl MessageStore for Uneven {
         let out = self.0.append(entry, v).await;
         pause().await;
         out
+    }
+    async fn append_after(
+        &self,
+        entry: NewMessage,
+        after: Option<MessageId>,
+    ) -> chat_core::Result<Appended> {
+        let out = self.0.append_after(entry, after).await;
+        pause().await;
+        out
+    }
+    async fn put_intent(&self, i: &Intent) -> chat_core::Result<()> {
+        self.0.put_intent(i).await
+    }
+    async fn intents(
+        &self,
+        a: Option<MessageId>,
+        b: MessageId,
+        l: usize,
+    ) -> chat_core::Result<Vec<Intent>> {
+        self.0.intents(a, b, l).await
+    }
+    async fn clear_intent(&self, i: &Intent) -> chat_core::Result<()> {
+        self.0.clear_intent(i).await
     }
     async fn head(&self, c: &ConversationId) -> chat_core::Result<Head> {
         self.0.head(c).await

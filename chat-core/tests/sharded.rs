@@ -1,14 +1,23 @@
 //! ShardedStore's own behaviour: where each conversation lives, the two
-//! copies of a direct conversation under `ShardBy::User` (written in order,
-//! undone when the second write fails, completed by the retry when the undo
-//! failed), reads that merge both copies, and shards that fail alone.
+//! copies of a direct conversation under `ShardBy::User` (the first copy is
+//! the commit point; a second copy left behind is completed by the
+//! reconciler, the next send or a retry), reads that merge both copies, and
+//! shards that fail alone.
 
 use std::slice::from_ref;
 use std::sync::Arc;
 
 use chat_core::memory::MemoryStore;
-use chat_core::store::{FaultSwitch, FaultyStore, MessageStore, ShardBy, ShardedStore};
+use std::time::Duration;
+
+use chat_core::store::{
+    FaultSwitch, FaultyStore, Intent, MessageStore, Reconciled, RepairConfig, ShardBy, ShardedStore,
+};
 use chat_core::{ConversationId, DeviceId, Error, Message, MessageId, NewMessage, UserId};
+
+fn now_ms() -> u64 {
+    u64::try_from(chat_core::now_millis()).unwrap()
+}
 
 fn entry(id: u64, c: &ConversationId, sender: &UserId, key: Option<&str>) -> NewMessage {
     NewMessage {
@@ -44,7 +53,14 @@ impl Cluster {
             .zip(&switches)
             .map(|(s, f)| Arc::new(FaultyStore::new(s.clone(), f.clone())) as Arc<dyn MessageStore>)
             .collect();
-        let store = ShardedStore::new(wrapped, by).unwrap();
+        // Act on every intent at once: these tests run no racing send.
+        let store = ShardedStore::new(wrapped, by)
+            .unwrap()
+            .with_repair(RepairConfig {
+                grace: Duration::ZERO,
+                abandon_after: Duration::from_secs(600),
+                page: 2,
+            });
         Self {
             shards,
             switches,
@@ -142,58 +158,112 @@ async fn by_user_a_direct_conversation_lives_on_both_users_shards_only() {
     }
 }
 
-#[tokio::test]
-async fn by_user_a_failed_second_write_is_undone_and_the_retry_stores_once() {
-    let cl = Cluster::new(4, ShardBy::User);
-    let (a, b) = cl.users_apart();
-    let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
-    let c = ConversationId::direct(&a, &b);
-    cl.switches[sb].fail_appends(true);
-    let err = cl
-        .store
-        .append(entry(10, &c, &a, Some("k")), 0)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-    assert!(cl.on(sa, &c).await.is_empty(), "the first copy was undone");
-    cl.switches[sb].fail_appends(false);
-    let head = cl.store.head(&c).await.unwrap();
-    let retry = cl
-        .store
-        .append(entry(11, &c, &a, Some("k")), head.version)
-        .await
-        .unwrap();
-    assert!(!retry.duplicate);
-    assert_eq!(
-        (cl.on(sa, &c).await, cl.on(sb, &c).await),
-        (vec![11], vec![11])
-    );
+/// What the shards hold of `c` once the reconciler ran: each copy's ids,
+/// and the intents left on every shard.
+async fn settle(cl: &Cluster, c: &ConversationId, first: usize, second: usize) -> Settled {
+    let pass = cl.store.reconcile().await;
+    let mut intents = 0;
+    for shard in &cl.shards {
+        intents += shard
+            .intents(None, MessageId(u64::MAX), 100)
+            .await
+            .unwrap()
+            .len();
+    }
+    Settled {
+        pass,
+        first: cl.on(first, c).await,
+        second: cl.on(second, c).await,
+        intents,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Settled {
+    pass: Reconciled,
+    first: Vec<u64>,
+    second: Vec<u64>,
+    intents: usize,
 }
 
 #[tokio::test]
-async fn by_user_a_failed_undo_leaves_a_residue_that_the_retry_completes() {
+async fn by_user_a_failed_second_write_is_stored_and_the_reconciler_completes_it() {
     let cl = Cluster::new(4, ShardBy::User);
     let (a, b) = cl.users_apart();
     let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
     let c = ConversationId::direct(&a, &b);
     cl.switches[sb].fail_appends(true);
-    cl.switches[sa].fail_removes(true);
-    cl.store
+    let sent = cl
+        .store
         .append(entry(10, &c, &a, Some("k")), 0)
         .await
-        .unwrap_err();
+        .expect("stored on the first copy: the send is stored");
+    assert!(!sent.duplicate);
     assert_eq!(
-        cl.on(sa, &c).await,
-        [10],
-        "the residue on the sender's shard"
+        (cl.on(sa, &c).await, cl.on(sb, &c).await),
+        (vec![10], vec![])
     );
-    // Reads merge both copies: the residue is read.
+    // Reads merge both copies, and either user reads it.
     assert_eq!(
         ids(&cl.store.history(&c, None, None, 10).await.unwrap()),
         [10]
     );
+    // While the second copy still refuses, a pass leaves the intent.
+    let stuck = cl.store.reconcile().await;
+    assert_eq!((stuck.completed, stuck.left), (0, 1));
     cl.switches[sb].fail_appends(false);
-    cl.switches[sa].fail_removes(false);
+    assert_eq!(
+        settle(&cl, &c, sa, sb).await,
+        Settled {
+            pass: Reconciled {
+                completed: 1,
+                ..Reconciled::default()
+            },
+            first: vec![10],
+            second: vec![10],
+            intents: 0,
+        }
+    );
+}
+
+#[tokio::test]
+async fn by_user_the_next_send_completes_a_copy_left_behind_in_order() {
+    let cl = Cluster::new(4, ShardBy::User);
+    let (a, b) = cl.users_apart();
+    let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
+    let c = ConversationId::direct(&a, &b);
+    cl.switches[sb].fail_appends(true);
+    cl.store.append(entry(10, &c, &a, None), 0).await.unwrap();
+    cl.switches[sb].fail_appends(false);
+    // The other user answers: its send goes to the first copy too, and
+    // its copy brings the second one up to date, in order.
+    let reply = cl.store.append(entry(11, &c, &b, None), 0).await.unwrap();
+    assert_eq!(reply.prev, Some(MessageId(10)));
+    assert_eq!(
+        (cl.on(sa, &c).await, cl.on(sb, &c).await),
+        (vec![10, 11], vec![10, 11])
+    );
+    let settled = settle(&cl, &c, sa, sb).await;
+    assert_eq!(settled.intents, 0, "{settled:?}");
+    // Both copies agree on the head, seq included.
+    assert_eq!(
+        cl.shards[sa].head(&c).await.unwrap(),
+        cl.shards[sb].head(&c).await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn by_user_a_retry_of_a_half_done_send_completes_it_with_the_first_id() {
+    let cl = Cluster::new(4, ShardBy::User);
+    let (a, b) = cl.users_apart();
+    let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
+    let c = ConversationId::direct(&a, &b);
+    cl.switches[sb].fail_appends(true);
+    cl.store
+        .append(entry(10, &c, &a, Some("k")), 0)
+        .await
+        .unwrap();
+    cl.switches[sb].fail_appends(false);
     let retry = cl
         .store
         .append(entry(11, &c, &a, Some("k")), 0)
@@ -203,8 +273,72 @@ async fn by_user_a_failed_undo_leaves_a_residue_that_the_retry_completes() {
     assert_eq!(retry.message.message_id, MessageId(10));
     assert_eq!(
         (cl.on(sa, &c).await, cl.on(sb, &c).await),
-        (vec![10], vec![10]),
-        "completed on both"
+        (vec![10], vec![10])
+    );
+    assert_eq!(settle(&cl, &c, sa, sb).await.intents, 0);
+}
+
+#[tokio::test]
+async fn by_user_the_reconciler_forgets_an_intent_whose_send_stored_nothing() {
+    let cl = Cluster::new(4, ShardBy::User);
+    let (a, b) = cl.users_apart();
+    let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
+    let c = ConversationId::direct(&a, &b);
+    // A process died after step 1 (the intent) and before the first write.
+    // Id 10 is from 1970: far older than `abandon_after`.
+    let intent = Intent {
+        message_id: MessageId(10),
+        conversation_id: c.clone(),
+    };
+    cl.shards[sa].put_intent(&intent).await.unwrap();
+    let settled = settle(&cl, &c, sa, sb).await;
+    assert_eq!(settled.pass.abandoned, 1, "{settled:?}");
+    assert_eq!(
+        (settled.first, settled.second, settled.intents),
+        (vec![], vec![], 0)
+    );
+    // A young one is left alone: its send may still be running.
+    let young = Intent {
+        message_id: MessageId::first_at(now_ms()),
+        conversation_id: c.clone(),
+    };
+    cl.shards[sa].put_intent(&young).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let pass = cl.store.reconcile().await;
+    assert_eq!((pass.left, pass.abandoned), (1, 0));
+}
+
+#[tokio::test]
+async fn by_user_the_second_shard_down_stops_no_send_and_no_read() {
+    let cl = Cluster::new(4, ShardBy::User);
+    let (a, b) = cl.users_apart();
+    let (sa, sb) = (cl.store.shard_of_user(&a), cl.store.shard_of_user(&b));
+    let c = ConversationId::direct(&a, &b);
+    cl.switches[sb].fail_all(true);
+    cl.store.append(entry(10, &c, &a, None), 0).await.unwrap();
+    cl.store.append(entry(11, &c, &b, None), 0).await.unwrap();
+    assert_eq!(
+        ids(&cl.store.range(&c, None, None, 10).await.unwrap()),
+        [10, 11]
+    );
+    cl.store.cursors(&a, None, &c).await.unwrap();
+    cl.store
+        .user_cursors(&a, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    let phone = DeviceId::from("a-phone");
+    cl.store
+        .ack(&a, &phone, &c, MessageId(11))
+        .await
+        .expect_err("an ack writes both copies: it reports the one down");
+    // The pass reports the shard it cannot read, and completes nothing.
+    let pass = cl.store.reconcile().await;
+    assert_eq!(pass.unreadable_shards, 1, "{pass:?}");
+    cl.switches[sb].fail_all(false);
+    let settled = settle(&cl, &c, sa, sb).await;
+    assert_eq!(
+        (settled.first, settled.second, settled.intents),
+        (vec![10, 11], vec![10, 11], 0)
     );
 }
 

@@ -149,6 +149,32 @@ pub struct CassandraConfig {
     /// connection to some node; while it holds none, the store tries a new
     /// session at this pace (see the crate docs on recovery). Default 1 s.
     pub reconnect_interval: Duration,
+    /// TLS to every node, verified with these rustls settings (the node's
+    /// certificate must name the address it is reached at). `None` (the
+    /// default): plain TCP. [`CassandraConfig::from_url`] asks for it with
+    /// `?tls=true`; the caller then fills it in.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Username and password for Cassandra's `PasswordAuthenticator`
+    /// (`cassandra://USER:PASSWORD@HOST/KS`); `None`: no login.
+    pub credentials: Option<Credentials>,
+}
+
+/// A Cassandra login. `Debug` does not show the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The role to log in as.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl CassandraConfig {
@@ -169,17 +195,29 @@ impl CassandraConfig {
             bucket_max_bytes: 8 << 20,
             short_gc_grace: Duration::from_secs(24 * 3600),
             reconnect_interval: Duration::from_secs(1),
+            tls: None,
+            credentials: None,
         }
     }
 
     /// A config with the defaults of [`CassandraConfig::new`] from
-    /// `cassandra://host:port[,host:port…]/KEYSPACE`, the form a server's
-    /// `--store` takes. [`chat_core::Error::InvalidInput`] when the URL names
-    /// no host or no keyspace.
+    /// `cassandra://[USER:PASSWORD@]host:port[,host:port…]/KEYSPACE[?…]`,
+    /// the form a server's `--store` takes. The query may hold `tls=true`
+    /// (see [`CassandraConfig::split_tls`]) and `replication=N`
+    /// (`SimpleStrategy` with N replicas) or
+    /// `replication=DC1:N,DC2:M` (`NetworkTopologyStrategy`), used when the
+    /// keyspace is created. The password may hold any character but `?`.
+    /// [`chat_core::Error::InvalidInput`] when the URL names no host or no
+    /// keyspace, or holds a bad parameter.
     pub fn from_url(url: &str) -> chat_core::Result<Self> {
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let (url, _) = Self::split_tls(url)?;
+        let credentials = Self::credentials_from_url(&url)?;
+        let url = url.as_str();
         let contact_points = Self::contact_points_from_url(url)?;
         let keyspace = url
             .strip_prefix("cassandra://")
+            .map(|rest| rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts))
             .and_then(|rest| rest.split_once('/'))
             .map(|(_, keyspace)| keyspace.trim_end_matches('/'))
             .filter(|keyspace| !keyspace.is_empty())
@@ -188,7 +226,79 @@ impl CassandraConfig {
                     "{url:?} names no keyspace: use cassandra://HOST:PORT/KEYSPACE"
                 ))
             })?;
-        Ok(Self::new(contact_points, keyspace))
+        let mut config = Self::new(contact_points, keyspace);
+        config.credentials = credentials;
+        for pair in query.split('&') {
+            if let Some(("replication", value)) = pair.split_once('=') {
+                config.replication = Self::replication_from(value)?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// `USER:PASSWORD@` of a `cassandra://` URL, if any.
+    fn credentials_from_url(url: &str) -> chat_core::Result<Option<Credentials>> {
+        let rest = url.strip_prefix("cassandra://").unwrap_or(url);
+        let Some((login, _)) = rest.rsplit_once('@') else {
+            return Ok(None);
+        };
+        match login.split_once(':') {
+            Some((username, password)) if !username.is_empty() => Ok(Some(Credentials {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            })),
+            _ => Err(chat_core::Error::invalid(
+                "cassandra url: a login is USER:PASSWORD@ before the hosts",
+            )),
+        }
+    }
+
+    /// `N` or `DC1:N,DC2:M` of `?replication=`.
+    fn replication_from(value: &str) -> chat_core::Result<Replication> {
+        let bad = || {
+            chat_core::Error::invalid(format!(
+                "cassandra url: replication={value:?}: use a replica count (3) or data \
+                 centres and their counts (dc1:3,dc2:3)"
+            ))
+        };
+        if let Ok(factor) = value.parse::<u32>() {
+            return Ok(Replication::Simple { factor });
+        }
+        let datacenters = value
+            .split(',')
+            .map(|dc| {
+                let (name, n) = dc.split_once(':').ok_or_else(bad)?;
+                Ok((name.to_owned(), n.parse::<u32>().map_err(|_| bad())?))
+            })
+            .collect::<chat_core::Result<Vec<_>>>()?;
+        let replication = Replication::NetworkTopology { datacenters };
+        // Names and counts are checked here, not first at connect.
+        replication.to_cql()?;
+        Ok(replication)
+    }
+
+    /// Takes the query off a `cassandra://` URL: whether it asks for TLS
+    /// (`?tls=true`; `?tls=false` or no query: plain TCP). Any other
+    /// parameter is refused, so a typo is not silently ignored.
+    pub fn split_tls(url: &str) -> chat_core::Result<(String, bool)> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), false));
+        };
+        let mut tls = false;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", "true")) => tls = true,
+                Some(("tls", "false")) => tls = false,
+                // Read by `from_url`.
+                Some(("replication", _)) => {}
+                _ => {
+                    return Err(chat_core::Error::invalid(format!(
+                        "cassandra url: unknown parameter {pair:?} (tls=true|false, replication=…)"
+                    )));
+                }
+            }
+        }
+        Ok((base.to_owned(), tls))
     }
 
     /// Parses `cassandra://host:port[,host:port…]` (the form that
@@ -198,6 +308,9 @@ impl CassandraConfig {
         let rest = url.strip_prefix("cassandra://").ok_or_else(|| {
             chat_core::Error::invalid(format!("{url:?} does not start with cassandra://"))
         })?;
+        let rest = rest.split_once('?').map_or(rest, |(rest, _)| rest);
+        // After a login, if any (its password may hold '/' or '@').
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
         let hosts = rest.split_once('/').map_or(rest, |(hosts, _)| hosts);
         let points: Vec<String> = hosts
             .split(',')
@@ -214,6 +327,62 @@ impl CassandraConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_is_asked_for_in_the_query_and_other_parameters_are_refused() {
+        let (base, tls) = CassandraConfig::split_tls("cassandra://h:9142/ks?tls=true").unwrap();
+        assert_eq!((base.as_str(), tls), ("cassandra://h:9142/ks", true));
+        let (_, tls) = CassandraConfig::split_tls("cassandra://h:9042/ks").unwrap();
+        assert!(!tls);
+        let (_, tls) = CassandraConfig::split_tls("cassandra://h/ks?tls=false").unwrap();
+        assert!(!tls);
+        let err = CassandraConfig::split_tls("cassandra://h/ks?tsl=true").unwrap_err();
+        assert!(err.to_string().contains("tsl=true"), "{err}");
+        let config = CassandraConfig::from_url("cassandra://h:9142/ks?tls=true").unwrap();
+        assert_eq!(config.keyspace, "ks");
+        assert_eq!(config.contact_points, ["h:9142"]);
+        assert_eq!(
+            CassandraConfig::contact_points_from_url("cassandra://a:1,b:2?tls=true").unwrap(),
+            ["a:1", "b:2"]
+        );
+    }
+
+    #[test]
+    fn logins_and_replication_come_from_the_url() {
+        let config =
+            CassandraConfig::from_url("cassandra://chat:p@ss/w:rd@a:1,b:2/ks?tls=true").unwrap();
+        assert_eq!(config.contact_points, ["a:1", "b:2"]);
+        assert_eq!(config.keyspace, "ks");
+        let login = config.credentials.unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("chat", "p@ss/w:rd")
+        );
+        assert!(!format!("{login:?}").contains("p@ss"));
+        assert_eq!(
+            CassandraConfig::from_url("cassandra://a/ks")
+                .unwrap()
+                .credentials,
+            None
+        );
+        assert!(CassandraConfig::from_url("cassandra://nopassword@a/ks").is_err());
+
+        let config = CassandraConfig::from_url("cassandra://a/ks?replication=3").unwrap();
+        assert_eq!(config.replication, Replication::Simple { factor: 3 });
+        let config =
+            CassandraConfig::from_url("cassandra://a/ks?tls=true&replication=dc1:3,dc-2:2")
+                .unwrap();
+        assert_eq!(
+            config.replication,
+            Replication::NetworkTopology {
+                datacenters: vec![("dc1".into(), 3), ("dc-2".into(), 2)]
+            }
+        );
+        for bad in ["dc1", "dc1:x", "dc 1:3", "dc1:0", ""] {
+            let url = format!("cassandra://a/ks?replication={bad}");
+            assert!(CassandraConfig::from_url(&url).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_service_urls() {

@@ -4,6 +4,7 @@
 //! and invites used by compare-and-set.
 
 use async_trait::async_trait;
+use chat_core::model::Departure;
 use chat_core::store::ConversationStore;
 use chat_core::{
     Conversation, ConversationId, ConversationKind, Error, GroupSettings, Invite, Member, Millis,
@@ -14,7 +15,7 @@ use scylla::value::MaybeUnset;
 
 use crate::codec::{
     Lwt, conversation_kind_from_cql, conversation_kind_to_cql, history_from_cql, history_to_cql,
-    id_from_cql, id_to_cql, join_from_cql, join_to_cql, role_from_cql,
+    id_from_cql, id_to_cql, join_from_cql, join_to_cql, role_from_cql, write_time,
 };
 use crate::store::{BoxedRow, CassandraStore, row};
 
@@ -510,6 +511,52 @@ impl ConversationStore for CassandraStore {
             }
         }
         Ok(out)
+    }
+
+    /// Written at the write time of the event that ended the membership
+    /// (see `codec::write_time`), so that the latest departure wins in
+    /// whatever order the writes arrive. Two departures of one user from one
+    /// group are a re-add and a removal (each a lightweight transaction)
+    /// apart, so they never share a write time.
+    async fn record_departure(&self, user: &UserId, departure: Departure) -> Result<()> {
+        self.run(
+            &self.st.record_departure,
+            (
+                user.as_str(),
+                departure.conversation_id.as_str(),
+                id_to_cql(departure.joined),
+                id_to_cql(departure.left),
+                departure.by.as_str(),
+                departure.ts,
+                departure.body.as_str(),
+                write_time(departure.left),
+            ),
+            "record a departure",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn departures(&self, user: &UserId) -> Result<Vec<Departure>> {
+        let rows: Vec<(String, i64, i64, String, i64, String)> = self
+            .paged(
+                &self.st.departures,
+                (user.as_str(),),
+                usize::MAX,
+                "read departures",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, joined, left, by, ts, body)| Departure {
+                conversation_id: ConversationId::from(c),
+                joined: id_from_cql(joined),
+                left: id_from_cql(left),
+                by: UserId::from(by),
+                ts,
+                body,
+            })
+            .collect())
     }
 
     async fn create_invite(&self, invite: Invite) -> Result<()> {

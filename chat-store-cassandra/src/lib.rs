@@ -10,5 +10,5 @@ mod schema;
 mod statements;
 mod store;
 
-pub use config::{CassandraConfig, Consistency, Replication, SerialConsistency};
+pub use config::{CassandraConfig, Consistency, Credentials, Replication, SerialConsistency};
 pub use store::CassandraStore;

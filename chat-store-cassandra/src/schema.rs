@@ -136,6 +136,19 @@ const TABLES: &[&str] = &[
         user_id text,
         PRIMARY KEY (conversation_id, user_id)
     )",
+    // Memberships that ended, one per user and group, written at the write
+    // time of the event that ended each (the latest wins): what the
+    // devices that were away still get at their next sync.
+    "CREATE TABLE IF NOT EXISTS {ks}.departures (
+        user_id text,
+        conversation_id text,
+        joined bigint,
+        left_id bigint,
+        by_user text,
+        ts bigint,
+        body text,
+        PRIMARY KEY (user_id, conversation_id)
+    )",
     // Invites by the SHA-256 of their code; `uses` moves by compare-and-set.
     "CREATE TABLE IF NOT EXISTS {ks}.invites (
         code_hash text PRIMARY KEY,
@@ -172,6 +185,16 @@ const TABLES: &[&str] = &[
         device_id text,
         PRIMARY KEY (user_id, created_at, device_id)
     )",
+    // Sends to two shards that began (chat_core::store::Intent), one
+    // partition per UTC day of their id: a send writes one row and deletes
+    // it moments later, so a day's partition is mostly tombstones, read
+    // only by the reconciler and gone after the short gc grace.
+    "CREATE TABLE IF NOT EXISTS {ks}.intents (
+        day bigint,
+        message_id bigint,
+        conversation_id text,
+        PRIMARY KEY (day, message_id, conversation_id)
+    ) WITH gc_grace_seconds = {short_gc}",
     "CREATE TABLE IF NOT EXISTS {ks}.blocks (
         blocker text,
         blocked text,

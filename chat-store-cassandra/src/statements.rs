@@ -159,6 +159,14 @@ statements! {
     delete_dedup: true, "DELETE FROM {ks}.dedup USING TIMESTAMP ? \
         WHERE sender_id = ? AND client_msg_id = ?";
 
+    // Intents of sends to two shards.
+    put_intent: true, "INSERT INTO {ks}.intents (day, message_id, conversation_id) \
+        VALUES (?, ?, ?)";
+    intents: true, "SELECT message_id, conversation_id FROM {ks}.intents \
+        WHERE day = ? AND message_id > ? AND message_id < ? LIMIT ?";
+    clear_intent: true, "DELETE FROM {ks}.intents \
+        WHERE day = ? AND message_id = ? AND conversation_id = ?";
+
     // Cursors, each write dated by the id it names (see `codec::write_time`).
     user_cursor: true, "SELECT delivered, read, read_seq FROM {ks}.user_cursors \
         WHERE user_id = ? AND conversation_id = ?";
@@ -239,6 +247,13 @@ statements! {
     insert_ban: true, "INSERT INTO {ks}.bans (conversation_id, user_id) VALUES (?, ?)";
     delete_ban: true, "DELETE FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
     ban: true, "SELECT user_id FROM {ks}.bans WHERE conversation_id = ? AND user_id = ?";
+    /// A departure, dated by the event that ended it: the latest wins.
+    record_departure: true, "INSERT INTO {ks}.departures \
+        (user_id, conversation_id, joined, left_id, by_user, ts, body) \
+        VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
+    /// A user's departures (paged).
+    departures: true, "SELECT conversation_id, joined, left_id, by_user, ts, body \
+        FROM {ks}.departures WHERE user_id = ?";
     claim_invite: false, "INSERT INTO {ks}.invites (code_hash, conversation_id, created_by, \
         created_at, max_uses, uses, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
         IF NOT EXISTS";

@@ -85,7 +85,12 @@ impl CassandraStore {
             // Only our keyspace's metadata is needed (for token-aware routing).
             .keyspaces_to_fetch([config.keyspace.clone()])
             .keepalive_interval(Duration::from_secs(1))
-            .keepalive_timeout(config.request_timeout);
+            .keepalive_timeout(config.request_timeout)
+            .tls_context(config.tls.clone());
+        let builder = match &config.credentials {
+            Some(login) => builder.user(&login.username, &login.password),
+            None => builder,
+        };
         let session = builder.build().await.map_err(backend("connect"))?;
         schema::create(&session, &config).await?;
         // The keyspace did not exist when the session fetched metadata:

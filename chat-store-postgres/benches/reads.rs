@@ -14,7 +14,12 @@
 //!   `heads` and `user_cursors` of the 1,000 conversations (MessageStore);
 //! - a sync of the phone: `device_cursors`, `heads` of those conversations,
 //!   and a `range` from the cursor in each conversation that is behind;
-//! - a history page, `mark_read` and `ack` (writes) on the large tables.
+//! - a history page, `mark_read` and `ack` (writes) on the large tables;
+//! - the catch-up of a device back after a month offline (its laptop, set
+//!   `CHAT_BENCH_OFFLINE` entries behind, 30 by default, in each of the
+//!   1,000 conversations before each repetition): `device_cursors`,
+//!   `heads` and one `range` per conversation, 100 entries a page, until
+//!   every entry is read; repeated a tenth as often.
 //!
 //! `cargo bench -p chat-store-postgres --bench reads` with
 //! `CHAT_TEST_POSTGRES_URL` set. The schema is dropped at the end unless
@@ -192,6 +197,8 @@ fn main() {
         }
         sizes(&url, &schema).await;
         measure(&store, repeat).await;
+        let offline = env_usize("CHAT_BENCH_OFFLINE", 30);
+        month_offline(&url, &schema, &store, conversations, offline, (repeat / 10).max(3)).await;
     });
 }
 
@@ -312,4 +319,61 @@ async fn measure(store: &Arc<PostgresStore>, repeat: usize) {
         let short: String = name.chars().take(60).collect();
         println!("\n{short}:\n{plan}");
     }
+}
+
+/// The laptop's cursors, `{offline}` entries behind in each of the
+/// reader's conversations (entry n of conversation c has id
+/// `FIRST_ID + n * C + c`, so `k * C` below the head is `k` entries back).
+const OFFLINE_SQL: &str = "INSERT INTO device_cursors (device_id, conversation_id, user_id, delivered) \
+     SELECT 'reader-laptop', m.conversation_id, 'reader', h.last_id - {offline} * {c} \
+     FROM members m JOIN heads h ON h.conversation_id = m.conversation_id \
+     WHERE m.user_id = 'reader' \
+     ON CONFLICT (device_id, conversation_id) DO UPDATE SET delivered = EXCLUDED.delivered";
+
+async fn month_offline(
+    url: &str,
+    schema: &str,
+    store: &Arc<PostgresStore>,
+    conversations: usize,
+    offline: usize,
+    repeat: usize,
+) {
+    let client = plain(url, schema).await;
+    let laptop = DeviceId::from("reader-laptop");
+    let (mut catch_up, mut read) = (Latencies::new(), 0);
+    for _ in 0..repeat {
+        client
+            .batch_execute(
+                &OFFLINE_SQL
+                    .replace("{offline}", &offline.to_string())
+                    .replace("{c}", &conversations.to_string()),
+            )
+            .await
+            .expect("set the laptop's cursors");
+        let started = Instant::now();
+        let cursors = store.device_cursors(&laptop).await.expect("device_cursors");
+        let ids: Vec<ConversationId> = cursors.iter().map(|(c, _)| c.clone()).collect();
+        let heads = store.heads(&ids).await.expect("heads");
+        let mut entries = 0;
+        for ((c, at), head) in cursors.iter().zip(&heads) {
+            let mut from = *at;
+            while head.last_id.is_some_and(|last| last > from) {
+                let page = store
+                    .range(c, Some(from), head.last_id, 100)
+                    .await
+                    .expect("range");
+                let Some(last) = page.last() else { break };
+                from = last.message_id;
+                entries += page.len();
+            }
+        }
+        catch_up.push(started.elapsed());
+        read = entries;
+    }
+    println!(
+        "\nback after a month offline: a device {offline} entries behind in each of its {} \
+         conversations ({read} entries), device_cursors + heads + ranges of 100 until caught up",
+        READER_CONVERSATIONS
+    );
+    println!("  {}", catch_up.summary());
 }

@@ -1,5 +1,6 @@
 //! [`PostgresConfig`]: pool, timeouts, schema and group commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{Error, Result};
@@ -56,6 +57,32 @@ pub struct PostgresConfig {
     /// takes minutes on a large database. Processes that start meanwhile
     /// wait for it, up to this long.
     pub migration_timeout: Duration,
+    /// TLS for connections whose URL says `sslmode=require`: the server's
+    /// certificate is verified against these roots and its name (as libpq's
+    /// `verify-full` does). `None` (the default): such a URL fails to
+    /// connect. Other URLs connect over plain TCP whatever this holds.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A rustls client configuration for [`PostgresConfig::tls`]; two are
+/// equal when they are the same object.
+#[derive(Clone)]
+pub struct TlsConfig(pub Arc<rustls::ClientConfig>);
+
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsConfig {}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("alpn", &self.0.alpn_protocols)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for PostgresConfig {
@@ -70,6 +97,7 @@ impl Default for PostgresConfig {
             batch_inflight: 2,
             set_based_appends: true,
             migration_timeout: Duration::from_secs(3600),
+            tls: None,
         }
     }
 }

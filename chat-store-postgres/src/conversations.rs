@@ -3,6 +3,7 @@
 //! statements that add and remove members, in the same statement.
 
 use async_trait::async_trait;
+use chat_core::model::Departure;
 use chat_core::store::ConversationStore;
 use chat_core::{
     Conversation, ConversationId, ConversationKind, Error, GroupSettings, Invite, Member, Millis,
@@ -121,6 +122,19 @@ const IS_BANNED: &str =
     "SELECT EXISTS (SELECT 1 FROM bans WHERE conversation_id = $1::text AND user_id = $2::text)";
 
 /// A user's memberships, from `members_by_user` alone (an index-only scan).
+/// Keeps a departure: only a later one replaces the one kept.
+const RECORD_DEPARTURE: &str = r#"
+INSERT INTO departures (user_id, conversation_id, joined, left_id, by_user, ts, body)
+VALUES ($1::text, $2::text, $3::int8, $4::int8, $5::text, $6::int8, $7::text)
+ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+    joined = excluded.joined, left_id = excluded.left_id, by_user = excluded.by_user,
+    ts = excluded.ts, body = excluded.body
+WHERE excluded.left_id > departures.left_id
+"#;
+
+const DEPARTURES: &str = "SELECT conversation_id, joined, left_id, by_user, ts, body \
+     FROM departures WHERE user_id = $1::text";
+
 pub(crate) const MEMBERSHIPS: &str = concat!(
     "SELECT conversation_id, ",
     member_columns!(),
@@ -390,6 +404,43 @@ impl ConversationStore for PostgresStore {
         rows.iter()
             .map(|r| Ok((ConversationId::from(r.get::<_, &str>(0)), member(r, 1)?)))
             .collect()
+    }
+
+    async fn record_departure(&self, user: &UserId, departure: Departure) -> Result<()> {
+        let mut conn = self.shared.conn("record_departure").await?;
+        conn.query(
+            "record_departure",
+            RECORD_DEPARTURE,
+            &[
+                &user.as_str(),
+                &departure.conversation_id.as_str(),
+                &to_db(departure.joined),
+                &to_db(departure.left),
+                &departure.by.as_str(),
+                &departure.ts,
+                &departure.body,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn departures(&self, user: &UserId) -> Result<Vec<Departure>> {
+        let mut conn = self.shared.conn("departures").await?;
+        let rows = conn
+            .query("departures", DEPARTURES, &[&user.as_str()])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Departure {
+                conversation_id: ConversationId::from(r.get::<_, &str>(0)),
+                joined: from_db(r.get(1)),
+                left: from_db(r.get(2)),
+                by: UserId::from(r.get::<_, &str>(3)),
+                ts: r.get(4),
+                body: r.get(5),
+            })
+            .collect())
     }
 
     async fn create_invite(&self, invite: Invite) -> Result<()> {

@@ -18,6 +18,6 @@ mod schema;
 mod store;
 pub mod testing;
 
-pub use config::PostgresConfig;
+pub use config::{PostgresConfig, TlsConfig};
 pub use plans::HotQuery;
 pub use store::{AppendStats, PostgresStore};

@@ -3,7 +3,7 @@
 //! one statement (`log.rs`, `cursors.rs`), hence atomic on its own.
 
 use async_trait::async_trait;
-use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 use chat_core::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Result, UserId};
 
 use crate::append::count;
@@ -15,6 +15,19 @@ use crate::ids::{from_db, limit, to_db};
 use crate::log::{self, ENTRY, HEAD, HEADS, HISTORY, PURGE, RANGE, REMOVE, Window};
 use crate::rows;
 use crate::store::PostgresStore;
+
+/// Records an intent (idempotent).
+const PUT_INTENT: &str = "INSERT INTO intents (message_id, conversation_id) \
+     VALUES ($1::int8, $2::text) ON CONFLICT DO NOTHING";
+
+/// A page of intents by id, within `[$1, $2]`: one range of the primary key.
+const INTENTS: &str = "SELECT message_id, conversation_id FROM intents \
+     WHERE message_id BETWEEN $1::int8 AND $2::int8 \
+     ORDER BY message_id, conversation_id LIMIT $3::int8";
+
+/// Forgets an intent.
+const CLEAR_INTENT: &str =
+    "DELETE FROM intents WHERE message_id = $1::int8 AND conversation_id = $2::text";
 
 /// A cursor column.
 fn id(value: Option<i64>) -> Option<MessageId> {
@@ -58,6 +71,54 @@ impl PostgresStore {
 impl MessageStore for PostgresStore {
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
         self.batcher.append(entry, expected_version).await
+    }
+
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        crate::append::append_after(&self.shared, entry, after).await
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        let mut conn = self.shared.conn("put_intent").await?;
+        conn.query(
+            "put_intent",
+            PUT_INTENT,
+            &[&to_db(intent.message_id), &intent.conversation_id.as_str()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit_: usize,
+    ) -> Result<Vec<Intent>> {
+        let Some(w) = Window::between(after, Some(before)) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.shared.conn("intents").await?;
+        let rows = conn
+            .query("intents", INTENTS, &[&w.low, &w.high, &limit(limit_)])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Intent {
+                message_id: from_db(r.get(0)),
+                conversation_id: ConversationId::from(r.get::<_, &str>(1)),
+            })
+            .collect())
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        let mut conn = self.shared.conn("clear_intent").await?;
+        conn.query(
+            "clear_intent",
+            CLEAR_INTENT,
+            &[&to_db(intent.message_id), &intent.conversation_id.as_str()],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {

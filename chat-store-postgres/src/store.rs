@@ -8,6 +8,7 @@ use std::time::Duration;
 use chat_core::{Error, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 use crate::batcher::Batcher;
 use crate::config::PostgresConfig;
@@ -162,13 +163,22 @@ impl Shared {
             config.statement_timeout.as_millis()
         ));
         pg.options(options.trim_start());
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match (&config.tls, pg.get_ssl_mode()) {
+            (Some(tls), SslMode::Require) => Manager::from_config(
+                pg,
+                tokio_postgres_rustls::MakeRustlsConnect::new((*tls.0).clone()),
+                manager_config,
+            ),
+            (None, SslMode::Require) => {
+                return Err(Error::invalid(
+                    "postgres url: sslmode=require needs a TLS configuration (PostgresConfig::tls)",
+                ));
+            }
+            _ => Manager::from_config(pg, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)

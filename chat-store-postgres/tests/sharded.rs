@@ -1,14 +1,18 @@
 //! `ShardedStore` by user over two PostgreSQL stores (two schemas), with
-//! the second shard made to fail for real in the middle of a send: the
-//! send is `Unavailable`, the first shard's copy is removed again, and the
-//! retry (with the same key) lands on both.
+//! one shard made to fail for real in the middle of a send:
+//! - the first copy's shard (the commit point): the send is `Unavailable`,
+//!   nothing is stored, and the retry (with the same key) lands on both;
+//! - the second copy's shard: the send is stored (on the first copy), and
+//!   the reconciler completes the second copy once the shard is back.
+//!
+//! (`sharded_crash.rs` kills a process between the two writes.)
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::store::{Appended, MessageStore, ShardBy, ShardedStore};
+use chat_core::store::{Appended, MessageStore, RepairConfig, ShardBy, ShardedStore};
 use chat_core::{ConversationId, Error, Message, MessageId, NewMessage, UserId, now_millis};
 use chat_store_postgres::testing::SchemaGuard;
 use chat_store_postgres::{PostgresConfig, PostgresStore, testing};
@@ -40,8 +44,9 @@ fn sharded_over(shards: &[Arc<PostgresStore>]) -> ShardedStore {
     .expect("two shards")
 }
 
-/// A sender on shard 0 and a recipient on shard 1, so that a direct send
-/// writes shard 0 first, then shard 1.
+/// A sender on shard 0 and a recipient on shard 1. The conversation id
+/// names "recipient-…" first, so shard 1 holds the first copy (every send
+/// writes it first) and shard 0 the second.
 fn users_on_both(sharded: &ShardedStore) -> (UserId, UserId) {
     let pick = |shard: usize, label: &str| loop {
         let user = UserId::from(format!("{label}-{:016x}", rand::random::<u64>()));
@@ -126,7 +131,7 @@ async fn assert_retry_completes(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
+async fn send_fails_when_the_first_copys_shard_is_locked_and_leaves_nothing() {
     let Some(url) = testing::test_url() else {
         return;
     };
@@ -150,7 +155,7 @@ async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
         .await;
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
-        "a send whose second shard times out must be Unavailable, got {result:?}"
+        "a send whose first copy times out must be Unavailable, got {result:?}"
     );
     lock.rollback().await.expect("unlock");
 
@@ -159,7 +164,7 @@ async fn send_fails_when_second_shard_is_locked_and_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
+async fn send_fails_when_the_first_copys_shard_is_unreachable_and_leaves_nothing() {
     let Some(url) = testing::test_url() else {
         return;
     };
@@ -178,10 +183,71 @@ async fn send_fails_when_second_shard_is_unreachable_and_leaves_nothing() {
         .await;
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
-        "a send whose second shard is down must be Unavailable, got {result:?}"
+        "a send whose first copy is down must be Unavailable, got {result:?}"
     );
     proxy.restore().await;
 
     assert_no_shard_holds(&shards, &conversation).await;
     assert_retry_completes(&sharded, &shards, message(&conversation, &sender, "k")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_whose_second_copy_times_out_is_stored_and_completed_by_the_reconciler() {
+    let Some(url) = testing::test_url() else {
+        return;
+    };
+    let (schema0, schema1) = (testing::fresh_schema(), testing::fresh_schema());
+    let (s0, _g0) = shard(&url, &url, &schema0).await;
+    let (s1, _g1) = shard(&url, &url, &schema1).await;
+    let shards = vec![s0, s1];
+    let sharded = sharded_over(&shards).with_repair(RepairConfig {
+        grace: Duration::ZERO,
+        ..RepairConfig::default()
+    });
+    let (sender, recipient) = users_on_both(&sharded);
+    let conversation = ConversationId::direct(&sender, &recipient);
+
+    // Shard 0 (the second copy) is locked until its statement_timeout.
+    let mut locker = raw_client(&url, &schema0).await;
+    let lock = locker.transaction().await.expect("begin");
+    lock.batch_execute("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock shard 0");
+    let mut msg = message(&conversation, &sender, "k");
+    // A real Snowflake id: the reconciler acts on intents older than now.
+    msg.message.message_id = MessageId::first_at(u64::try_from(now_millis()).unwrap());
+    let sent = sharded
+        .append(msg, 0)
+        .await
+        .expect("stored on the first copy: the send is stored");
+    let in_first = shards[1]
+        .range(&conversation, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(in_first, vec![sent.message.clone()]);
+    // Reads merge the copies: the sender's history shows it already.
+    assert_eq!(
+        sharded
+            .history(&conversation, None, None, 10)
+            .await
+            .unwrap(),
+        vec![sent.message.clone()]
+    );
+    lock.rollback().await.expect("unlock");
+
+    let pass = sharded.reconcile().await;
+    assert_eq!(pass.completed, 1, "{pass:?}");
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(
+            s.range(&conversation, None, None, 10).await.unwrap(),
+            vec![sent.message.clone()],
+            "shard {i} holds the entry once"
+        );
+        assert!(
+            s.intents(None, MessageId(u64::MAX), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

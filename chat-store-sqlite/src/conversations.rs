@@ -4,6 +4,7 @@
 //! in one step: racing calls are applied one after the other.
 
 use async_trait::async_trait;
+use chat_core::model::Departure;
 use chat_core::store::ConversationStore;
 use chat_core::{
     Conversation, ConversationId, ConversationKind, Error, GroupSettings, Invite, Member, Millis,
@@ -12,7 +13,7 @@ use chat_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SqliteError;
-use crate::ids::to_db;
+use crate::ids::{from_db, to_db};
 use crate::rows::{self, conversation_columns, invite_columns, member_columns};
 use crate::store::SqliteStore;
 
@@ -363,6 +364,57 @@ impl ConversationStore for SqliteStore {
                         ConversationId::from(r.get::<_, String>(4)?),
                         rows::member(r)?,
                     ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?)
+    }
+
+    async fn record_departure(&self, user: &UserId, departure: Departure) -> Result<()> {
+        let user = user.clone();
+        Ok(self
+            .write(move |c| {
+                // Only a later departure replaces the one kept.
+                c.prepare_cached(
+                    "INSERT INTO departures \
+                     (user_id, conversation_id, joined, left_id, by_user, ts, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (user_id, conversation_id) DO UPDATE SET \
+                     joined = excluded.joined, left_id = excluded.left_id, \
+                     by_user = excluded.by_user, ts = excluded.ts, body = excluded.body \
+                     WHERE excluded.left_id > departures.left_id",
+                )?
+                .execute(params![
+                    user.as_str(),
+                    departure.conversation_id.as_str(),
+                    to_db(departure.joined),
+                    to_db(departure.left),
+                    departure.by.as_str(),
+                    departure.ts,
+                    departure.body,
+                ])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn departures(&self, user: &UserId) -> Result<Vec<Departure>> {
+        let user = user.clone();
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT conversation_id, joined, left_id, by_user, ts, body \
+                     FROM departures WHERE user_id = ?1",
+                )?;
+                let rows = stmt.query_map([user.as_str()], |r| {
+                    Ok(Departure {
+                        conversation_id: ConversationId::from(r.get::<_, String>(0)?),
+                        joined: from_db(r.get(1)?),
+                        left: from_db(r.get(2)?),
+                        by: UserId::from(r.get::<_, String>(3)?),
+                        ts: r.get(4)?,
+                        body: r.get(5)?,
+                    })
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             })

@@ -3,7 +3,7 @@
 //! on the writer (one batch, one transaction), reads on the readers.
 
 use async_trait::async_trait;
-use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 use chat_core::{
     ConversationId, DeviceId, Error, Head, Message, MessageId, MessageKind, NewMessage, Result,
     UserId,
@@ -88,13 +88,34 @@ pub(crate) fn seq_at(
     Ok((stored.unwrap_or(0) as u64).max(purged))
 }
 
-/// `MessageStore::append`, on the writer: the dedup lookup, the head check,
-/// the target, the entry, the head and the sender's cursors, all in the
-/// write's savepoint (any error undoes all of it).
+/// What an append is conditional on.
+#[derive(Clone, Copy, Debug)]
+enum Condition {
+    /// `MessageStore::append`: an id above the head, at this version.
+    Above(u64),
+    /// `MessageStore::append_after`: the head's last id is this one.
+    After(Option<MessageId>),
+}
+
+impl Condition {
+    fn refuses(self, head: &Head, id: MessageId) -> bool {
+        match self {
+            Condition::Above(version) => {
+                head.last_id.is_some_and(|last| id <= last) || head.version != version
+            }
+            Condition::After(after) => head.last_id != after || after.is_some_and(|a| id <= a),
+        }
+    }
+}
+
+/// `MessageStore::append` and `append_after`, on the writer: the dedup
+/// lookup, the head check, the target, the entry, the head and the
+/// sender's cursors, all in the write's savepoint (any error undoes all
+/// of it).
 fn append(
     conn: &Connection,
     entry: NewMessage,
-    expected_version: u64,
+    condition: Condition,
 ) -> Result<Appended, SqliteError> {
     let NewMessage {
         message,
@@ -121,7 +142,7 @@ fn append(
     }
     let id = message.message_id;
     let LogHead { head, .. } = load_head(conn, conversation)?;
-    if head.last_id.is_some_and(|last| id <= last) || head.version != expected_version {
+    if condition.refuses(&head, id) {
         return Err(Error::Conflict { head }.into());
     }
     if message.kind.has_target() {
@@ -279,7 +300,74 @@ fn purge(
 impl MessageStore for SqliteStore {
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
         Ok(self
-            .write(move |c| append(c, entry, expected_version))
+            .write(move |c| append(c, entry, Condition::Above(expected_version)))
+            .await?)
+    }
+
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        Ok(self
+            .write(move |c| append(c, entry, Condition::After(after)))
+            .await?)
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        let intent = intent.clone();
+        Ok(self
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO intents (message_id, conversation_id) VALUES (?1, ?2) \
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    to_db(intent.message_id),
+                    intent.conversation_id.as_str()
+                ])?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit_: usize,
+    ) -> Result<Vec<Intent>> {
+        let Some(window) = Window::between(after, Some(before)) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT message_id, conversation_id FROM intents \
+                     WHERE message_id BETWEEN ?1 AND ?2 \
+                     ORDER BY message_id, conversation_id LIMIT ?3",
+                )?;
+                let rows =
+                    stmt.query_map(params![window.low, window.high, limit(limit_)], |r| {
+                        Ok(Intent {
+                            message_id: crate::ids::from_db(r.get(0)?),
+                            conversation_id: ConversationId::from(r.get::<_, String>(1)?),
+                        })
+                    })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?)
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        let intent = intent.clone();
+        Ok(self
+            .write(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM intents WHERE message_id = ?1 AND conversation_id = ?2",
+                )?
+                .execute(params![
+                    to_db(intent.message_id),
+                    intent.conversation_id.as_str()
+                ])?;
+                Ok(())
+            })
             .await?)
     }
 

@@ -1,8 +1,39 @@
 //! [`WsConfig`]: buffer sizes, the largest frame and the heartbeat of each connection.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::origin::OriginPolicy;
+
+/// How many upgraded WebSockets of a route are still open, close frame and
+/// linger included: a server waits for it to reach 0 before it exits, or
+/// the last close frames (1012 at a drain, 1001 at shutdown) die with the
+/// process. Clones count the same sockets.
+#[derive(Clone, Debug, Default)]
+pub struct OpenSockets(Arc<AtomicUsize>);
+
+impl OpenSockets {
+    /// Sockets open now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Counts one socket until the guard is dropped.
+    pub(crate) fn hold(&self) -> OpenSocket {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        OpenSocket(self.0.clone())
+    }
+}
+
+/// One counted socket (see [`OpenSockets`]).
+pub(crate) struct OpenSocket(Arc<AtomicUsize>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Per-connection settings. The defaults are sized for chat: frames of a few
 /// hundred bytes, many idle connections per node, so small buffers.
@@ -39,6 +70,8 @@ pub struct WsConfig {
     /// Most open WebSockets of one user on this node; past it the upgrade
     /// is refused with 429 `rate_limited`. `None`: no cap. Default 16.
     pub max_sockets_per_user: Option<usize>,
+    /// The counter of this route's open sockets (keep a clone to watch it).
+    pub open_sockets: OpenSockets,
 }
 
 impl Default for WsConfig {
@@ -54,6 +87,7 @@ impl Default for WsConfig {
             close_linger: Duration::from_secs(2),
             origins: OriginPolicy::SameOrigin,
             max_sockets_per_user: Some(16),
+            open_sockets: OpenSockets::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use chat_core::auth::Identity;
 use chat_core::engine::{ClientInfo, CloseReason, Engine, Outbound, Session};
 use chat_core::protocol::ServerFrame;
+use futures::future::{BoxFuture, OptionFuture};
 use futures::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -23,6 +24,11 @@ pub const CLOSE_REVOKED: u16 = 4001;
 pub const CLOSE_RESYNC: u16 = 4002;
 /// Close code when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the node drains (it is taken out of service, e.g. for
+/// an upgrade): RFC 6455's registered "service restart". Everything the
+/// client sent before was answered; it reconnects (logging in again picks
+/// a live node) and syncs.
+pub const CLOSE_DRAINING: u16 = 1012;
 /// Close code for a message bigger than the configured maximum (RFC 6455).
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a peer that stopped answering pings, or a server failure.
@@ -60,6 +66,13 @@ async fn work(mut session: Session, work: Work) -> (Session, Option<Message>) {
     }
 }
 
+/// The session's work in progress, on the heap only while it runs.
+type Working = BoxFuture<'static, (Session, Option<Message>)>;
+
+fn boxed(session: Session, what: Work) -> Working {
+    Box::pin(work(session, what))
+}
+
 /// How the connection loop ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -87,8 +100,12 @@ pub(crate) async fn run(
     client: ClientInfo,
     config: WsConfig,
 ) {
+    // Counted until the close frame is out and the linger is over.
+    let _open = config.open_sockets.hold();
     let user = &identity.user_id;
-    let (session, mut outbound) = match engine.connect_with(&identity, client).await {
+    // Boxed: held inline, this future's state would stay in the
+    // connection's task for as long as the connection lives.
+    let (session, mut outbound) = match Box::pin(engine.connect_with(&identity, client)).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(error = %e, %user, "cannot open a session");
@@ -98,10 +115,16 @@ pub(crate) async fn run(
             return;
         }
     };
-    // The session lives in `working` while it works, else in `idle`.
+    // Taken up between frames only: a frame in hand is handled to its
+    // answer first, then what is queued goes out and the close follows.
+    let drain = session.drain_asked();
+    tokio::pin!(drain);
+    let mut draining = false;
+    // The session lives in `working` while it works, else in `idle`. The
+    // work is boxed: a send's future is several KiB, and held inline it
+    // would make every idle connection's task that large too.
     let mut idle: Option<Session> = None;
-    let working = futures::future::OptionFuture::from(Some(work(session, Work::Start)));
-    tokio::pin!(working);
+    let mut working: OptionFuture<Working> = Some(boxed(session, Work::Start)).into();
     let mut ping = Ping::new(&config);
     let end = loop {
         tokio::select! {
@@ -115,7 +138,7 @@ pub(crate) async fn run(
             }
             Some((session, extra)) = &mut working => {
                 // Done: never poll the finished work again.
-                working.set(None.into());
+                working = None.into();
                 idle = Some(session);
                 if let Some(frame) = extra
                     && socket.send(frame).await.is_err()
@@ -123,12 +146,19 @@ pub(crate) async fn run(
                     break End::PeerGone;
                 }
             }
-            next = socket.next(), if idle.is_some() => {
+            () = &mut drain, if idle.is_some() && !draining => {
+                draining = true;
+                // The outbound yields what is queued, then ends (Draining).
+                if let Some(session) = &idle {
+                    session.finish_draining();
+                }
+            }
+            next = socket.next(), if idle.is_some() && !draining => {
                 ping.heard();
                 match next {
                     Some(Ok(Message::Text(text))) => {
                         let session = idle.take().expect("checked by the branch guard");
-                        working.set(Some(work(session, Work::Text(text))).into());
+                        working = Some(boxed(session, Work::Text(text))).into();
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let frame = error_frame("bad_frame", "binary frames are not supported");
@@ -173,7 +203,7 @@ pub(crate) async fn run(
     // at work is dropped with its work; its Drop unregisters it.
     match idle {
         Some(session) => session.close().await,
-        None => working.set(None.into()),
+        None => drop(working),
     }
     if end == End::EngineClosed {
         let message = match outbound.close_reason() {
@@ -181,6 +211,10 @@ pub(crate) async fn run(
                 Some(close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON))
             }
             Some(CloseReason::Shutdown) => Some(close(CLOSE_GOING_AWAY, "server shutting down")),
+            Some(CloseReason::Draining) => Some(close(
+                CLOSE_DRAINING,
+                "node draining, reconnect elsewhere and sync",
+            )),
             Some(CloseReason::Revoked) => Some(close(CLOSE_REVOKED, "device logged out")),
             Some(CloseReason::Resync) => Some(close(CLOSE_RESYNC, "reconnect and sync")),
             _ => None,
@@ -192,7 +226,7 @@ pub(crate) async fn run(
     // After an oversized frame the stream sits inside that frame's payload:
     // reading on would buffer the whole payload, so the socket is dropped.
     if end != End::TooLarge {
-        linger(&mut socket, &config).await;
+        Box::pin(linger(&mut socket, &config)).await;
     }
 }
 

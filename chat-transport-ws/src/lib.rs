@@ -7,10 +7,10 @@ mod error;
 mod origin;
 mod route;
 
-pub use config::WsConfig;
+pub use config::{OpenSockets, WsConfig};
 pub use connection::{
-    CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_RESYNC, CLOSE_REVOKED, CLOSE_SLOW_CONSUMER,
-    CLOSE_TOO_BIG, SLOW_CONSUMER_REASON,
+    CLOSE_DRAINING, CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_RESYNC, CLOSE_REVOKED,
+    CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, SLOW_CONSUMER_REASON,
 };
 pub use error::{WsError, error_body, status_of};
 pub use origin::OriginPolicy;

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use chat_core::engine::{ClientInfo, Engine};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::config::WsConfig;
 use crate::connection;
@@ -94,6 +95,14 @@ async fn accept(
         .max_write_buffer_bytes
         .saturating_sub(FRAME_HEADER_ROOM);
     let client = ClientInfo::new(peer.map(|p| p.ip()), Some(max_frame));
+    // The upgraded connection runs on a task of its own: its span is made
+    // here, under the request's (connection id, peer), and names whom it
+    // serves. Never the token.
+    let span = tracing::info_span!(
+        "ws",
+        user = %identity.user_id,
+        device = %identity.device_id,
+    );
     let response = upgrade
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(config.write_buffer_bytes)
@@ -101,7 +110,9 @@ async fn accept(
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| connection::run(socket, engine, identity, client, config));
+        .on_upgrade(move |socket| {
+            connection::run(socket, engine, identity, client, config).instrument(span)
+        });
     Ok(response)
 }
 

@@ -10,6 +10,7 @@ use crate::model::{
     ConversationId, DeviceId, Message, MessageId, MessageKind, Millis, NewMessage, Reactions,
     UserId,
 };
+use crate::observe::Event;
 use crate::store::Appended;
 
 /// How often an append may lose the race for the head before the send
@@ -42,6 +43,7 @@ impl Inner {
         a: Appending,
         skip: Option<SessionRef>,
     ) -> Result<Appended> {
+        let started = std::time::Instant::now();
         let mut head = self.head_hint(&a.conversation).await?;
         for _ in 0..ATTEMPTS {
             // The one place the engine mints ids: only under a held id lease.
@@ -66,6 +68,11 @@ impl Inner {
             };
             match self.messages.append(entry, head.version).await {
                 Ok(appended) => {
+                    self.observer.event(&Event::Stored {
+                        kind: a.kind,
+                        latency: started.elapsed(),
+                        duplicate: appended.duplicate,
+                    });
                     if !appended.duplicate {
                         let mut next = head;
                         next.last_id = Some(appended.message.message_id);

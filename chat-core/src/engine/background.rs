@@ -15,9 +15,11 @@ use super::membership::{self, FULL_RESTORE_EVERY};
 use super::queue::{Coalesced, Slot, SlotKey};
 use super::registry::CloseReason;
 use super::retention::TOUCH_EVERY;
+use crate::auth::Identity;
 use crate::cluster::{BusMessage, BusReceiver, Topic};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Retention, UserId, now_millis};
+use crate::observe::Event;
 
 /// Registers this node and starts the background tasks. They hold only a
 /// weak reference, so dropping the engine ends them.
@@ -44,9 +46,13 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
     while let Some(msg) = receiver.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         if msg.topic == Topic::Resumed {
+            inner.observer.event(&Event::BusResumed);
             // The connection was down: the store may have lost this node's
             // claim and presence (a restart) and missed its writes. Claim
             // and restore at once, while the sessions sync what they missed.
+            // Device and block notices may have been missed too: forget
+            // both caches (a session whose device went away closes below).
+            inner.caches.forget_devices_and_blocks();
             inner.membership.mark_dirty();
             inner.membership.poke.notify_one();
             let claim = inner.clone();
@@ -58,6 +64,7 @@ async fn receive(inner: Weak<Inner>, mut receiver: BusReceiver) {
             // Published here: local sessions were served directly.
             continue;
         }
+        inner.observer.event(&Event::BusReceived);
         inner.on_bus(msg).await;
     }
 }
@@ -73,6 +80,7 @@ impl Inner {
             return;
         };
         let Envelope { header, frame } = envelope;
+        let origin = msg.origin.clone();
         match (header, &msg.topic) {
             (
                 Header::Entry {
@@ -142,15 +150,20 @@ impl Inner {
                 });
             }
             (Header::Attach { c }, Topic::User(user)) => self.attach_joined(user, &c).await,
-            (Header::DeviceRemoved { user, device }, _) => {
+            (Header::DeviceRemoved { user, device, ack }, _) => {
                 self.caches.forget_device(&device);
                 self.registry.for_each(&user, |s| {
                     if s.device == device {
                         s.close(CloseReason::Revoked);
                     }
                 });
+                self.confirm_applied(origin, ack).await;
             }
-            (Header::BlocksChanged { user }, _) => self.caches.forget_blocks(&user),
+            (Header::BlocksChanged { user, ack }, _) => {
+                self.caches.forget_blocks(&user);
+                self.confirm_applied(origin, ack).await;
+            }
+            (Header::Applied { to, ack }, _) => self.on_applied(&origin, &to, ack),
             (header, topic) => {
                 tracing::warn!(
                     ?header,
@@ -191,21 +204,59 @@ impl Inner {
 }
 
 /// The bus was down for a while: every local session syncs, so what other
-/// nodes published meanwhile reaches it from the store.
+/// nodes published meanwhile reaches it from the store; a session whose
+/// device was logged out meanwhile closes instead.
+///
+/// Spread out: each session waits a random delay within a window of one
+/// millisecond per session (at most one heartbeat interval) before its
+/// sync. After a Redis failover every node resumes at once; without the
+/// jitter each would send its whole population's syncs to the store in
+/// the same instant.
 fn resync_all(inner: &Arc<Inner>) {
     let sessions = inner.registry.all_sessions();
+    let window = resync_window(sessions.len(), inner.limits.heartbeat_every);
     tracing::info!(
         sessions = sessions.len(),
+        window_ms = window.as_millis(),
         "bus resumed; syncing local sessions"
     );
     for session in sessions {
         let inner = inner.clone();
+        let delay = jitter(window);
         tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let identity = Identity {
+                user_id: session.user.clone(),
+                device_id: session.device.clone(),
+            };
+            // Logged out while this node missed the notice? (Another error
+            // means the store is not answering: the sync below says so.)
+            if let Err(Error::Unauthorized { .. }) = inner.check_device(&identity).await {
+                session.close(CloseReason::Revoked);
+                return;
+            }
             if let Err(e) = inner.sync_session(&session, None, false).await {
                 tracing::warn!(error = %e, user = %session.user, "resync after bus outage failed");
             }
         });
     }
+}
+
+/// The window the resyncs of `sessions` sessions are spread over.
+fn resync_window(sessions: usize, heartbeat: std::time::Duration) -> std::time::Duration {
+    let per_session = std::time::Duration::from_millis(1);
+    per_session
+        .saturating_mul(u32::try_from(sessions).unwrap_or(u32::MAX))
+        .min(heartbeat)
+}
+
+/// A uniformly random delay below `window` (zero for an empty window).
+fn jitter(window: std::time::Duration) -> std::time::Duration {
+    let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+    if micros == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_micros(rand::random_range(0..micros))
 }
 
 /// Renews the id lease every heartbeat interval, on its own so that slow
@@ -320,9 +371,12 @@ async fn beat(inner: &Arc<Inner>) {
             }
         }
     }
-    let info = inner.node_info();
-    if let Err(e) = inner.discovery.register(&info, now, ttl).await {
-        tracing::warn!(error = %e, "discovery heartbeat failed");
+    // A draining node left discovery: logins send users elsewhere.
+    if !inner.is_draining() {
+        let info = inner.node_info();
+        if let Err(e) = inner.discovery.register(&info, now, ttl).await {
+            tracing::warn!(error = %e, "discovery heartbeat failed");
+        }
     }
     match inner.presence.reap(now).await {
         Ok(gone) => {
@@ -331,5 +385,30 @@ async fn beat(inner: &Arc<Inner>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "presence reaping failed"),
+    }
+}
+
+#[cfg(test)]
+mod resync_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_resync_window_grows_with_sessions_up_to_one_heartbeat() {
+        let beat = Duration::from_secs(5);
+        assert_eq!(resync_window(0, beat), Duration::ZERO);
+        assert_eq!(resync_window(3, beat), Duration::from_millis(3));
+        assert_eq!(resync_window(2_000, beat), Duration::from_secs(2));
+        assert_eq!(resync_window(100_000, beat), beat);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_window_and_spreads() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let window = Duration::from_millis(100);
+        let delays: Vec<Duration> = (0..200).map(|_| jitter(window)).collect();
+        assert!(delays.iter().all(|d| *d < window));
+        // 200 draws over 100,000 microseconds: all equal would be a bug.
+        assert!(delays.iter().any(|d| *d != delays[0]));
     }
 }

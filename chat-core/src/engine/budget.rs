@@ -305,7 +305,12 @@ impl Engine {
         self.inner
             .budgets
             .charge(user, addr.map(AddrKey::of), cost)
-            .map_err(|retry_after| Error::RateLimited { retry_after })
+            .map_err(|retry_after| {
+                self.inner
+                    .observer
+                    .event(&crate::observe::Event::RateLimited { source: "http" });
+                Error::RateLimited { retry_after }
+            })
     }
 }
 

@@ -15,6 +15,7 @@ use crate::memory::{
     MemoryAuthenticator, MemoryBusHub, MemoryDiscovery, MemoryNodeIds, MemoryPresence, MemoryStore,
 };
 use crate::model::{Millis, NodeId, Retention};
+use crate::observe::{NoObserver, Observer};
 use crate::push::Notifier;
 use crate::store::{AccountStore, ConversationStore, MessageStore};
 
@@ -140,6 +141,7 @@ pub struct EngineBuilder {
     discovery: Option<Arc<dyn Discovery>>,
     notifier: Option<Arc<dyn Notifier>>,
     auth: Option<Arc<dyn Authenticator>>,
+    observer: Option<Arc<dyn Observer>>,
     insecure_fast_hashing: bool,
 }
 
@@ -246,6 +248,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Where the engine reports what it does, for metrics (see
+    /// [`crate::observe`]). Default: nowhere.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Argon2id with the smallest cost: for tests only, never in production.
     pub fn insecure_fast_password_hashing(mut self) -> Self {
         self.insecure_fast_hashing = true;
@@ -325,10 +334,13 @@ impl EngineBuilder {
             watchers: registry::Watchers::default(),
             local: local::Local::default(),
             caches: caches::Caches::default(),
+            confirmations: Default::default(),
             purges: retention::Purges::default(),
             group_locks: Default::default(),
             receipts: Default::default(),
             membership: membership::Membership::new(lease),
+            observer: self.observer.unwrap_or_else(|| Arc::new(NoObserver)),
+            draining: Default::default(),
             tasks: parking_lot::Mutex::new(Vec::new()),
             limits: self.limits,
             node,

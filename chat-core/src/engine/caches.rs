@@ -5,8 +5,10 @@
 //!
 //! Every cache is a hint that is checked where it matters or expires:
 //! - devices: a removed device is announced on the cluster topic and
-//!   forgotten everywhere at once; entries also expire after a minute;
-//! - blocks: invalidated on the cluster topic, expire after a minute;
+//!   forgotten everywhere before the removal answers (see `confirm`);
+//!   entries also expire after a minute, and all are forgotten when the
+//!   bus comes back after an outage (notices may have been missed);
+//! - blocks: the same, on the cluster topic;
 //! - heads: an append at a stale head fails its condition and re-reads it;
 //! - members: keyed by the head version they were read at.
 //!
@@ -56,6 +58,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
     fn remove(&self, key: &K) {
         self.map.write().remove(key);
     }
+
+    fn clear(&self) {
+        self.map.write().clear();
+    }
 }
 
 impl<K, V> Default for Bounded<K, V> {
@@ -85,6 +91,13 @@ impl Caches {
 
     pub(crate) fn forget_blocks(&self, user: &UserId) {
         self.blocks.remove(user);
+    }
+
+    /// Forgets every device and block: after the bus was down, this node
+    /// may have missed the notices that would have made it forget some.
+    pub(crate) fn forget_devices_and_blocks(&self) {
+        self.devices.clear();
+        self.blocks.clear();
     }
 
     pub(crate) fn head(&self, c: &ConversationId) -> Option<Head> {

@@ -11,6 +11,7 @@ use super::queue::{Slot, SlotKey};
 use super::{Inner, push_later};
 use crate::cluster::Topic;
 use crate::model::{ConversationId, Member, Message, MessageId, Presence, PresenceStatus, UserId};
+use crate::observe::Event;
 use crate::protocol::ServerFrame;
 use crate::push::PushNotification;
 
@@ -19,7 +20,11 @@ const PREVIEW_CHARS: usize = 100;
 
 impl Inner {
     async fn publish(&self, topic: Topic, envelope: Envelope) {
-        if let Err(e) = self.bus.publish(&[topic], envelope.encode()).await {
+        let published = self.bus.publish(&[topic], envelope.encode()).await;
+        self.observer.event(&Event::BusPublished {
+            ok: published.is_ok(),
+        });
+        if let Err(e) = published {
             // Stored either way: other nodes' sessions get it at their next
             // sync, or when a later entry's link makes their chain read it.
             tracing::warn!(error = %e, "bus publish failed; other nodes catch up from the store");
@@ -203,7 +208,11 @@ impl Inner {
         let user = presence.user_id.clone();
         let frame = ServerFrame::Presence(presence).encode();
         self.watchers.notify(&user, &frame);
-        if let Err(e) = self.bus.publish(&[Topic::Presence(user)], frame).await {
+        let published = self.bus.publish(&[Topic::Presence(user)], frame).await;
+        self.observer.event(&Event::BusPublished {
+            ok: published.is_ok(),
+        });
+        if let Err(e) = published {
             tracing::warn!(error = %e, "bus publish of presence failed");
         }
     }

@@ -57,10 +57,22 @@ pub(crate) enum Header {
     /// or a direct conversation was created): its nodes start delivering it.
     Attach { c: ConversationId },
     /// On the cluster topic: `device` was removed; its sessions close and
-    /// its tokens stop working.
-    DeviceRemoved { user: UserId, device: DeviceId },
-    /// On the cluster topic: `user`'s blocks changed.
-    BlocksChanged { user: UserId },
+    /// its tokens stop working. With `ack`, the origin waits for an
+    /// [`Header::Applied`] from every node (see `confirm`).
+    DeviceRemoved {
+        user: UserId,
+        device: DeviceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<u64>,
+    },
+    /// On the cluster topic: `user`'s blocks changed (`ack` as above).
+    BlocksChanged {
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<u64>,
+    },
+    /// On the cluster topic: the publisher applied notice `ack` of node `to`.
+    Applied { to: NodeId, ack: u64 },
     /// On a user topic: readers' receipts of a big group, coalesced on
     /// their node for this user (a sender) over a short interval.
     Receipts {

@@ -26,6 +26,7 @@ use super::frames::{StoredEvent, entry_frame};
 use super::registry::CloseReason;
 use crate::cluster::Topic;
 use crate::model::{ConversationId, GroupEventKind, Member, Message, MessageId, UserId};
+use crate::observe::Event;
 
 /// An entry on its way through a node's chain.
 #[derive(Debug)]
@@ -271,6 +272,8 @@ impl Inner {
     }
 
     fn deliver_item(&self, c: &ConversationId, members: &HashMap<UserId, MessageId>, item: &Item) {
+        let started = std::time::Instant::now();
+        let mut sessions = 0;
         for (user, floor) in members {
             if item.id <= *floor {
                 continue;
@@ -280,9 +283,15 @@ impl Inner {
                     .skip
                     .as_ref()
                     .is_some_and(|s| s.node == self.node && s.session == session.id);
+                // The sender's own session only moves past it (it got `sent`).
+                sessions += usize::from(!own);
                 session.deliver_entry(c, item.id, (!own).then_some(&item.frame));
             });
         }
+        self.observer.event(&Event::FanOut {
+            sessions,
+            latency: started.elapsed(),
+        });
     }
 
     /// Waits a moment for missing links to arrive, then reads them from the store.

@@ -20,6 +20,7 @@ use super::Inner;
 use crate::cluster::{NodeLease, Renewal};
 use crate::error::{Error, Result};
 use crate::model::{Millis, now_millis};
+use crate::observe::Event;
 
 /// Heartbeats between two restores that nothing asked for: partial losses
 /// of presence data heal within this many heartbeats (a minute by default).
@@ -124,7 +125,11 @@ pub(crate) async fn renew(inner: &Inner) {
     let every = inner.limits.heartbeat_every.as_millis() as Millis;
     let lease = inner.limits.id_lease.as_millis() as Millis;
     let sent_at = now_millis();
-    match m.lease.renew(lease).await {
+    let renewed = m.lease.renew(lease).await;
+    inner.observer.event(&Event::LeaseRenewed {
+        ok: matches!(renewed, Ok(Renewal::Held | Renewal::Reclaimed)),
+    });
+    match renewed {
         Ok(Renewal::Held) => m.renewed(sent_at, lease, every),
         Ok(Renewal::Reclaimed) => {
             m.renewed(sent_at, lease, every);
@@ -176,6 +181,9 @@ pub(crate) async fn restore(inner: &Arc<Inner>) -> Result<()> {
             "presence restored from this node's sessions"
         );
     }
+    inner.observer.event(&Event::PresenceRestored {
+        changed: changes.len(),
+    });
     for presence in changes {
         inner.announce_presence(presence).await;
     }

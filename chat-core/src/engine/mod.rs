@@ -61,7 +61,9 @@ mod builder;
 mod caches;
 mod chain;
 mod client;
+mod confirm;
 mod deliver;
+mod drain;
 mod envelope;
 mod frames;
 mod gate;
@@ -88,6 +90,8 @@ pub use actions::groups::{GroupInfo, NewGroup};
 pub use budget::{AddrKey, BudgetRate, cost};
 pub use builder::{EngineBuilder, Limits};
 pub use client::ClientInfo;
+pub use confirm::CONFIRM_WAIT;
+pub use drain::Drained;
 pub use local::LocalStats;
 pub use ready::{NotReady, ReadyPart};
 pub use registry::CloseReason;
@@ -99,6 +103,7 @@ use crate::cluster::{Bus, Discovery, NodeInfo, PresenceStore};
 use crate::error::Result;
 use crate::id::IdGenerator;
 use crate::model::{NodeId, Retention};
+use crate::observe::{EngineStats, Event, LeaseState, Observer};
 use crate::push::Notifier;
 use crate::store::{AccountStore, ConversationStore, MessageStore};
 
@@ -133,10 +138,15 @@ pub(crate) struct Inner {
     pub(crate) watchers: registry::Watchers,
     pub(crate) local: local::Local,
     pub(crate) caches: caches::Caches,
+    pub(crate) confirmations: confirm::Confirmations,
     pub(crate) purges: retention::Purges,
     pub(crate) group_locks: actions::groups::GroupLocks,
     pub(crate) receipts: receipts::ReceiptBatch,
     pub(crate) membership: membership::Membership,
+    /// Where the engine reports what it does (metrics).
+    pub(crate) observer: Arc<dyn Observer>,
+    /// Set by [`Engine::drain`]: no new sessions, no discovery heartbeats.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
     pub(crate) tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -191,6 +201,31 @@ impl Engine {
         self.inner.local.stats()
     }
 
+    /// The engine's levels now, for metrics gauges (see [`crate::observe`]).
+    /// Walks the open sessions once: cheap enough for a scrape every few
+    /// seconds, not for every request.
+    pub fn stats(&self) -> EngineStats {
+        let inner = &self.inner;
+        let sessions = inner.registry.all_sessions();
+        let lease = if inner.membership.is_lost() {
+            LeaseState::Lost
+        } else if inner.membership.check_mint().is_err() {
+            LeaseState::Expired
+        } else {
+            LeaseState::Held
+        };
+        EngineStats {
+            sessions: sessions.len(),
+            queued_bytes: sessions.iter().map(|s| s.queued_bytes()).sum(),
+            conversations: inner.local.len(),
+            hashes_pending: inner.passwords.pending(),
+            hash_threads: inner.passwords.threads(),
+            hash_queue: inner.limits.hash_queue,
+            lease,
+            draining: inner.is_draining(),
+        }
+    }
+
     /// Open sessions of `user` on this node.
     pub fn user_connection_count(&self, user: &crate::model::UserId) -> usize {
         self.inner.registry.for_each(user, |_| {})
@@ -242,6 +277,13 @@ impl Engine {
 }
 
 impl Inner {
+    /// Reports a login or sign-up that the full hashing queue refused.
+    pub(crate) fn hashing_refused(&self, e: &crate::Error) {
+        if matches!(e, crate::Error::Unavailable { .. }) {
+            self.observer.event(&Event::HashQueueFull);
+        }
+    }
+
     pub(crate) fn node_info(&self) -> NodeInfo {
         NodeInfo {
             id: self.node.clone(),

@@ -163,7 +163,6 @@ impl OutQueue {
     }
 
     /// Bytes of ordered frames waiting.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }

@@ -28,6 +28,9 @@ pub enum ReadyPart {
     /// mint message ids (it could not renew its lease in time, or another
     /// node took its id), since every send would answer `unavailable`.
     NodeId,
+    /// The node is draining ([`Engine::drain`]): it is being taken out of
+    /// service and takes no new connections.
+    Draining,
 }
 
 impl ReadyPart {
@@ -38,6 +41,7 @@ impl ReadyPart {
             Self::Presence => "presence",
             Self::Discovery => "discovery",
             Self::NodeId => "node id",
+            Self::Draining => "draining",
         }
     }
 }
@@ -96,11 +100,19 @@ impl Engine {
     /// at most `timeout`. In-memory parts answer at once, so on one node
     /// without a cluster this checks the store alone.
     ///
+    /// A draining node is not ready, without a call.
+    ///
     /// Returns the first part that failed, in the order store, presence,
     /// discovery, node id (whether this node may mint ids now: no round
     /// trip, the answer of its last lease renewal).
     pub async fn ready(&self, timeout: Duration) -> Result<(), NotReady> {
         let inner = &self.inner;
+        if inner.is_draining() {
+            return Err(NotReady {
+                part: ReadyPart::Draining,
+                cause: Error::unavailable_msg("this node is being taken out of service"),
+            });
+        }
         let store = async {
             // One object usually serves all three traits (`EngineBuilder::
             // store`): ask it once. Addresses compare the objects, not the

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::gate::{Gate, Verdict};
 use super::queue::{OutQueue, Pushed, Slot, SlotKey};
 use crate::model::{ConversationId, DeviceId, MessageId, UserId};
+use crate::observe::{Event, Observer};
 
 /// Why the engine closed a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub enum CloseReason {
     Disconnected,
     /// Its device was removed (or logged out): its tokens no longer work.
     Revoked,
+    /// The node is draining (taken out of service): the client reconnects
+    /// to another node and syncs. Its queue was written out first.
+    Draining,
     /// This node lost the order of a conversation's entries (a gap it could
     /// not fill from the store): the client reconnects and syncs, in order.
     Resync,
@@ -54,6 +58,13 @@ pub(crate) struct SessionShared {
     close_notify: Notify,
     /// Order and repeats of each conversation's entries (see `gate`).
     gate: Mutex<Gate>,
+    /// The engine asked this session to finish (see [`SessionShared::drain`]).
+    drain_asked: AtomicBool,
+    drain_notify: Notify,
+    /// The session ends once its queue is written out (see [`SessionShared::finish`]).
+    finishing: Mutex<Option<CloseReason>>,
+    /// Where frames out and the close are reported.
+    observer: Arc<dyn Observer>,
 }
 
 impl SessionShared {
@@ -63,6 +74,7 @@ impl SessionShared {
         device: DeviceId,
         queue_bytes: usize,
         held_cap: usize,
+        observer: Arc<dyn Observer>,
     ) -> Self {
         Self {
             id,
@@ -77,7 +89,45 @@ impl SessionShared {
             close_notify: Notify::new(),
             // Sessions start holding: the first sync runs right after connect.
             gate: Mutex::new(Gate::new(held_cap)),
+            drain_asked: AtomicBool::new(false),
+            drain_notify: Notify::new(),
+            finishing: Mutex::new(None),
+            observer,
         }
+    }
+
+    /// Asks the transport to stop reading new frames once the one in hand
+    /// is answered, and to [`finish`](Self::finish) (the node drains).
+    pub(crate) fn drain(&self) {
+        self.drain_asked.store(true, Ordering::Release);
+        self.drain_notify.notify_waiters();
+    }
+
+    /// Resolves once the engine asked this session to drain.
+    pub(crate) async fn drain_asked(&self) {
+        loop {
+            let notified = self.drain_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.drain_asked.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends the session for `reason` once every frame queued now has been
+    /// taken by the writer (answers to what the client sent are not lost
+    /// to the close).
+    pub(crate) fn finish(&self, reason: CloseReason) {
+        *self.finishing.lock() = Some(reason);
+        // Wake the writer: an empty queue now ends the session.
+        self.queued.notify_one();
+    }
+
+    /// Bytes of ordered frames waiting for the socket.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -103,6 +153,7 @@ impl SessionShared {
     pub(crate) fn close(&self, reason: CloseReason) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             *self.reason.lock() = Some(reason);
+            self.observer.event(&Event::SessionClosed { reason });
             if reason == CloseReason::SlowConsumer {
                 tracing::debug!(user = %self.user, session = self.id, "closing slow session");
             }
@@ -175,8 +226,12 @@ impl SessionShared {
             tokio::pin!(queued);
             queued.as_mut().enable();
             if let Some(frame) = self.queue.lock().pop() {
-                self.drained.notify_waiters();
-                return Some(frame);
+                return Some(self.taken(frame));
+            }
+            let finishing = *self.finishing.lock();
+            if let Some(reason) = finishing {
+                self.close(reason);
+                return None;
             }
             tokio::select! {
                 _ = queued => {}
@@ -192,8 +247,16 @@ impl SessionShared {
             return None;
         }
         let frame = self.queue.lock().pop()?;
+        Some(self.taken(frame))
+    }
+
+    /// A frame the writer took: room for pushers, and counted out.
+    fn taken(&self, frame: Bytes) -> Bytes {
         self.drained.notify_waiters();
-        Some(frame)
+        self.observer.event(&Event::FrameOut {
+            kind: crate::protocol::server_frame_type(&frame),
+        });
+        frame
     }
 
     /// Resolves once the session is closed.

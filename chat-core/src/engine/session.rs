@@ -17,6 +17,7 @@ use crate::auth::Identity;
 use crate::cluster::Topic;
 use crate::error::{Error, Result};
 use crate::model::{DeviceId, MessageKind, Presence, PresenceStatus, UserId, now_millis};
+use crate::observe::Event;
 use crate::protocol::{ClientFrame, ServerFrame, decode_client};
 
 /// One client connection's side of the engine. The transport feeds it client
@@ -84,6 +85,11 @@ impl Engine {
                 "this node is shutting down (its id was taken): reconnect",
             ));
         }
+        if inner.is_draining() {
+            return Err(crate::error::Error::unavailable_msg(
+                "this node is draining: reconnect to another node",
+            ));
+        }
         // Held until presence counted this connection: see Membership::gate.
         let gate = inner.membership.gate.read().await;
         let shared = Arc::new(SessionShared::new(
@@ -92,7 +98,9 @@ impl Engine {
             identity.device_id.clone(),
             inner.limits.outbound_queue_bytes,
             inner.limits.sync_buffer,
+            inner.observer.clone(),
         ));
+        inner.observer.event(&Event::SessionOpened);
         let first_here = inner.registry.insert(shared.clone());
         if first_here {
             if let Err(e) = inner.bus.subscribe(&Topic::User(user.clone())).await {
@@ -169,6 +177,9 @@ impl Session {
         match decode_client(text) {
             Ok(frame) => self.handle(frame).await,
             Err(bad) => {
+                self.inner
+                    .observer
+                    .event(&Event::FrameIn { kind: "invalid" });
                 // A bad frame costs what a light one does: its answer is work too.
                 let answer = match self.charge(cost::LIGHT) {
                     Ok(()) => ServerFrame::bad_frame(&bad),
@@ -185,11 +196,18 @@ impl Session {
     /// `rate_limited` and not handled.
     pub async fn handle(&mut self, frame: ClientFrame) {
         let reply_to = frame.request_id().map(str::to_owned);
+        let kind = frame.type_name();
+        self.inner.observer.event(&Event::FrameIn { kind });
         let result = match self.charge(frame_cost(&frame)) {
             Ok(()) => self.dispatch(frame).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
+            if matches!(kind, "send" | "edit" | "delete" | "react") {
+                self.inner
+                    .observer
+                    .event(&Event::SendFailed { code: e.code() });
+            }
             self.reply(ServerFrame::error_from(reply_to, &e)).await;
         }
     }
@@ -272,7 +290,32 @@ impl Session {
                 self.client.addr.map(super::AddrKey::of),
                 cost,
             )
-            .map_err(|retry_after| Error::RateLimited { retry_after })
+            .map_err(|retry_after| {
+                self.inner
+                    .observer
+                    .event(&Event::RateLimited { source: "frame" });
+                Error::RateLimited { retry_after }
+            })
+    }
+
+    /// Resolves once the engine asks this session to finish because the
+    /// node drains ([`Engine::drain`]). The transport then stops reading
+    /// new frames (the one in hand is answered first) and calls
+    /// [`Session::finish_draining`].
+    ///
+    /// The future holds no borrow of the session (a transport that hands
+    /// the session to its work between frames can still wait on it).
+    pub fn drain_asked(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { shared.drain_asked().await }
+    }
+
+    /// Ends the session for a drain once what is queued for the client has
+    /// gone out: [`Outbound`] yields the rest, then ends with
+    /// [`CloseReason::Draining`]. Call [`Session::close`] after the writer
+    /// is done.
+    pub fn finish_draining(&self) {
+        self.shared.finish(CloseReason::Draining);
     }
 
     async fn reply(&self, frame: ServerFrame) {

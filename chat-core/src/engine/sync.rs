@@ -4,8 +4,12 @@
 //!
 //! A sync starts each conversation of the user at the later of its device's
 //! cursor and its join point, reads up to the head, and sends the entries
-//! of all conversations merged oldest first. Live entries wait in the
-//! session's gate meanwhile and go out after, minus repeats.
+//! of all conversations merged oldest first. Groups the user left or was
+//! removed from (its departures) are read the same way, but only up to the
+//! group event that ended its membership, which comes last: a device that
+//! was away then gets what it missed while a member, and learns it is out.
+//! Live entries wait in the session's gate meanwhile and go out after,
+//! minus repeats.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use super::frames::entry_frame;
 use super::registry::SessionShared;
 use crate::error::Result;
 use crate::model::{ConversationId, Message, MessageId};
+use crate::observe::Event;
 use crate::protocol::ServerFrame;
 
 /// One conversation's stretch still to send.
@@ -25,6 +30,9 @@ struct Stretch {
     up_to: MessageId,
     page: VecDeque<Message>,
     done: bool,
+    /// Sent after the stretch: the event that ended a departed membership
+    /// (from its record, so that it comes even if the log lost it).
+    tail: Option<Message>,
 }
 
 impl Inner {
@@ -50,7 +58,8 @@ impl Inner {
 
     async fn send_unacked(&self, session: &Arc<SessionShared>, again: bool) -> Result<()> {
         let memberships = self.conversations.memberships(&session.user).await?;
-        if memberships.is_empty() {
+        let departures = self.conversations.departures(&session.user).await?;
+        if memberships.is_empty() && departures.is_empty() {
             return Ok(());
         }
         let cursors: HashMap<ConversationId, MessageId> = self
@@ -74,6 +83,29 @@ impl Inner {
                 up_to,
                 page: VecDeque::new(),
                 done: false,
+                tail: None,
+            });
+        }
+        for departure in departures {
+            let c = &departure.conversation_id;
+            let floor = cursors.get(c).copied().max(Some(departure.joined));
+            if floor.is_some_and(|f| f >= departure.left) {
+                continue; // this device had it all
+            }
+            // The entries before the event from the log, then the event.
+            let up_to = MessageId(departure.left.0.saturating_sub(1));
+            let nothing_before = floor.is_some_and(|f| f >= up_to);
+            stretches.push(Stretch {
+                conversation: c.clone(),
+                after: floor,
+                up_to,
+                page: if nothing_before {
+                    VecDeque::from([departure.event()])
+                } else {
+                    VecDeque::new()
+                },
+                done: nothing_before,
+                tail: (!nothing_before).then(|| departure.event()),
             });
         }
         self.send_merged(session, stretches, again).await
@@ -88,6 +120,12 @@ impl Inner {
         again: bool,
     ) -> Result<()> {
         let page = self.limits.sync_page.max(1);
+        let mut entries_sent = 0;
+        let report = |entries| {
+            if entries > 0 {
+                self.observer.event(&Event::Synced { entries });
+            }
+        };
         loop {
             for s in stretches
                 .iter_mut()
@@ -103,6 +141,11 @@ impl Inner {
                     s.after = Some(last.message_id);
                 }
                 s.page.extend(entries);
+                if s.done
+                    && let Some(tail) = s.tail.take()
+                {
+                    s.page.push_back(tail);
+                }
             }
             // The oldest head of a page goes next.
             let mut oldest: BTreeMap<MessageId, usize> = BTreeMap::new();
@@ -112,6 +155,7 @@ impl Inner {
                 }
             }
             let Some((_, i)) = oldest.into_iter().next() else {
+                report(entries_sent);
                 return Ok(());
             };
             let entry = stretches[i].page.pop_front().expect("the page has a front");
@@ -120,8 +164,10 @@ impl Inner {
                 .send_stored(&entry.conversation_id, entry.message_id, frame, again)
                 .await
             {
+                report(entries_sent);
                 return Ok(()); // the session closed
             }
+            entries_sent += 1;
         }
     }
 
@@ -148,6 +194,7 @@ impl Inner {
             up_to,
             page: VecDeque::new(),
             done: false,
+            tail: None,
         };
         self.send_merged(session, vec![stretch], false).await
     }

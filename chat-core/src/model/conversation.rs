@@ -165,6 +165,43 @@ impl Member {
     }
 }
 
+/// A membership that ended (the user left or was removed): what its devices
+/// that were away still get of the group at their next sync, namely the
+/// entries after [`Departure::joined`] they had not acked, up to and
+/// including the group event that ended it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departure {
+    /// The group.
+    pub conversation_id: ConversationId,
+    /// The join point of the membership that ended.
+    pub joined: MessageId,
+    /// The id of the group event (`left` or `removed`) that ended it.
+    pub left: MessageId,
+    /// That event's sender (who removed the user, or the user itself).
+    pub by: UserId,
+    /// That event's time.
+    pub ts: Millis,
+    /// That event's stored body, so that it reaches the user even when the
+    /// log no longer holds it (until_delivered retention purged it).
+    pub body: String,
+}
+
+impl Departure {
+    /// The group event that ended the membership, as a log entry.
+    pub fn event(&self) -> super::Message {
+        super::Message {
+            kind: super::MessageKind::GroupEvent,
+            ..super::Message::text(
+                self.left,
+                self.conversation_id.clone(),
+                self.by.clone(),
+                self.body.clone(),
+                self.ts,
+            )
+        }
+    }
+}
+
 /// What a group event says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -15,8 +15,8 @@ mod presence;
 
 pub use account::{Account, Device, Profile};
 pub use conversation::{
-    Conversation, ConversationKind, ConversationSummary, GroupEvent, GroupEventKind, GroupSettings,
-    Head, HistoryVisibility, Invite, JoinPolicy, Member, Role,
+    Conversation, ConversationKind, ConversationSummary, Departure, GroupEvent, GroupEventKind,
+    GroupSettings, Head, HistoryVisibility, Invite, JoinPolicy, Member, Role,
 };
 pub use ids::{ConversationId, DeviceId, MessageId, Millis, NodeId, UserId, now_millis};
 pub use message::{Message, MessageKind, NewMessage, Reactions};

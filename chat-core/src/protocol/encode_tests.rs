@@ -223,3 +223,23 @@ fn protocol_type_names_match_the_wire() {
     assert!(frame.encode_text().starts_with(r#"{"type":"receipt""#));
     assert_eq!(frame.type_name(), "receipt");
 }
+
+#[test]
+fn server_frame_types_are_read_from_the_encoded_bytes() {
+    let frames = [
+        ServerFrame::Pong {
+            reply_to: Some("1".into()),
+        },
+        ServerFrame::Synced { reply_to: None },
+        ServerFrame::Typing {
+            conversation_id: "g".into(),
+            user_id: "u".into(),
+        },
+    ];
+    for frame in frames {
+        assert_eq!(super::server_frame_type(&frame.encode()), frame.type_name());
+    }
+    assert_eq!(super::server_frame_type(br#"{"type":"nonsense"}"#), "other");
+    assert_eq!(super::server_frame_type(b"not json"), "other");
+    assert_eq!(super::server_frame_type(br#"{"type":"sent"#), "other");
+}

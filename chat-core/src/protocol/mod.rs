@@ -56,7 +56,7 @@ mod server;
 pub use client::{ClientFrame, EventFrame, SendFrame, SendTarget};
 pub use decode::{decode_client, decode_server};
 pub use error::{BAD_FRAME, BadFrame, FrameErrorKind};
-pub use server::ServerFrame;
+pub use server::{ServerFrame, server_frame_type};
 
 /// `value` as JSON in a buffer of `size_hint` bytes (so it rarely grows).
 /// Frames hold only strings, numbers and string-keyed objects, and writing

@@ -224,3 +224,36 @@ fn message_hint(m: &Message) -> usize {
         + m.body.len()
         + m.body.len() / 8
 }
+
+/// Every server frame `type`, for [`server_frame_type`].
+const SERVER_FRAME_TYPES: [&str; 11] = [
+    "sent",
+    "synced",
+    "history",
+    "message",
+    "receipt",
+    "receipts",
+    "presence",
+    "typing",
+    "group_event",
+    "pong",
+    "error",
+];
+
+/// The `type` of an encoded server frame, read from its first bytes
+/// without parsing it (for metrics on the write path): serde writes the
+/// tag first, so every frame starts `{"type":"…"`. `"other"` for
+/// anything else.
+pub fn server_frame_type(frame: &[u8]) -> &'static str {
+    let Some(rest) = frame.strip_prefix(br#"{"type":""#) else {
+        return "other";
+    };
+    let Some(end) = rest.iter().position(|b| *b == b'"') else {
+        return "other";
+    };
+    let name = &rest[..end];
+    SERVER_FRAME_TYPES
+        .into_iter()
+        .find(|t| t.as_bytes() == name)
+        .unwrap_or("other")
+}

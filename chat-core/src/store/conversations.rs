@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{
-    Conversation, ConversationId, GroupSettings, Invite, Member, Millis, Role, UserId,
+    Conversation, ConversationId, Departure, GroupSettings, Invite, Member, Millis, Role, UserId,
 };
 
 /// Conversations and membership, both ways, with roles, bans and invites.
@@ -70,6 +70,17 @@ pub trait ConversationStore: Send + Sync + 'static {
 
     /// The conversations `user` is a member of, with its membership in each.
     async fn memberships(&self, user: &UserId) -> Result<Vec<(ConversationId, Member)>>;
+
+    /// Remembers that `user`'s membership of `departure.conversation_id`
+    /// ended, so that its devices that were away still get the end of it
+    /// (see [`Departure`]). One departure is kept per user and group: a
+    /// later one (greater `left`) replaces it, an older or equal one
+    /// changes nothing.
+    async fn record_departure(&self, user: &UserId, departure: Departure) -> Result<()>;
+
+    /// Every departure of `user` kept by
+    /// [`ConversationStore::record_departure`], in no particular order.
+    async fn departures(&self, user: &UserId) -> Result<Vec<Departure>>;
 
     /// Stores a new invite. [`crate::Error::AlreadyExists`] when its hash is taken.
     async fn create_invite(&self, invite: Invite) -> Result<()>;

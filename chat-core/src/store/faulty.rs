@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
-use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 
 /// One [`MessageStore`] method, as a fault target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,6 +68,14 @@ pub enum Op {
     ForgetDevice,
     /// [`MessageStore::ping`].
     Ping,
+    /// [`MessageStore::append_after`].
+    AppendAfter,
+    /// [`MessageStore::put_intent`].
+    PutIntent,
+    /// [`MessageStore::intents`].
+    Intents,
+    /// [`MessageStore::clear_intent`].
+    ClearIntent,
 }
 
 impl Op {
@@ -92,6 +100,10 @@ impl Op {
             Op::StartDevice => "start_device",
             Op::ForgetDevice => "forget_device",
             Op::Ping => "ping",
+            Op::AppendAfter => "append_after",
+            Op::PutIntent => "put_intent",
+            Op::Intents => "intents",
+            Op::ClearIntent => "clear_intent",
         }
     }
 
@@ -171,9 +183,11 @@ impl FaultSwitch {
         }
     }
 
-    /// Fails every append while `on`.
+    /// Fails every append while `on`: [`MessageStore::append`] and
+    /// [`MessageStore::append_after`].
     pub fn fail_appends(&self, on: bool) {
         self.fail(Op::Append, on);
+        self.fail(Op::AppendAfter, on);
     }
 
     /// Fails every remove while `on` (an undo that cannot be done).
@@ -288,6 +302,31 @@ impl MessageStore for FaultyStore {
             return Err(injected(Op::Append, true));
         }
         Ok(appended)
+    }
+
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        self.check(Op::AppendAfter)?;
+        self.inner.append_after(entry, after).await
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        self.check(Op::PutIntent)?;
+        self.inner.put_intent(intent).await
+    }
+
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Intent>> {
+        self.check(Op::Intents)?;
+        self.inner.intents(after, before, limit).await
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        self.check(Op::ClearIntent)?;
+        self.inner.clear_intent(intent).await
     }
 
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {

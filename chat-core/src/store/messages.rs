@@ -58,6 +58,20 @@ pub struct DeviceCursor {
     pub delivered: MessageId,
 }
 
+/// A send to two stores that began: `message_id` of `conversation_id` is
+/// (or was about to be) appended to the first copy of a mirrored
+/// conversation and still has to reach the second. Written before the first
+/// write and cleared after the second, so that a process that died between
+/// them leaves a record of what to repair ([`crate::store::ShardedStore`]
+/// keeps them, docs/storage.md, "Sharding").
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Intent {
+    /// The entry's id (a Snowflake: it says when the send began).
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+}
+
 /// Each conversation's log, its head, and the delivery and read cursors.
 ///
 /// Promises every implementation keeps (the [`crate::testkit`] suite checks
@@ -93,6 +107,20 @@ pub trait MessageStore: Send + Sync + 'static {
     ///   from others is skipped for it; it gets its own entry back at its
     ///   next sync and acks past it then.
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended>;
+
+    /// Appends a copy of an entry that another store already put in order
+    /// (the second copy of a mirrored conversation follows the first one's
+    /// chain): exactly [`MessageStore::append`], dedup first, target,
+    /// head, `seq`, `version` and the sender's cursors alike, except for
+    /// its condition. The entry is stored if and only if the head's
+    /// `last_id` is `after` (and the entry's id is above it); the version is
+    /// not checked. Otherwise nothing is stored and
+    /// [`crate::Error::Conflict`] carries the head as it is.
+    ///
+    /// So a copy goes in only right after its predecessor: two writers that
+    /// copy one chain at once cannot store it out of order, and a copy that
+    /// missed an entry learns so from the conflict.
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended>;
 
     /// The head of `conversation` (all zero when it has no entry yet).
     async fn head(&self, conversation: &ConversationId) -> Result<Head>;
@@ -201,6 +229,21 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Forgets every cursor of a removed `device`.
     async fn forget_device(&self, device: &DeviceId) -> Result<()>;
+
+    /// Records `intent` (idempotent).
+    async fn put_intent(&self, intent: &Intent) -> Result<()>;
+
+    /// Up to `limit` recorded intents with ids in `(after, before)`,
+    /// by ascending id (then conversation), to page through them.
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Intent>>;
+
+    /// Forgets `intent`; forgetting a missing one is not an error.
+    async fn clear_intent(&self, intent: &Intent) -> Result<()>;
 
     /// One cheap real round trip to the backend (a read of nothing in
     /// particular), for readiness checks: `Ok` when the store answers now,

@@ -13,10 +13,12 @@ mod accounts;
 mod conversations;
 pub mod faulty;
 mod messages;
+pub mod observed;
 pub mod sharded;
 
 pub use accounts::AccountStore;
 pub use conversations::ConversationStore;
 pub use faulty::{FaultSwitch, FaultyStore};
-pub use messages::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
-pub use sharded::{ShardBy, ShardedStore};
+pub use messages::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
+pub use observed::Observed;
+pub use sharded::{Reconciled, RepairConfig, ShardBy, ShardedStore};

@@ -21,37 +21,56 @@
 //!
 //! # Routing
 //!
-//! "conv" is the shard of the conversation; for a direct conversation under
-//! `ShardBy::User` whose users live on different shards, "mine" is the
-//! shard of the user asking (or of the sender) and "other" the other one.
+//! "conv" is the shard of the conversation. A direct conversation under
+//! `ShardBy::User` whose users live on different shards is *mirrored*: its
+//! "first" copy is on the shard of the user that [`ConversationId::direct`]
+//! names first, its "second" on the other's; "mine" is the copy of the user
+//! asking.
 //!
 //! | method | one shard | mirrored direct conversation |
 //! |---|---|---|
-//! | `append` | conv | mine, then other; mine undone when other fails |
-//! | `head` | conv | both, the newer head (either alone if the other fails) |
-//! | `entry`, `cursors` | conv | first user's shard, the other if it fails |
-//! | `history`, `range` | conv | both, merged by id (either alone if the other fails) |
-//! | `heads`, `user_cursors` | conv, grouped | the asking user's shard, grouped |
+//! | `append`, `append_after` | conv | first, then second (see below) |
+//! | `head`, `put_intent`, `clear_intent` | conv | first (`head`: the second if the first fails) |
+//! | `entry`, `history`, `range` | conv | both, merged by id, the first's version of an entry winning (either alone if the other fails) |
+//! | `cursors` | conv | mine, the other if it fails |
+//! | `heads` | conv, grouped | first, grouped |
+//! | `user_cursors` | conv, grouped | mine, grouped |
 //! | `remove`, `purge`, `ack`, `mark_read`, `start_member` | conv | both |
 //! | `conversation_cursors` | conv | both, the newest cursor of each device |
-//! | `device_cursors`, `start_device`, `forget_device` | every shard | every shard |
+//! | `device_cursors`, `start_device`, `forget_device`, `intents` | every shard | every shard |
 //!
 //! Writes to both copies answer an error if either fails, having applied to
 //! the other. That is safe to retry: cursors never move backwards, purges and
-//! removes are idempotent. Reads of both copies merge, so an entry that only
-//! one copy holds (a half-done send, see below) is still read.
+//! removes are idempotent.
 //!
 //! # A send to two shards
 //!
-//! A mirrored append writes the sender's shard, then the same entry (same id)
-//! to the other. If the second write fails, the first is removed again with
-//! [`MessageStore::remove`] and the send fails: not stored, retry with the
-//! same `client_msg_id`. If that undo fails too, the sender's copy keeps the
-//! entry: the retry then dedups to it on the sender's shard and this layer
-//! writes the same entry to the other shard, completing the send with the
-//! first attempt's id. Until then the entry is read through the merged
-//! reads; the sender was never told `sent`.
+//! The first copy is the commit point of a mirrored conversation: every
+//! append goes there first, whoever sends, so its conditional head orders
+//! the conversation and the `prev` an append answers is always the first
+//! copy's. The second copy follows the first one's chain with
+//! [`MessageStore::append_after`]: an entry goes in there only right after
+//! its predecessor, so the two copies hold the same entries in the same
+//! order, with the same `seq`.
+//!
+//! A send records an intent on the first copy before it writes, and clears
+//! it once the second copy has the entry (`sharded/mirror.rs` has the steps
+//! and what a crash after each leaves). A process that dies between the two
+//! writes leaves the entry on the first copy, in the chain: every node
+//! delivers it, because every later entry links to it. The second copy is
+//! completed by whichever comes first: the next send to the conversation
+//! (its copy conflicts on the second copy's head and copies what is
+//! missing, in order) or [`ShardedStore::reconcile`], which walks the
+//! intents (run it at startup and now and then:
+//! [`ShardedStore::spawn_reconciler`]). A send whose second write fails is
+//! still stored (and answered so): its intent stays for the reconciler.
+//!
+//! Until then, reads of the conversation's log merge both copies, and the
+//! reads that take one copy take the first; what a user reads of its own
+//! cursors comes from its own copy, which acks and reads write to both.
 
+mod mirror;
+mod repair;
 mod route;
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,8 +83,10 @@ use futures::future::{join, try_join_all};
 
 use crate::error::{Error, Result};
 use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
-use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 
+use self::mirror::FirstWrite;
+pub use self::repair::{Reconciled, RepairConfig};
 use self::route::{Placement, placement, shard_index};
 
 /// How [`ShardedStore`] places conversations on shards.
@@ -81,6 +102,7 @@ pub enum ShardBy {
 pub struct ShardedStore {
     shards: Vec<Arc<dyn MessageStore>>,
     by: ShardBy,
+    repair: RepairConfig,
 }
 
 impl fmt::Debug for ShardedStore {
@@ -88,6 +110,7 @@ impl fmt::Debug for ShardedStore {
         f.debug_struct("ShardedStore")
             .field("shards", &self.shards.len())
             .field("by", &self.by)
+            .field("repair", &self.repair)
             .finish()
     }
 }
@@ -101,7 +124,17 @@ impl ShardedStore {
         if shards.is_empty() {
             return Err(Error::invalid("a sharded store needs at least one shard"));
         }
-        Ok(Self { shards, by })
+        Ok(Self {
+            shards,
+            by,
+            repair: RepairConfig::default(),
+        })
+    }
+
+    /// When [`ShardedStore::reconcile`] acts on an intent.
+    pub fn with_repair(mut self, repair: RepairConfig) -> Self {
+        self.repair = repair;
+        self
     }
 
     /// How it shards.
@@ -125,7 +158,17 @@ impl ShardedStore {
         shard_index(conversation.as_str(), self.shards.len())
     }
 
-    /// The copies of `conversation`, `user`'s own first when it has one.
+    /// The (first, second) copies of a mirrored conversation; `None` when
+    /// one shard holds it.
+    fn mirror(&self, conversation: &ConversationId) -> Option<(usize, usize)> {
+        match placement(self.by, self.shards.len(), conversation) {
+            Placement::Mirrored { first, second, .. } => Some((first, second)),
+            Placement::One(_) => None,
+        }
+    }
+
+    /// The copies of `conversation`, `user`'s own first when it has one
+    /// (without a user: the first copy first).
     fn copies(&self, conversation: &ConversationId, user: Option<&UserId>) -> Copies {
         match placement(self.by, self.shards.len(), conversation) {
             Placement::One(shard) => (shard, None),
@@ -246,7 +289,8 @@ impl ShardedStore {
     }
 }
 
-/// Two pages of one conversation merged: every id once, in `order`, at most `limit`.
+/// Two pages of one conversation merged: every id once (`a`'s version of an
+/// entry both hold: the first copy's), in `order`, at most `limit`.
 fn merge_pages(a: Vec<Message>, b: Vec<Message>, newest_first: bool, limit: usize) -> Vec<Message> {
     let mut by_id: BTreeMap<MessageId, Message> = BTreeMap::new();
     for m in a.into_iter().chain(b) {
@@ -262,60 +306,65 @@ fn merge_pages(a: Vec<Message>, b: Vec<Message>, newest_first: bool, limit: usiz
 #[async_trait]
 impl MessageStore for ShardedStore {
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
-        let conversation = entry.message.conversation_id.clone();
-        let (mine, other) = self.copies(&conversation, Some(&entry.message.sender_id));
-        let first = self
-            .shard(mine)
-            .append(entry.clone(), expected_version)
-            .await?;
-        let Some(other) = other else {
-            return Ok(first);
-        };
-        // The other copy gets the same entry (the first one's, for a retry
-        // that met its own earlier attempt).
-        let copy = NewMessage {
-            message: first.message.clone(),
-            ..entry
-        };
-        let id = copy.message.message_id;
-        if first.duplicate {
-            // Complete a send whose second write may have failed before.
-            if self.shard(other).entry(&conversation, id).await?.is_none() {
-                match self.shard(other).append(copy, expected_version).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, %conversation, "could not complete a half-done mirrored send")
-                    }
-                }
+        let conversation = &entry.message.conversation_id;
+        match self.mirror(conversation) {
+            Some(copies) => {
+                self.append_mirrored(copies, entry, FirstWrite::Append(expected_version))
+                    .await
             }
-            return Ok(first);
-        }
-        match self.shard(other).append(copy, expected_version).await {
-            Ok(_) => Ok(first),
-            Err(error) => {
-                if let Err(undo) = self.shard(mine).remove(&conversation, id).await {
-                    tracing::error!(%conversation, %id, error = %undo, "undo of a half-done mirrored send failed; the retry completes it");
-                }
-                Err(error)
+            None => {
+                let (shard, _) = self.copies(conversation, None);
+                self.shard(shard).append(entry, expected_version).await
             }
         }
     }
 
-    /// For a mirrored conversation, the newer of the two copies' heads: an
-    /// undone half of a send leaves its head on one copy, and an append
-    /// must take an id above both.
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        let conversation = &entry.message.conversation_id;
+        match self.mirror(conversation) {
+            Some(copies) => {
+                self.append_mirrored(copies, entry, FirstWrite::After(after))
+                    .await
+            }
+            None => {
+                let (shard, _) = self.copies(conversation, None);
+                self.shard(shard).append_after(entry, after).await
+            }
+        }
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        let (shard, _) = self.copies(&intent.conversation_id, None);
+        self.shard(shard).put_intent(intent).await
+    }
+
+    /// Every shard's, merged by id.
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Intent>> {
+        let all = self
+            .every_shard(|s| s.intents(after, before, limit))
+            .await?;
+        let mut merged: Vec<Intent> = all.into_iter().flatten().collect();
+        merged.sort();
+        merged.truncate(limit);
+        Ok(merged)
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        let (shard, _) = self.copies(&intent.conversation_id, None);
+        self.shard(shard).clear_intent(intent).await
+    }
+
+    /// The first copy's head (the second's if the first fails): appends
+    /// are conditional on it.
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {
-        self.read_both(
-            self.copies(conversation, None),
-            |s| s.head(conversation),
-            |a, b| {
-                if (b.version, b.last_id) > (a.version, a.last_id) {
-                    b
-                } else {
-                    a
-                }
-            },
-        )
+        self.read_one(self.copies(conversation, None), "head", |s| {
+            s.head(conversation)
+        })
         .await
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::fixtures::{group, group_id, next_id, sorted, unique, user};
 use crate::error::Error;
 use crate::model::{
-    Conversation, ConversationId, GroupSettings, HistoryVisibility, Invite, JoinPolicy, Member,
-    Role, UserId, now_millis,
+    Conversation, ConversationId, Departure, GroupSettings, HistoryVisibility, Invite, JoinPolicy,
+    Member, Role, UserId, now_millis,
 };
 use crate::store::ConversationStore;
 
@@ -215,6 +215,54 @@ pub async fn membership_add_remove_and_ban(store: &dyn ConversationStore) {
         .await
         .expect_err("adding to a missing conversation");
     assert!(matches!(err, Error::NotFound { .. }), "got {err:?}");
+}
+
+/// Departures: one kept per user and group, the latest (by `left`); an
+/// older or repeated one changes nothing; each user reads only its own,
+/// with every field as written.
+pub async fn departures_keep_the_latest_per_group(store: &dyn ConversationStore) {
+    let (a, b) = (user("a"), user("b"));
+    let (g1, g2) = (group_id(), group_id());
+    assert!(
+        store.departures(&a).await.expect("departures").is_empty(),
+        "nobody left anything yet"
+    );
+    let departure = |g: &ConversationId, by: &UserId, body: &str| Departure {
+        conversation_id: g.clone(),
+        joined: next_id(),
+        left: next_id(),
+        by: by.clone(),
+        ts: now_millis(),
+        body: body.to_owned(),
+    };
+    let first = departure(&g1, &b, r#"{"event":"removed"}"#);
+    // A re-add and another removal lie between two departures of one user
+    // from one group: never within one millisecond.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let later = departure(&g1, &a, r#"{"event":"left"}"#);
+    let other = departure(&g2, &a, "✓ unicode body");
+    for d in [&first, &later, &other] {
+        store
+            .record_departure(&a, d.clone())
+            .await
+            .expect("record_departure");
+    }
+    // An older one and a repeat change nothing.
+    store
+        .record_departure(&a, first.clone())
+        .await
+        .expect("record_departure");
+    store
+        .record_departure(&a, later.clone())
+        .await
+        .expect("record_departure");
+    let mut kept = store.departures(&a).await.expect("departures");
+    kept.sort_by_key(|d| d.left);
+    assert_eq!(kept, vec![later, other], "the latest per group, as written");
+    assert!(
+        store.departures(&b).await.expect("departures").is_empty(),
+        "another user's departures are its own"
+    );
 }
 
 /// Roles change with `set_role`; settings with `update_group`, field by field.

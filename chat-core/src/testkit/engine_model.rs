@@ -9,7 +9,8 @@
 //! each connection must have received, and what the store must still hold:
 //! - a sync (also the automatic one at connect) hands a device exactly the
 //!   messages it has not acked, oldest first per conversation: nothing acked
-//!   comes again, everything unacked does;
+//!   comes again, everything unacked does, also what it left a group with
+//!   (while the store holds it), but nothing of a group sent after it left;
 //! - live delivery reaches exactly the connected members' connections (the
 //!   sender's other connection too, never the sending one, not non-members,
 //!   nobody after leaving, no earlier messages after joining), in ascending
@@ -57,6 +58,7 @@
 //! }
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -151,6 +153,10 @@ struct ModelMessage {
     client_msg_id: String,
     /// Recipients that have not acked it (nor left the group).
     pending: BTreeSet<usize>,
+    /// Recipients that left the group (their latest leave) without having
+    /// acked it: their sync still sends it while the store holds it (a
+    /// former member holds nothing back under until_delivered).
+    left_pending: BTreeSet<usize>,
 }
 
 /// How long a step waits for a frame the model expects before calling it
@@ -210,6 +216,8 @@ struct Run<S> {
     /// Per group and user: how many model messages there were at its
     /// latest join (its history starts after them).
     joined_at: Vec<HashMap<usize, usize>>,
+    /// Per group, the users that ever left it (their acks there are taken).
+    departed: Vec<BTreeSet<usize>>,
     messages: Vec<ModelMessage>,
     /// Per user and conversation: how far it acked (delivered) and read.
     acked: Vec<HashMap<usize, MessageId>>,
@@ -306,6 +314,7 @@ where
         index,
         members,
         joined_at,
+        departed: (0..GROUPS).map(|_| BTreeSet::new()).collect(),
         messages: Vec::new(),
         acked: (0..USERS).map(|_| HashMap::new()).collect(),
         read: (0..USERS).map(|_| HashMap::new()).collect(),
@@ -372,14 +381,33 @@ where
         unreachable!("not a direct conversation index")
     }
 
-    /// What a sync must hand `user`'s device, sorted by id.
-    fn pending_for(&self, user: usize) -> Vec<MessageId> {
-        let mut ids: Vec<MessageId> = self
-            .messages
-            .iter()
-            .filter(|m| m.pending.contains(&user))
-            .map(|m| m.id)
-            .collect();
+    /// What a sync must hand `user`'s device, sorted by id: what it has
+    /// not acked as a member, and what it left its groups with unacked that
+    /// the store still holds.
+    async fn pending_for(&self, user: usize) -> Vec<MessageId> {
+        let mut stored: HashMap<usize, BTreeSet<MessageId>> = HashMap::new();
+        let mut ids = Vec::new();
+        for m in &self.messages {
+            if m.pending.contains(&user) {
+                ids.push(m.id);
+            } else if m.left_pending.contains(&user) {
+                let held = match stored.entry(m.conversation) {
+                    Entry::Occupied(held) => held.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(
+                        self.store
+                            .history(&self.conversations[m.conversation], None, None, 10_000)
+                            .await
+                            .expect("history")
+                            .into_iter()
+                            .map(|e| e.message_id)
+                            .collect(),
+                    ),
+                };
+                if held.contains(&m.id) {
+                    ids.push(m.id);
+                }
+            }
+        }
         ids.sort();
         ids
     }
@@ -477,9 +505,15 @@ where
                     .await;
                 if self.members[g].remove(&u) {
                     result.expect("leave");
+                    // One departure per user and group is kept: this one
+                    // replaces an earlier one.
                     for m in self.messages.iter_mut().filter(|m| m.conversation == g) {
-                        m.pending.remove(&u);
+                        m.left_pending.remove(&u);
+                        if m.pending.remove(&u) {
+                            m.left_pending.insert(u);
+                        }
                     }
+                    self.departed[g].insert(u);
                 } else {
                     assert!(
                         result.is_err(),
@@ -589,7 +623,7 @@ where
         got.sort();
         assert_eq!(
             got,
-            self.pending_for(u),
+            self.pending_for(u).await,
             "{ctx}: sync of user {u} (connection {k})"
         );
     }
@@ -705,6 +739,7 @@ where
                     conversation: c,
                     client_msg_id,
                     pending: recipients,
+                    left_pending: BTreeSet::new(),
                 });
                 self.expect(expect).await;
             }
@@ -751,7 +786,9 @@ where
         };
         let frame = json!({"type":"ack","conversation_id":self.conversations[c].as_str(),"message_id":up_to.to_string()});
         self.frame(u, 0, frame).await;
-        if !self.is_member(u, c) {
+        // A former member acks up to the end of its membership.
+        let taken = self.is_member(u, c) || (c < GROUPS && self.departed[c].contains(&u));
+        if !taken {
             return self.expect_not_member(u, "ack", None).await;
         }
         // Clamped to what this connection was sent.
@@ -771,6 +808,7 @@ where
                 .iter_mut()
                 .filter(|m| m.conversation == c && m.id <= to)
             {
+                m.left_pending.remove(&u);
                 if m.pending.remove(&u) {
                     let n = newest.entry(m.sender).or_insert(m.id);
                     *n = (*n).max(m.id);

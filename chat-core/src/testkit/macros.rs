@@ -48,6 +48,8 @@ macro_rules! message_store_conformance {
             dyn_ref remove_undoes_append,
             dyn_ref purge_deletes_up_to,
             dyn_ref message_store_ping_answers,
+            dyn_ref append_after_follows_the_named_entry,
+            dyn_ref intents_are_listed_in_order_and_cleared,
         );
         $crate::__conformance_tests!($factory; dyn $crate::store::MessageStore; cursors;
             dyn_ref append_moves_the_senders_cursors,
@@ -70,6 +72,7 @@ macro_rules! conversation_store_conformance {
             dyn_ref create_group_rejects_taken_id,
             dyn_ref ensure_direct_is_idempotent,
             dyn_ref membership_add_remove_and_ban,
+            dyn_ref departures_keep_the_latest_per_group,
             dyn_ref roles_and_settings,
             arc concurrent_add_member,
             dyn_ref invites_redeem_expire_revoke,

@@ -559,3 +559,153 @@ pub async fn message_store_ping_answers(store: &dyn MessageStore) {
     let (a, b) = tokio::join!(store.ping(), store.ping());
     a.and(b).expect("concurrent pings");
 }
+
+/// `append_after` stores an entry only right after the head's `last_id`
+/// it names (whatever the version), moving the head like `append`;
+/// otherwise it stores nothing and answers `Conflict` with the head.
+pub async fn append_after_follows_the_named_entry(store: &dyn MessageStore) {
+    let conv = group_id();
+    let sender = user("sender");
+    // Minted in chain order.
+    let first = text(&conv, &sender, "one");
+    let ev = event(&conv, &sender, MessageKind::GroupEvent, None, "{}");
+    let second = text(&conv, &sender, "two");
+    let third = text(&conv, &sender, "three");
+    match store
+        .append_after(second.clone(), Some(first.message.message_id))
+        .await
+    {
+        Err(Error::Conflict { head: h }) => {
+            assert_eq!(h, Head::default(), "the conflict carries the empty head")
+        }
+        other => panic!("an append after a missing entry must conflict, got {other:?}"),
+    }
+    let stored = store
+        .append_after(first.clone(), None)
+        .await
+        .expect("the first entry goes in after nothing");
+    assert_eq!(stored.prev, None);
+    assert!(!stored.duplicate);
+    // A group event moves the version; append_after does not look at it.
+    let ev = store
+        .append_after(ev, Some(first.message.message_id))
+        .await
+        .expect("an event goes in after the first entry");
+    assert_eq!(ev.prev, Some(first.message.message_id));
+    let before = head(store, &conv).await;
+    assert_eq!(before.version, 1, "a copied group event moves the version");
+    for (stale, what) in [
+        (None, "after nothing, once the log has entries"),
+        (
+            Some(first.message.message_id),
+            "after an entry that is not the last",
+        ),
+    ] {
+        match store.append_after(second.clone(), stale).await {
+            Err(Error::Conflict { head: h }) => assert_eq!(h, before, "{what}"),
+            other => panic!("{what}: must conflict, got {other:?}"),
+        }
+    }
+    let mut low = text(&conv, &sender, "below its predecessor");
+    low.message.message_id = MessageId(first.message.message_id.get() - 1);
+    assert!(
+        matches!(
+            store.append_after(low, before.last_id).await,
+            Err(Error::Conflict { .. })
+        ),
+        "an id not above the entry it follows conflicts"
+    );
+    assert_eq!(head(store, &conv).await, before, "a conflict moves nothing");
+    let next = store
+        .append_after(second.clone(), before.last_id)
+        .await
+        .expect("an append right after the head's last entry");
+    assert_eq!(next.prev, before.last_id);
+    store
+        .append(third.clone(), 1)
+        .await
+        .expect("append goes on from a copied chain");
+    assert_eq!(
+        head(store, &conv).await,
+        Head {
+            last_id: Some(third.message.message_id),
+            seq: 3,
+            version: 1
+        }
+    );
+    assert_eq!(
+        ids(&all_range(store, &conv).await),
+        vec![
+            first.message.message_id,
+            ev.message.message_id,
+            second.message.message_id,
+            third.message.message_id
+        ]
+    );
+}
+
+/// Intents are recorded idempotently, listed by ascending id within
+/// `(after, before)` up to a limit, and forgotten (a missing one too).
+pub async fn intents_are_listed_in_order_and_cleared(store: &dyn MessageStore) {
+    use crate::store::Intent;
+    let conv = group_id();
+    let other = group_id();
+    let ids_: Vec<MessageId> = (0..4).map(|_| id_above(None)).collect();
+    let intent = |i: usize, c: &crate::model::ConversationId| Intent {
+        message_id: ids_[i],
+        conversation_id: c.clone(),
+    };
+    // Others' intents may be listed too (a shared store): keep ours.
+    let ours = |found: Vec<Intent>| -> Vec<Intent> {
+        found
+            .into_iter()
+            .filter(|i| i.conversation_id == conv || i.conversation_id == other)
+            .collect()
+    };
+    let below = MessageId(ids_[0].get() - 1);
+    let above = MessageId(ids_[3].get() + 1);
+    for i in [
+        intent(2, &conv),
+        intent(0, &conv),
+        intent(1, &other),
+        intent(0, &conv),
+    ] {
+        store.put_intent(&i).await.expect("put_intent failed");
+    }
+    let listed = store
+        .intents(Some(below), above, 100)
+        .await
+        .expect("intents failed");
+    assert_eq!(
+        ours(listed),
+        vec![intent(0, &conv), intent(1, &other), intent(2, &conv)],
+        "each intent once, by ascending id"
+    );
+    let page = store
+        .intents(Some(ids_[0]), ids_[2], 100)
+        .await
+        .expect("intents failed");
+    assert_eq!(
+        ours(page),
+        vec![intent(1, &other)],
+        "both bounds are exclusive"
+    );
+    let first = store
+        .intents(Some(below), above, 1)
+        .await
+        .expect("intents failed");
+    assert_eq!(first.len(), 1, "the limit holds");
+    store
+        .clear_intent(&intent(0, &conv))
+        .await
+        .expect("clear_intent failed");
+    store
+        .clear_intent(&intent(3, &conv))
+        .await
+        .expect("clearing a missing intent is not an error");
+    let left = store
+        .intents(Some(below), above, 100)
+        .await
+        .expect("intents failed");
+    assert_eq!(ours(left), vec![intent(1, &other), intent(2, &conv)]);
+}

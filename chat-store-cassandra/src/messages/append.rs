@@ -3,7 +3,9 @@
 //! "Append").
 
 use chat_core::store::Appended;
-use chat_core::{ConversationId, Error, Message, MessageKind, NewMessage, Result, UserId};
+use chat_core::{
+    ConversationId, Error, Message, MessageId, MessageKind, NewMessage, Result, UserId,
+};
 
 use super::head::{AppendValues, Pending, State, next_state};
 use crate::codec::Lwt;
@@ -25,12 +27,22 @@ fn changes(entry: &Message, target: &Message) -> bool {
     }
 }
 
+/// What an append is conditional on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Condition {
+    /// `MessageStore::append`: an id above the head, at this version.
+    Above(u64),
+    /// `MessageStore::append_after`: the head's last id is this one.
+    After(Option<MessageId>),
+}
+
 impl CassandraStore {
-    /// See [`chat_core::store::MessageStore::append`].
+    /// See [`chat_core::store::MessageStore::append`] and
+    /// [`chat_core::store::MessageStore::append_after`].
     pub(crate) async fn append_entry(
         &self,
         entry: NewMessage,
-        expected_version: u64,
+        condition: Condition,
     ) -> Result<Appended> {
         let NewMessage {
             message,
@@ -39,8 +51,11 @@ impl CassandraStore {
         } = entry;
         let conversation = message.conversation_id.clone();
         let id = message.message_id;
-        let conflicts = |s: &State| {
-            s.head.last_id.is_some_and(|last| id <= last) || s.head.version != expected_version
+        let conflicts = |s: &State| match condition {
+            Condition::Above(version) => {
+                s.head.last_id.is_some_and(|last| id <= last) || s.head.version != version
+            }
+            Condition::After(after) => s.head.last_id != after || after.is_some_and(|a| id <= a),
         };
         let sender = &message.sender_id;
         for _ in 0..MAX_ATTEMPTS {

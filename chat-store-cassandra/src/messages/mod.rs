@@ -6,17 +6,19 @@
 //! - `roll`: writing out an entry after its transaction;
 //! - `log`: buckets, and the readers of entries;
 //! - `purge`: until-delivered purges and `remove`;
-//! - `cursors`: user and device cursors.
+//! - `cursors`: user and device cursors;
+//! - `intents`: the intents of sends to two shards.
 
 mod append;
 mod cursors;
 mod head;
+mod intents;
 mod log;
 mod purge;
 mod roll;
 
 use async_trait::async_trait;
-use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use chat_core::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 use chat_core::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, Result, UserId};
 
 pub(crate) use head::BucketLimits;
@@ -27,7 +29,30 @@ use crate::store::CassandraStore;
 #[async_trait]
 impl MessageStore for CassandraStore {
     async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
-        self.append_entry(entry, expected_version).await
+        self.append_entry(entry, append::Condition::Above(expected_version))
+            .await
+    }
+
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        self.append_entry(entry, append::Condition::After(after))
+            .await
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        self.put_intent_row(intent).await
+    }
+
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Intent>> {
+        self.intent_rows(after, before, limit).await
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        self.clear_intent_row(intent).await
     }
 
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {

@@ -239,7 +239,11 @@ fn answer(jobs: Vec<Job>, rows: &[Row]) {
 
 /// What one row of the function says about `job`.
 fn outcome(job: &Job, row: &Row) -> Result<Appended> {
-    let m = &job.entry.message;
+    outcome_of(&job.entry.message, row)
+}
+
+/// What one row of the function says about an append of `m`.
+fn outcome_of(m: &chat_core::Message, row: &Row) -> Result<Appended> {
     match row.get::<_, i16>(1) {
         STORED => Ok(Appended {
             message: m.clone(),
@@ -271,6 +275,62 @@ fn outcome(job: &Job, row: &Row) -> Result<Appended> {
             "postgres: the append function answered an unknown status {other}"
         ))),
     }
+}
+
+/// Creates an all-zero head for a new conversation (locked by the insert
+/// until commit); the first statement of [`append_after`]'s transaction.
+const MAKE_HEAD: &str =
+    "INSERT INTO heads (conversation_id) VALUES ($1::text) ON CONFLICT DO NOTHING";
+
+/// Locks and reads the head row.
+const LOCK_HEAD: &str =
+    "SELECT last_id, seq, version FROM heads WHERE conversation_id = $1::text FOR UPDATE";
+
+/// [`chat_core::store::MessageStore::append_after`]: one transaction of its
+/// own, outside the batcher (copies to a second shard are rare next to
+/// sends). It locks the head row, checks its `last_id`, and runs
+/// `append_entries` at the version it read: under the lock the version
+/// cannot move, so the function's own check is the same one, and its
+/// answers (duplicate, missing target) are those of `append`.
+pub(crate) async fn append_after(
+    shared: &Shared,
+    entry: NewMessage,
+    after: Option<chat_core::MessageId>,
+) -> Result<Appended> {
+    check(&entry)?;
+    let what = "append_after";
+    let mut conn = shared.conn(what).await?;
+    conn.poison_until_done();
+    conn.batch_execute(what, "BEGIN").await?;
+    let conversation = entry.message.conversation_id.as_str();
+    conn.query(what, MAKE_HEAD, &[&conversation]).await?;
+    let rows = conn.query(what, LOCK_HEAD, &[&conversation]).await?;
+    let head = rows
+        .first()
+        .map(|r| crate::log::head(r, 0))
+        .unwrap_or_default();
+    let id = entry.message.message_id;
+    if head.last_id != after || after.is_some_and(|a| id <= a) {
+        conn.batch_execute(what, "ROLLBACK").await?;
+        conn.done();
+        return Err(Error::Conflict { head });
+    }
+    let arrays = Arrays::of_entries(std::iter::once((&entry, head.version)));
+    let rows = conn.query(what, APPEND, &arrays.params()).await?;
+    let answer = match rows.first() {
+        Some(row) => outcome_of(&entry.message, row),
+        None => Err(Error::unavailable_msg(
+            "postgres: the append function answered nothing for this append",
+        )),
+    };
+    let end = if answer.as_ref().is_ok_and(|a| !a.duplicate) {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    conn.batch_execute(what, end).await?;
+    conn.done();
+    answer
 }
 
 /// A count column (seq, version): never negative.
@@ -307,6 +367,10 @@ struct Arrays<'a> {
 
 impl<'a> Arrays<'a> {
     fn of(jobs: &'a [Job]) -> Self {
+        Self::of_entries(jobs.iter().map(|j| (&j.entry, j.expected_version)))
+    }
+
+    fn of_entries(jobs: impl ExactSizeIterator<Item = (&'a NewMessage, u64)>) -> Self {
         let n = jobs.len();
         let mut a = Self {
             conversations: Vec::with_capacity(n),
@@ -321,8 +385,8 @@ impl<'a> Arrays<'a> {
             devices: Vec::with_capacity(n),
             expected: Vec::with_capacity(n),
         };
-        for job in jobs {
-            let m = &job.entry.message;
+        for (entry, expected_version) in jobs {
+            let m = &entry.message;
             a.conversations.push(m.conversation_id.as_str());
             a.ids.push(to_db(m.message_id));
             a.kinds.push(rows::kind_to_db(m.kind));
@@ -331,13 +395,12 @@ impl<'a> Arrays<'a> {
             a.ts.push(m.ts);
             a.refs.push(m.ref_id.map(to_db));
             a.replies.push(m.in_reply_to.map(to_db));
-            a.keys.push(job.entry.client_msg_id.as_deref());
-            a.devices
-                .push(job.entry.device.as_ref().map(|d| d.as_str()));
+            a.keys.push(entry.client_msg_id.as_deref());
+            a.devices.push(entry.device.as_ref().map(|d| d.as_str()));
             // A version past i64::MAX matches no head: -1 (no head has a
             // negative version) makes that a conflict.
             a.expected
-                .push(i64::try_from(job.expected_version).unwrap_or(-1));
+                .push(i64::try_from(expected_version).unwrap_or(-1));
         }
         a
     }

@@ -27,6 +27,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "entry logs with heads, user and device cursors, roles, bans, invites, devices, blocks",
         sql: include_str!("0002_log_heads_cursors.sql"),
     },
+    Migration {
+        version: 3,
+        name: "departures: the end of a membership for devices that were away",
+        sql: include_str!("0003_departures.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "intents of sends to two shards",
+        sql: include_str!("0004_intents.sql"),
+    },
 ];
 
 /// The newest schema version.

@@ -21,7 +21,11 @@ pub(crate) const APPLICATION_ID: i32 = 0x4348_4154;
 
 /// The migrations, in order: migration `n` (from 1) is `MIGRATIONS[n - 1]`.
 /// Append only; never change one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("0001_initial.sql"),
+    include_str!("0002_departures.sql"),
+    include_str!("0003_intents.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -55,6 +55,27 @@ pub enum ServerError {
     /// The engine could not be built (for example the store is unreachable).
     #[error("engine: {0}")]
     Engine(#[from] chat_core::Error),
+    /// A TLS certificate, key or CA file could not be used.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The command line or the environment holds a bad flag or value (or
+    /// asked for `--help` or `--version`: print it and exit).
+    #[error("{0}")]
+    Args(#[from] clap::Error),
+    /// `--log-filter` does not parse.
+    #[error("{0}")]
+    LogFilter(String),
+    /// `--jwt-secret-file` could not be read.
+    #[error("--jwt-secret-file {}: {source}", path.display())]
+    SecretFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The config file could not be read or holds a bad key or value.
+    #[error("config file: {0}")]
+    ConfigFile(String),
     /// Binding or serving the listen address failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

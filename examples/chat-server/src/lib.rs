@@ -22,9 +22,12 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod logging;
+pub mod metrics;
 mod net;
 pub mod push;
 pub mod stores;
+pub mod tls;
 pub mod web;
 
 pub use app::{Bound, build_app, serve, shutdown_signal};

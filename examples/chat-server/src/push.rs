@@ -26,6 +26,41 @@ pub struct WebhookOptions {
     pub max_backoff: Duration,
     /// Timeout of one post. Default 10 s.
     pub timeout: Duration,
+    /// Where each outcome is counted (the server's `/metrics`); `None`:
+    /// only the log says.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// What became of one webhook post (a label of `chat_push_webhook`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The webhook answered 2xx.
+    Delivered,
+    /// A try failed; another follows.
+    Retried,
+    /// The last try failed: the notification is given up.
+    Failed,
+    /// The queue was full: the notification was never posted.
+    Dropped,
+}
+
+impl PushOutcome {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
+impl WebhookOptions {
+    fn count(&self, outcome: PushOutcome) {
+        if let Some(metrics) = &self.metrics {
+            metrics.push_outcome(outcome);
+        }
+    }
 }
 
 impl Default for WebhookOptions {
@@ -37,6 +72,7 @@ impl Default for WebhookOptions {
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }
@@ -46,6 +82,7 @@ impl Default for WebhookOptions {
 /// message id as a decimal string) to a webhook URL, retrying with backoff.
 pub struct WebhookNotifier {
     tx: mpsc::Sender<PushNotification>,
+    options: WebhookOptions,
 }
 
 impl WebhookNotifier {
@@ -67,7 +104,7 @@ impl WebhookNotifier {
                 options.clone(),
             ));
         }
-        Self { tx }
+        Self { tx, options }
     }
 }
 
@@ -77,10 +114,12 @@ impl Notifier for WebhookNotifier {
         match self.tx.try_send(notification) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(n)) => {
+                self.options.count(PushOutcome::Dropped);
                 tracing::warn!(user = %n.user_id, message = %n.message_id,
                     "push queue full: dropping this (newest) notification");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.options.count(PushOutcome::Dropped);
                 tracing::warn!("push workers are gone: dropping a notification");
             }
         }
@@ -111,16 +150,21 @@ async fn post_with_retries(
     for attempt in 1..=options.attempts.max(1) {
         let result = client.post(url).json(notification).send().await;
         let failure = match result {
-            Ok(r) if r.status().is_success() => return,
+            Ok(r) if r.status().is_success() => {
+                options.count(PushOutcome::Delivered);
+                return;
+            }
             Ok(r) => format!("status {}", r.status()),
             // reqwest names the URL in its errors: the webhook's may carry a token.
             Err(e) => e.without_url().to_string(),
         };
         if attempt == options.attempts.max(1) {
+            options.count(PushOutcome::Failed);
             tracing::warn!(%failure, attempt, user = %notification.user_id,
                 "push webhook failed; giving up on this notification");
             return;
         }
+        options.count(PushOutcome::Retried);
         tracing::debug!(%failure, attempt, "push webhook failed; retrying");
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(options.max_backoff);

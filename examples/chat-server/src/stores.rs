@@ -2,14 +2,19 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
 use chat_cluster_redis::{RedisCluster, RedisOptions};
+use chat_core::Retention;
+#[cfg(feature = "redis")]
 use chat_core::cluster::NodeIds;
 use chat_core::engine::EngineBuilder;
-use chat_core::{NodeId, Retention};
+use chat_core::memory::MemoryStore;
+use chat_core::observe::Observer;
+use chat_core::store::{AccountStore, ConversationStore, MessageStore, Observed};
 #[cfg(feature = "cassandra")]
 use chat_store_cassandra::{CassandraConfig, CassandraStore};
 #[cfg(feature = "postgres")]
-use chat_store_postgres::{PostgresConfig, PostgresStore};
+use chat_store_postgres::{PostgresConfig, PostgresStore, TlsConfig};
 #[cfg(feature = "sqlite")]
 use chat_store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -35,32 +40,99 @@ pub async fn with_store(
     builder: EngineBuilder,
     url: &str,
     _retention: Retention,
+    backends: &Backends,
 ) -> Result<EngineBuilder, ServerError> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
-        _ if url == "memory" => Ok(builder),
+        _ if url == "memory" => {
+            Ok(backends.observed(builder, Arc::new(MemoryStore::default()), "memory"))
+        }
         #[cfg(feature = "sqlite")]
         Some("sqlite") => {
             let store = SqliteStore::connect(SqliteConfig::from_url(url)?).await?;
             tracing::info!(path = %store.path().display(), "SQLite store open");
-            Ok(builder.store(Arc::new(store)))
+            Ok(backends.observed(builder, Arc::new(store), "sqlite"))
         }
         #[cfg(feature = "postgres")]
         Some("postgres" | "postgresql") => {
             let (url, schema) = split_schema(url);
+            let (url, tls) = postgres_tls_mode(&url);
             let config = PostgresConfig {
                 schema: schema.unwrap_or_else(|| PostgresConfig::default().schema),
+                tls: match tls {
+                    true => Some(TlsConfig(backends.client_tls()?)),
+                    false => None,
+                },
                 ..PostgresConfig::default()
             };
             let store = PostgresStore::connect_with(&url, config).await?;
-            Ok(builder.store(Arc::new(store)))
+            Ok(backends.observed(builder, Arc::new(store), "postgres"))
         }
         #[cfg(feature = "cassandra")]
         Some("cassandra") => {
-            let config = CassandraConfig::from_url(url)?;
-            Ok(builder.store(Arc::new(CassandraStore::connect(config).await?)))
+            let mut config = CassandraConfig::from_url(url)?;
+            if CassandraConfig::split_tls(url)?.1 {
+                config.tls = Some(backends.client_tls()?);
+            }
+            let store = CassandraStore::connect(config).await?;
+            Ok(backends.observed(builder, Arc::new(store), "cassandra"))
         }
         _ => Err(ServerError::UnknownStore(redact_url(url))),
     }
+}
+
+/// What every backend connection shares: TLS trust (`--backend-ca` and the
+/// system's store) and the metrics observer that store calls report to.
+#[derive(Clone, Default)]
+pub struct Backends {
+    /// PEM CA certificates of `--backend-ca`.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Where store calls are reported (none: not observed).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl Backends {
+    /// From `--backend-ca`, reporting to `observer`.
+    pub fn from_config(
+        config: &Config,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<Self, ServerError> {
+        let ca_pem = match &config.ops.backend_ca {
+            Some(path) => Some(crate::tls::backend_ca_pem(path)?),
+            None => None,
+        };
+        Ok(Self { ca_pem, observer })
+    }
+
+    /// rustls client settings for a backend that asked for TLS.
+    pub fn client_tls(&self) -> Result<Arc<rustls::ClientConfig>, ServerError> {
+        crate::tls::backend_client_config(self.ca_pem.as_deref())
+    }
+
+    /// `builder` with `store`, its calls reported as `backend` when there
+    /// is an observer.
+    fn observed<S>(&self, builder: EngineBuilder, store: Arc<S>, backend: &str) -> EngineBuilder
+    where
+        S: MessageStore + ConversationStore + AccountStore,
+    {
+        match &self.observer {
+            Some(observer) => {
+                builder.store(Arc::new(Observed::new(store, observer.clone(), backend)))
+            }
+            None => builder.store(store),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// libpq's `sslmode=verify-full` and `verify-ca` as the driver knows them
+/// (`require`, which here always verifies the certificate and the name),
+/// and whether the URL asks for TLS.
+fn postgres_tls_mode(url: &str) -> (String, bool) {
+    let url = url
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    let tls = url.contains("sslmode=require");
+    (url, tls)
 }
 
 #[cfg(feature = "postgres")]
@@ -105,6 +177,7 @@ pub async fn with_cluster(
     builder: EngineBuilder,
     config: &Config,
     public_url: &str,
+    backends: &Backends,
 ) -> Result<EngineBuilder, ServerError> {
     let Some(url) = config.cluster.as_deref() else {
         return Ok(builder.worker_id(config.node_id.unwrap_or(0)));
@@ -112,7 +185,37 @@ pub async fn with_cluster(
     if !matches!(url.split_once("://"), Some(("redis" | "rediss", _))) {
         return Err(ServerError::UnknownCluster(redact_url(url)));
     }
-    let options = RedisOptions::with_prefix(config.cluster_prefix.clone());
+    redis_cluster(builder, config, url, public_url, backends).await
+}
+
+/// This build leaves Redis out (`--no-default-features` without `redis`).
+#[cfg(not(feature = "redis"))]
+async fn redis_cluster(
+    _builder: EngineBuilder,
+    _config: &Config,
+    url: &str,
+    _public_url: &str,
+    _backends: &Backends,
+) -> Result<EngineBuilder, ServerError> {
+    Err(ServerError::UnknownCluster(format!(
+        "{} (this build has no Redis support: build with the `redis` feature)",
+        redact_url(url)
+    )))
+}
+
+/// Joins the cluster in the Redis at `url`.
+#[cfg(feature = "redis")]
+async fn redis_cluster(
+    builder: EngineBuilder,
+    config: &Config,
+    url: &str,
+    public_url: &str,
+    backends: &Backends,
+) -> Result<EngineBuilder, ServerError> {
+    let options = RedisOptions {
+        tls_root_ca: backends.ca_pem.clone(),
+        ..RedisOptions::with_prefix(config.cluster_prefix.clone())
+    };
     let cluster = RedisCluster::connect(url, options)
         .await
         .map_err(ServerError::Cluster)?;
@@ -128,7 +231,7 @@ pub async fn with_cluster(
         }
         Err(e) => return Err(ServerError::Cluster(e)),
     };
-    let node = NodeId::from(format!("node-{}", lease.worker_id()));
+    let node = chat_core::NodeId::from(format!("node-{}", lease.worker_id()));
     if config.node_id.is_none() {
         tracing::info!(
             worker_id = lease.worker_id(),
@@ -155,15 +258,25 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_stores_are_named() {
-        let err = with_store(Engine::builder(), "mysql://x", Retention::Forever)
-            .await
-            .err()
-            .unwrap();
+        let err = with_store(
+            Engine::builder(),
+            "mysql://x",
+            Retention::Forever,
+            &Backends::default(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("unknown store"));
         assert!(
-            with_store(Engine::builder(), "memory", Retention::Forever)
-                .await
-                .is_ok()
+            with_store(
+                Engine::builder(),
+                "memory",
+                Retention::Forever,
+                &Backends::default()
+            )
+            .await
+            .is_ok()
         );
         assert_eq!(
             store_label("postgres://u:pw@db:5432/chat"),
@@ -200,12 +313,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn libpq_ssl_modes_map_to_what_the_driver_knows() {
+        assert_eq!(
+            postgres_tls_mode("postgres://h/db?sslmode=verify-full"),
+            ("postgres://h/db?sslmode=require".to_owned(), true)
+        );
+        assert_eq!(
+            postgres_tls_mode("postgres://h/db?sslmode=verify-ca&x=1"),
+            ("postgres://h/db?sslmode=require&x=1".to_owned(), true)
+        );
+        assert!(postgres_tls_mode("postgres://h/db?sslmode=require").1);
+        assert!(!postgres_tls_mode("postgres://h/db?sslmode=disable").1);
+        assert!(!postgres_tls_mode("postgres://h/db").1);
+    }
+
     #[tokio::test]
     async fn a_bad_schema_name_is_refused_before_connecting() {
         let err = with_store(
             Engine::builder(),
             "postgres://127.0.0.1:1/chat?schema=Bad-Name",
             Retention::Forever,
+            &Backends::default(),
         )
         .await
         .err()
@@ -219,24 +348,39 @@ mod tests {
             cluster: Some("memcached://x".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
-            .await
-            .err()
-            .unwrap();
+        let err = with_cluster(
+            Engine::builder(),
+            &config,
+            "ws://x/ws",
+            &Backends::default(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("unknown cluster"), "{err}");
         let config = Config {
             cluster: Some("redis://".into()),
             ..Config::default()
         };
-        let err = with_cluster(Engine::builder(), &config, "ws://x/ws")
-            .await
-            .err()
-            .unwrap();
+        let err = with_cluster(
+            Engine::builder(),
+            &config,
+            "ws://x/ws",
+            &Backends::default(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(err.to_string().starts_with("cluster: "), "{err}");
         assert!(
-            with_cluster(Engine::builder(), &Config::default(), "ws://x/ws")
-                .await
-                .is_ok()
+            with_cluster(
+                Engine::builder(),
+                &Config::default(),
+                "ws://x/ws",
+                &Backends::default()
+            )
+            .await
+            .is_ok()
         );
     }
 }

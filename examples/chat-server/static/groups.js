@@ -351,9 +351,9 @@ let membersTimer = null;
 
 function onGroupEvent(f) {
   const aboutMe = f.user_id === me.user_id;
-  // Acked like a message, so the server does not send it again at the next connect; not the
-  // event that ends this user's membership (there is nothing left to ack in that group).
-  if (f.message_id && !((f.event === "left" || f.event === "removed") && aboutMe)) queueAck(f);
+  // Acked like a message, so the server does not send it again at the next connect; the event
+  // that ends this user's membership too (the server takes that ack from a former member).
+  if (f.message_id) queueAck(f);
   // A group this page dropped after leaving it: its own `left` (or a late `removed`) is old news.
   if ((f.event === "left" || f.event === "removed") && aboutMe && !conversations.has(f.conversation_id)) return;
   // Added again (from another device, or by an owner or admin): it is back.

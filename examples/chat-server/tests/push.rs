@@ -118,6 +118,32 @@ async fn a_failing_webhook_is_retried() {
         statuses.push(status);
     }
     assert_eq!(statuses, [500, 500, 204]);
+    // /metrics counts each try's outcome (the last one once the server
+    // read the webhook's answer).
+    let want = [
+        r#"chat_push_webhook_total{outcome="retried"} 2"#,
+        r#"chat_push_webhook_total{outcome="delivered"} 1"#,
+    ];
+    let deadline = tokio::time::Instant::now() + HANG;
+    loop {
+        let text = s
+            .http
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if want.iter().all(|line| text.lines().any(|l| l == *line)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want:?} not in\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     s.stop().await;
 }
 

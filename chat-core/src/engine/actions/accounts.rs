@@ -9,6 +9,7 @@ use crate::auth::Identity;
 use crate::error::{Error, Result};
 use crate::model::{Account, DeviceId, Profile, UserId, now_millis};
 use crate::names;
+use crate::observe::Event;
 
 /// Longest display name, in characters.
 pub(crate) const MAX_DISPLAY_NAME_CHARS: usize = 100;
@@ -94,7 +95,12 @@ impl Engine {
         {
             return Err(Error::already_exists(format!("username {username:?}")));
         }
-        let hash = self.inner.passwords.hash(password.to_owned()).await?;
+        let hash = self
+            .inner
+            .passwords
+            .hash(password.to_owned())
+            .await
+            .inspect_err(|e| self.inner.hashing_refused(e))?;
         let display_name: String = username.nfc().collect();
         let account = Account {
             user_id: new_user_id(),
@@ -144,7 +150,15 @@ impl Engine {
         // A name that can be no username's is as wrong as an unknown one;
         // it is throttled under its raw form.
         let key = names::username_key(username).unwrap_or_else(|_| username.to_owned());
-        throttle.check(&key, client)?;
+        let observer = &self.inner.observer;
+        let wrong = || {
+            observer.event(&Event::LoginFailed);
+            wrong()
+        };
+        if let Err(e) = throttle.check(&key, client) {
+            observer.event(&Event::LoginThrottled);
+            return Err(e);
+        }
         if password.len() > names::MAX_PASSWORD_BYTES {
             throttle.failed(&key, client);
             return Err(wrong());
@@ -158,7 +172,8 @@ impl Engine {
             .inner
             .passwords
             .verify(password.to_owned(), hash)
-            .await?;
+            .await
+            .inspect_err(|e| self.inner.hashing_refused(e))?;
         let user_id = match (ok, user_id) {
             (true, Some(id)) => id,
             _ => {

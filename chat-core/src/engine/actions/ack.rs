@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::super::Inner;
 use super::super::registry::SessionShared;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{ConversationId, MessageId, ReceiptStatus, UserId};
 
 /// Newest entries read to find whose messages an ack or read covered.
@@ -22,7 +22,20 @@ impl Inner {
         c: &ConversationId,
         up_to: MessageId,
     ) -> Result<()> {
-        self.require_member(c, &session.user).await?;
+        let up_to = match self.require_member(c, &session.user).await {
+            Ok(_) => up_to,
+            // A group the user is out of: its devices ack the end of their
+            // membership, up to the event that ended it (see `sync`).
+            Err(Error::NotMember { .. }) => match self.departure(&session.user, c).await? {
+                Some(left) => up_to.min(left),
+                None => {
+                    return Err(Error::NotMember {
+                        conversation: c.clone(),
+                    });
+                }
+            },
+            Err(e) => return Err(e),
+        };
         let Some(sent) = session.last_sent(c) else {
             return Ok(());
         };
@@ -41,6 +54,17 @@ impl Inner {
             self.after_ack(c).await;
         }
         Ok(())
+    }
+
+    /// Where `user`'s membership of `c` ended, if it left or was removed.
+    async fn departure(&self, user: &UserId, c: &ConversationId) -> Result<Option<MessageId>> {
+        Ok(self
+            .conversations
+            .departures(user)
+            .await?
+            .into_iter()
+            .find(|d| d.conversation_id == *c)
+            .map(|d| d.left))
     }
 
     /// One `delivered` receipt per other sender of the messages in

@@ -7,10 +7,15 @@ use crate::error::{Error, Result};
 use crate::model::UserId;
 
 impl Inner {
+    /// Answered once every node forgot `user`'s blocks: the next send of
+    /// a blocked user is refused wherever it is made.
     async fn blocks_changed(&self, user: &UserId) {
         self.caches.forget_blocks(user);
-        self.notice_cluster(Header::BlocksChanged { user: user.clone() })
-            .await;
+        self.notice_cluster_confirmed(|ack| Header::BlocksChanged {
+            user: user.clone(),
+            ack,
+        })
+        .await;
     }
 }
 

@@ -101,10 +101,12 @@ impl Engine {
                 s.close(CloseReason::Revoked);
             }
         });
+        // Answered once every node forgot the device: its tokens fail at once.
         inner
-            .notice_cluster(Header::DeviceRemoved {
+            .notice_cluster_confirmed(|ack| Header::DeviceRemoved {
                 user: user.clone(),
                 device: device.clone(),
+                ack,
             })
             .await;
         inner.messages.forget_device(device).await?;

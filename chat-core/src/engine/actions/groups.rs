@@ -19,8 +19,9 @@ use super::super::frames::StoredEvent;
 use super::super::{Engine, Inner};
 use crate::error::{Error, Result};
 use crate::model::{
-    Conversation, ConversationId, ConversationKind, GroupEvent, GroupEventKind, GroupSettings,
-    HistoryVisibility, JoinPolicy, Member, MessageId, MessageKind, Role, UserId, now_millis,
+    Conversation, ConversationId, ConversationKind, Departure, GroupEvent, GroupEventKind,
+    GroupSettings, HistoryVisibility, JoinPolicy, Member, Message, MessageId, MessageKind, Role,
+    UserId, now_millis,
 };
 
 /// Longest group name, in characters.
@@ -98,7 +99,7 @@ impl Inner {
     }
 
     /// Appends a group event (as the engine, not as a session) and waits for
-    /// this node to deliver it.
+    /// this node to deliver it; answers the stored entry.
     pub(crate) async fn group_event(
         &self,
         c: &ConversationId,
@@ -107,7 +108,7 @@ impl Inner {
         user: Option<&UserId>,
         role: Option<Role>,
         joined: Option<MessageId>,
-    ) -> Result<()> {
+    ) -> Result<Message> {
         let stored = StoredEvent {
             event: GroupEvent {
                 event,
@@ -135,7 +136,7 @@ impl Inner {
             .await?;
         self.forget_members(c);
         self.settle(c, appended.message.message_id).await;
-        Ok(())
+        Ok(appended.message)
     }
 
     /// Waits until this node's chain of `c` let `id` through (or `c` is not
@@ -320,8 +321,24 @@ impl Engine {
         {
             return Ok(());
         }
-        inner
+        let event = inner
             .group_event(c, actor, kind, Some(user), None, None)
+            .await?;
+        // Its devices that are away get the rest of their membership, up to
+        // this event, at their next sync.
+        inner
+            .conversations
+            .record_departure(
+                user,
+                Departure {
+                    conversation_id: c.clone(),
+                    joined: target.joined,
+                    left: event.message_id,
+                    by: event.sender_id,
+                    ts: event.ts,
+                    body: event.body,
+                },
+            )
             .await?;
         if target.role == Role::Owner {
             let successor = inner
@@ -386,7 +403,8 @@ impl Engine {
         inner.conversations.set_role(c, user, role).await?;
         inner
             .group_event(c, actor, GroupEventKind::Role, Some(user), Some(role), None)
-            .await
+            .await?;
+        Ok(())
     }
 
     /// An owner or admin changes the group's name, join policy or history visibility.

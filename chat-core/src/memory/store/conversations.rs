@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::{Error, Result};
 use crate::model::{
-    Conversation, ConversationId, ConversationKind, GroupSettings, Invite, Member, Millis, Role,
-    UserId,
+    Conversation, ConversationId, ConversationKind, Departure, GroupSettings, Invite, Member,
+    Millis, Role, UserId,
 };
 use crate::store::ConversationStore;
 
@@ -24,6 +24,8 @@ pub(super) struct ConversationState {
     bans: HashMap<ConversationId, HashSet<UserId>>,
     /// Invites by code hash.
     invites: HashMap<String, Invite>,
+    /// Ended memberships per user, one per group.
+    departures: HashMap<UserId, HashMap<ConversationId, Departure>>,
 }
 
 impl ConversationState {
@@ -207,6 +209,27 @@ impl ConversationStore for MemoryStore {
                     })
                     .collect()
             })
+            .unwrap_or_default())
+    }
+
+    async fn record_departure(&self, user: &UserId, departure: Departure) -> Result<()> {
+        let mut state = self.conversations.write();
+        let kept = state.departures.entry(user.clone()).or_default();
+        match kept.get(&departure.conversation_id) {
+            Some(old) if old.left >= departure.left => {}
+            _ => {
+                kept.insert(departure.conversation_id.clone(), departure);
+            }
+        }
+        Ok(())
+    }
+
+    async fn departures(&self, user: &UserId) -> Result<Vec<Departure>> {
+        let state = self.conversations.read();
+        Ok(state
+            .departures
+            .get(user)
+            .map(|d| d.values().cloned().collect())
             .unwrap_or_default())
     }
 

@@ -1,7 +1,7 @@
 //! [`MessageStore`] for [`MemoryStore`]: each conversation's log and head,
 //! dedup keys, and the user and device cursors (docs/storage.md).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::{Error, Result};
 use crate::model::{ConversationId, DeviceId, Head, Message, MessageId, NewMessage, UserId};
-use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, MessageStore};
+use crate::store::{AckMoved, Appended, Cursors, DeviceCursor, Intent, MessageStore};
 
 /// Everything [`MessageStore`] keeps, under one lock so that `append` (the
 /// entry, its head, its dedup key, its target and the sender's cursors) is
@@ -29,6 +29,17 @@ pub(super) struct MessageState {
     /// low-water mark, so it does not scan every device).
     devices: HashMap<DeviceId, HashMap<ConversationId, MessageId>>,
     by_conversation: HashMap<ConversationId, HashMap<DeviceId, (UserId, MessageId)>>,
+    /// Sends to two stores that began (`MessageStore::put_intent`).
+    intents: BTreeSet<Intent>,
+}
+
+/// What an append is conditional on.
+#[derive(Clone, Copy, Debug)]
+enum Condition {
+    /// `append`: an id above the head, at this version.
+    Above(u64),
+    /// `append_after`: the head's last id is this one.
+    After(Option<MessageId>),
 }
 
 #[derive(Debug, Default)]
@@ -154,9 +165,9 @@ impl MessageState {
     }
 }
 
-#[async_trait]
-impl MessageStore for MemoryStore {
-    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
+impl MemoryStore {
+    /// `append` and `append_after`: one step under the lock (see the trait).
+    fn append_if(&self, entry: NewMessage, condition: Condition) -> Result<Appended> {
         let NewMessage {
             message,
             client_msg_id,
@@ -180,7 +191,13 @@ impl MessageStore for MemoryStore {
         let conversation = message.conversation_id.clone();
         let id = message.message_id;
         let log = state.logs.entry(conversation.clone()).or_default();
-        if log.head.last_id.is_some_and(|last| id <= last) || log.head.version != expected_version {
+        let refused = match condition {
+            Condition::Above(version) => {
+                log.head.last_id.is_some_and(|last| id <= last) || log.head.version != version
+            }
+            Condition::After(after) => log.head.last_id != after || after.is_some_and(|a| id <= a),
+        };
+        if refused {
             return Err(Error::Conflict { head: log.head });
         }
         if message.kind.has_target() {
@@ -241,6 +258,43 @@ impl MessageStore for MemoryStore {
             prev,
             duplicate: false,
         })
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn append(&self, entry: NewMessage, expected_version: u64) -> Result<Appended> {
+        self.append_if(entry, Condition::Above(expected_version))
+    }
+
+    async fn append_after(&self, entry: NewMessage, after: Option<MessageId>) -> Result<Appended> {
+        self.append_if(entry, Condition::After(after))
+    }
+
+    async fn put_intent(&self, intent: &Intent) -> Result<()> {
+        self.messages.write().intents.insert(intent.clone());
+        Ok(())
+    }
+
+    async fn intents(
+        &self,
+        after: Option<MessageId>,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<Intent>> {
+        let state = self.messages.read();
+        Ok(state
+            .intents
+            .iter()
+            .filter(|i| after.is_none_or(|a| i.message_id > a) && i.message_id < before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn clear_intent(&self, intent: &Intent) -> Result<()> {
+        self.messages.write().intents.remove(intent);
+        Ok(())
     }
 
     async fn head(&self, conversation: &ConversationId) -> Result<Head> {

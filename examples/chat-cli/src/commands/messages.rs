@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use chat_core::model::{GroupEvent, GroupEventKind};
+use chat_core::model::GroupEvent;
 use chat_core::protocol::{SendTarget, ServerFrame};
 use chat_core::{ConversationId, Message, MessageId, UserId};
 use serde_json::json;
@@ -128,9 +128,9 @@ impl Inbox {
         Ok(true)
     }
 
-    /// Prints and acks a group event unless it was seen. The event that
-    /// ends this user's membership is not acked: the group is no longer
-    /// its to ack in (and the server does not send it again).
+    /// Prints and acks a group event unless it was seen; the event that
+    /// ends this user's membership too (the server takes that ack, and
+    /// sends the event again at each connect until it has it).
     pub(crate) async fn event(
         &mut self,
         ctx: &Context,
@@ -145,15 +145,7 @@ impl Inbox {
         self.printer
             .group_event(&ctx.api, conversation_id, event)
             .await;
-        let ends_mine = matches!(event.event, GroupEventKind::Left | GroupEventKind::Removed)
-            && event
-                .user_id
-                .as_ref()
-                .is_none_or(|u| ctx.user_id().is_none_or(|me| me == u.as_str()));
-        if !ends_mine {
-            chat.ack_entry(conversation_id, message_id).await?;
-        }
-        Ok(())
+        chat.ack_entry(conversation_id, message_id).await
     }
 
     /// The printer, for other output in the same mode.

@@ -68,11 +68,6 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// The logged-in user, when the session file says.
-    pub(crate) fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
-    }
-
     /// The server is `--server`, else the session's, else the default. The
     /// session's token, user and chat URL are used only for its own server.
     fn new(global: &Global, session_path: &Path) -> Result<Self> {

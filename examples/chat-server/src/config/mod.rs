@@ -1,15 +1,19 @@
 //! [`Config`]: the command line and environment of the server, as the
 //! contract's "Running it" names them, and [`Protection`]: its abuse limits.
 
+mod file;
+mod operations;
 mod protection;
 mod secrets;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chat_core::Retention;
 use clap::Parser;
 
+pub use operations::{LogFormat, Operations};
 pub use protection::Protection;
 pub use secrets::{MIN_JWT_SECRET_BYTES, redact_url};
 
@@ -21,6 +25,10 @@ pub use secrets::{MIN_JWT_SECRET_BYTES, redact_url};
 #[derive(Clone, Parser)]
 #[command(name = "chat-server", version, about = "The example chat server")]
 pub struct Config {
+    /// A TOML file of settings (see docs/operations.md): each key is a
+    /// flag's name with `_` for `-`; flags and the environment override it.
+    #[arg(long, env = "CHAT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the HTTP API, the WebSocket and the web page.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -74,6 +82,12 @@ pub struct Config {
     /// one per start (refused with `--cluster`: every node must share it).
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// A file holding `--jwt-secret` (its first line; a trailing newline is
+    /// not part of it), so the secret stays out of the command line, the
+    /// environment and the config file: a systemd credential, a Kubernetes
+    /// secret volume. Read once at start.
+    #[arg(long, env = "CHAT_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// How long a token stays valid, in seconds (default 7 days).
     #[arg(long, env = "CHAT_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
     pub token_ttl_secs: u64,
@@ -90,12 +104,16 @@ pub struct Config {
     /// Timeouts, connection caps, budgets, hashing and login throttling.
     #[command(flatten)]
     pub protection: Protection,
+    /// TLS, logs, metrics and draining.
+    #[command(flatten)]
+    pub ops: Operations,
 }
 
 impl Default for Config {
     /// The defaults of every flag, ignoring the environment.
     fn default() -> Self {
         Self {
+            config: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             store: crate::stores::DEFAULT_STORE.to_owned(),
             retention: Retention::Forever,
@@ -108,11 +126,13 @@ impl Default for Config {
             public_url: None,
             push_webhook: None,
             jwt_secret: None,
+            jwt_secret_file: None,
             token_ttl_secs: 7 * 24 * 3600,
             max_frame_bytes: 64 * 1024,
             ping_interval_secs: 20,
             insecure_fast_hashing: false,
             protection: Protection::default(),
+            ops: Operations::default(),
         }
     }
 }
@@ -151,12 +171,13 @@ impl Config {
         }
     }
 
-    /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws` for the
-    /// address actually bound.
+    /// `chat_url` for this node: `--public-url`, or `ws://<addr>/ws`
+    /// (`wss://` with TLS) for the address actually bound.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        let scheme = if self.ops.tls() { "wss" } else { "ws" };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("ws://{bound}/ws"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}/ws"))
     }
 }
 
@@ -169,6 +190,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Written out by hand so that no secret reaches a log through `{:?}`.
         f.debug_struct("Config")
+            .field("config", &self.config)
             .field("listen", &self.listen)
             .field("store", &redact_url(&self.store))
             .field("retention", &self.retention)
@@ -185,11 +207,13 @@ impl std::fmt::Debug for Config {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("jwt_secret_file", &self.jwt_secret_file)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("ping_interval_secs", &self.ping_interval_secs)
             .field("insecure_fast_hashing", &self.insecure_fast_hashing)
             .field("protection", &self.protection)
+            .field("ops", &self.ops)
             .finish()
     }
 }

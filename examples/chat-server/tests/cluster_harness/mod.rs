@@ -166,6 +166,32 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM: the node drains (see [`Node::wait_exit`]).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit (at most [`HANG`]) and returns its
+    /// status.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + HANG;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not exit within {HANG:?}",
+                self.name()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn name(&self) -> String {
         format!("node-{}", self.id)
     }
@@ -354,6 +380,29 @@ impl Ws {
                          "client_msg_id": id}))
             .await;
         self.until(|f| f["reply_to"] == id).await
+    }
+
+    /// Reads until the server closes the connection (each read bounded by
+    /// [`HANG`]): the frames before, and the close frame's code and reason
+    /// (`None` when the connection broke without one).
+    pub async fn until_close(&mut self) -> (Vec<Value>, Option<(u16, String)>) {
+        let mut frames = Vec::new();
+        loop {
+            let next = tokio::time::timeout(HANG, self.socket.next())
+                .await
+                .expect("a frame or the close within the hang guard");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    frames.push(serde_json::from_str(t.as_str()).expect("a JSON frame"));
+                }
+                Some(Ok(Message::Close(close))) => {
+                    let close = close.map(|c| (u16::from(c.code), c.reason.to_string()));
+                    return (frames, close);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return (frames, None),
+            }
+        }
     }
 
     pub async fn close(mut self) {

@@ -1,7 +1,9 @@
 //! Version 2 of the contract, checked from outside: groups with roles,
-//! invites, blocking and presence privacy, devices and message events,
-//! spoken over HTTP and WebSocket only (no engine call), on every store
-//! and across two nodes, plus the authorization matrix of docs/security.md.
+//! invites, blocking and presence privacy, devices and message events, and
+//! the limits a store or a second node could break (look-alike names,
+//! history pages, readiness), spoken over HTTP and WebSocket only (no
+//! engine call), on every store and across two nodes, plus the
+//! authorization matrix of docs/security.md.
 //!
 //! The stores are one table ([`targets!`] below): each row becomes a module
 //! with one test per retention mode. Each test starts one server (two nodes

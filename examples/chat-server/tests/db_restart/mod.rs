@@ -87,6 +87,15 @@ impl Database {
     /// Starts a dedicated `name` server (`postgres` or `cassandra`), or
     /// returns `None` after printing why it is skipped (see the module docs).
     pub async fn start(name: &'static str) -> Option<Self> {
+        Self::start_with(name, Vec::new()).await
+    }
+
+    /// [`Database::start`] with more `scripts/services` settings
+    /// (`CHAT_POSTGRES_TLS_CERT`, …).
+    pub async fn start_with(
+        name: &'static str,
+        extra_env: Vec<(&'static str, String)>,
+    ) -> Option<Self> {
         let url_var = format!("CHAT_TEST_{}_URL", name.to_uppercase());
         if !required() && std::env::var(&url_var).map_or(true, |v| v.is_empty()) {
             skip(&format!(
@@ -112,6 +121,7 @@ impl Database {
             }
             other => panic!("no dedicated {other} here"),
         }
+        env.extend(extra_env);
         let mut db = Self {
             name,
             state_dir,

@@ -539,3 +539,115 @@ pub async fn history_visibility_since_join_and_all(env: &Env) {
     .await;
     assert!(env.summary(&late, &all).await.is_none(), "no longer listed");
 }
+
+/// The entries of group `g` among `frames`: `message` frames as their body,
+/// `group_event` frames as `event:user_name`.
+fn entries_of(frames: &[Value], g: &str, users: &[&User]) -> Vec<String> {
+    let name = |id: &Value| {
+        users
+            .iter()
+            .find(|u| *id == u.id.as_str())
+            .map_or_else(|| id.to_string(), |u| u.name.clone())
+    };
+    frames
+        .iter()
+        .filter_map(|f| match f["type"].as_str() {
+            Some("message") if f["message"]["conversation_id"] == g => {
+                Some(str_of(&f["message"]["body"]))
+            }
+            Some("group_event") if f["conversation_id"] == g => {
+                Some(format!("{}:{}", str_of(&f["event"]), name(&f["user_id"])))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 9: a member removed while all its devices were offline gets, at
+/// its next sync, what it had not received from before its removal, then
+/// its `removed` event, and nothing sent after; it acks that event and is
+/// not sent it again. A user that left from one device: its other device,
+/// away meanwhile, gets the same up to its `left` event.
+pub async fn a_member_removed_while_away_gets_the_rest_then_its_removal(env: &Env) {
+    let owner = env.user("owner").await;
+    let gone = env.user("gone").await;
+    let leaver = env.user("leaver").await;
+    let g = env.group(&owner, &[&gone, &leaver], json!({})).await;
+    // The leaver's tablet, on the other node, connects once and goes away.
+    let tablet = env
+        .login_on(&leaver, "tablet", env.other_node(leaver.node))
+        .await;
+    let (wt, _) = env.ws(&tablet).await;
+    wt.close().await;
+    // Gone got the first message and acked it, then went away.
+    let (mut wo, _) = env.ws(&owner).await;
+    let (mut wg, _) = env.ws(&gone).await;
+    let seen = wo.say(&g, "seen").await;
+    wg.message(&seen).await;
+    wg.send(json!({"type": "ack", "conversation_id": g, "message_id": seen}))
+        .await;
+    wg.roundtrip("acked").await;
+    wg.close().await;
+
+    wo.say(&g, "missed 1").await;
+    wo.say(&g, "missed 2").await;
+    env.delete(&owner, &member_path(&g, &gone.id))
+        .await
+        .expect(204, "removing the away member");
+    wo.say(&g, "after the removal").await;
+    let (mut wl, _) = env.ws(&leaver).await;
+    env.delete(&leaver, &member_path(&g, &leaver.id))
+        .await
+        .expect(204, "leaving from the phone");
+    wl.group_event(&g, "left", Some(&leaver)).await;
+    wo.say(&g, "after the leave").await;
+
+    let users = [&owner, &gone, &leaver];
+    let (mut wg, synced) = env.ws(&gone).await;
+    assert_eq!(
+        entries_of(&synced, &g, &users),
+        ["missed 1", "missed 2", &format!("removed:{}", gone.name)],
+        "the away member's sync: {synced:?}"
+    );
+    let removed = synced
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "group_event")
+        .expect("the removal");
+    assert_eq!(removed["by"], owner.id.as_str(), "{removed}");
+    // Its ack is taken: the next connect sends nothing of the group.
+    wg.send(json!({"type": "ack", "conversation_id": g, "message_id": removed["message_id"]}))
+        .await;
+    assert!(
+        !wg.roundtrip("acked-removal")
+            .await
+            .iter()
+            .any(|f| f["type"] == "error"),
+        "the removed member's ack of its removal is taken"
+    );
+    wg.close().await;
+    let (_, synced) = env.ws(&gone).await;
+    assert!(
+        entries_of(&synced, &g, &users).is_empty(),
+        "acked: {synced:?}"
+    );
+    // Still a former member: history and members stay closed.
+    env.get(&gone, &format!("/api/conversations/{g}/messages"))
+        .await
+        .refused(403, "not_member", "a removed member's history");
+
+    // The leaver's tablet: everything of the group up to its `left` event.
+    let (_, synced) = env.ws(&tablet).await;
+    assert_eq!(
+        entries_of(&synced, &g, &users),
+        [
+            "seen",
+            "missed 1",
+            "missed 2",
+            &format!("removed:{}", gone.name),
+            "after the removal",
+            &format!("left:{}", leaver.name),
+        ],
+        "the other device's sync: {synced:?}"
+    );
+}

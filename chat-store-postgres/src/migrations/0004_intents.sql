@@ -1,0 +1,9 @@
+-- Sends to two shards that began (chat_core::store::Intent): written
+-- before a mirrored direct conversation's first copy, deleted once the
+-- second has the entry; the sharded store's reconciler pages through what
+-- a crashed process left, by id.
+CREATE TABLE intents (
+    message_id      bigint NOT NULL,
+    conversation_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (message_id, conversation_id)
+);
