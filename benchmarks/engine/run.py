@@ -146,7 +146,9 @@ def groupsize(args):
         rate = max(1, round(args.deliveries / size))
         measure(args, "groupsize", {"size": size, "rate": rate},
                 ["--users", str(size + 1), "--groups", "1", "--rate", str(rate),
-                 "--duration", str(args.duration), "--warmup", "2"])
+                 "--duration", str(args.duration), "--warmup", "2"],
+                # One create call names every member (see `storm`).
+                server_flags=["--max-frame-bytes", "1048576"])
 
 
 def storm(args):
