@@ -88,10 +88,6 @@ pub(crate) async fn create_groups(
         .await
 }
 
-/// Members named in the create call at most: a group's whole list of
-/// 10,000 ids would pass the server's 64 KiB body limit.
-const MEMBERS_AT_CREATE: usize = 1000;
-
 async fn create_group(
     http: &reqwest::Client,
     plan: &Plan,
@@ -101,44 +97,15 @@ async fn create_group(
     let (creator, others) = members
         .split_first()
         .ok_or_else(|| LoadError::Protocol(format!("group {g} has no members")))?;
-    let (named, rest) = others.split_at(others.len().min(MEMBERS_AT_CREATE));
-    let ids: Vec<&UserId> = named.iter().map(|u| &u.id).collect();
-    // A bigger group is open, and the rest join by themselves: each join
-    // is then its member's write, not thousands on the creator's budget.
-    let join = if rest.is_empty() { "invite" } else { "open" };
+    let ids: Vec<&UserId> = others.iter().map(|u| &u.id).collect();
     let res = send_retrying(|| {
         http.post(format!("http://{}/api/groups", plan.server))
             .bearer_auth(&creator.token)
-            .json(&json!({ "name": format!("load group {g}"), "members": ids, "join": join }))
+            .json(&json!({ "name": format!("load group {g}"), "members": ids }))
     })
     .await?;
     let ok: GroupOk = answer(res, 201, || format!("creating group {g}")).await?;
-    let group = ok.conversation_id;
-    futures::stream::iter(rest)
-        .map(|u| {
-            let url = format!("http://{}/api/groups/{group}/members", plan.server);
-            async move {
-                let res = send_retrying(|| {
-                    http.post(&url)
-                        .bearer_auth(&u.token)
-                        .json(&json!({ "user_id": u.id }))
-                })
-                .await?;
-                let status = res.status().as_u16();
-                if status == 204 {
-                    return Ok(());
-                }
-                Err(LoadError::Api {
-                    call: format!("joining group {g}"),
-                    status,
-                    body: res.text().await.unwrap_or_default(),
-                })
-            }
-        })
-        .buffer_unordered(plan.connect_concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(group)
+    Ok(ok.conversation_id)
 }
 
 /// Tries of one setup call that the server answers 429 or 503.
