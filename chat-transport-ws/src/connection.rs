@@ -121,8 +121,8 @@ pub(crate) async fn run(
     tokio::pin!(drain);
     let mut draining = false;
     // The session lives in `working` while it works, else in `idle`. The
-    // work is boxed: a send's future is several KiB, and held inline it
-    // would make every idle connection's task that large too.
+    // work is boxed: held inline, the largest action's future would size
+    // every idle connection's task (a heap profile: docs/benchmarks.md).
     let mut idle: Option<Session> = None;
     let mut working: OptionFuture<Working> = Some(boxed(session, Work::Start)).into();
     let mut ping = Ping::new(&config);
