@@ -15,7 +15,9 @@ so that one rate's backlog never spoils the next. The binaries are release build
 
 Load shapes run with the per-address, per-user and socket caps off (the flags below:
 a load generator whose thousands of users share one machine's addresses is no attack).
-`storm` keeps every default that decides whether a session is closed (queue sizes,
+`storm --defaults` runs the server with every default limit and no flag at all
+(up to about 2,000 members: one create call must fit in 64 KiB). Without
+`--defaults`, `storm` keeps every default that decides whether a session is closed (queue sizes,
 the slow-consumer rule, the typing gate): the point there is that a normal public
 server closes nobody. It also gives pings 120 s (`--ping-interval-secs 120`): chat-load
 does not read a connection until every user is connected, and opening 10,000 takes
@@ -56,10 +58,11 @@ def say(msg):
 class Server:
     """A chat-server process for one measurement."""
 
-    def __init__(self, args, extra_flags=()):
+    def __init__(self, args, extra_flags=(), defaults=False):
         cmd = [str(binaries() / "chat-server"), "--listen", f"127.0.0.1:{PORT}",
                "--store", args.store, "--insecure-fast-hashing"]
-        cmd += LOAD_FLAGS + list(extra_flags)
+        if not defaults:
+            cmd += LOAD_FLAGS + list(extra_flags)
         self.log = open(os.environ.get("CHAT_BENCH_SERVER_LOG", "/var/tmp/engine-bench-server.log"), "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      env={**os.environ, "CHAT_JWT_SECRET": "x" * 40})
@@ -117,9 +120,9 @@ def record(args, shape, params, report):
         f"closes {report['closes']}, errors {report['errors']}, undelivered {report['undelivered']}")
 
 
-def measure(args, shape, params, extra, server_flags=()):
+def measure(args, shape, params, extra, server_flags=(), defaults=False):
     args.busy = machine_cores_busy()
-    server = Server(args, server_flags)
+    server = Server(args, server_flags, defaults)
     try:
         report = chat_load(args, server, extra)
     finally:
@@ -154,8 +157,10 @@ def groupsize(args):
 def storm(args):
     extra = ["--users", str(args.size), "--groups", "1", "--rate", str(args.rate),
              "--duration", str(args.duration), "--warmup", "2", "--read", "--typing"]
-    measure(args, "storm", {"size": args.size, "rate": args.rate}, extra,
-            server_flags=["--ping-interval-secs", "120", "--max-frame-bytes", "1048576"])
+    params = {"size": args.size, "rate": args.rate, "defaults": args.defaults}
+    measure(args, "storm", params, extra,
+            server_flags=["--ping-interval-secs", "120", "--max-frame-bytes", "1048576"],
+            defaults=args.defaults)
 
 
 def idle(args):
@@ -205,6 +210,8 @@ def main():
     s = sub.add_parser("storm")
     s.add_argument("--size", type=int, default=1000)
     s.add_argument("--rate", type=float, default=1)
+    s.add_argument("--defaults", action="store_true",
+                   help="run the server with every default limit and no load flags")
     s = sub.add_parser("idle")
     s.add_argument("--counts", type=ints, required=True)
     args = p.parse_args()
